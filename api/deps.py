@@ -1,0 +1,74 @@
+"""Dependencies, declared once: the session that owns the request's transaction, settings,
+the worker and the embedder."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from config import Settings
+from processing.feature_extraction import ManagedEmbedder
+from services.errors import AppError
+from services.worker import InlineWorker, ProcessingWorker
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler succeeds, else rolled back."""
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_worker(request: Request) -> ProcessingWorker | InlineWorker:
+    worker: ProcessingWorker | InlineWorker = request.app.state.worker
+    return worker
+
+
+def get_embedder(request: Request) -> ManagedEmbedder:
+    embedder: ManagedEmbedder = request.app.state.embedder
+    return embedder
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+# scope="function": the commit happens before the response is sent, so a client never
+# hears "stored" for a transaction that then fails, and background work sees the rows.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WorkerDep = Annotated[ProcessingWorker | InlineWorker, Depends(get_worker)]
+EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_api_key(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
+    """When API_KEY is set, the request must carry it (X-API-Key or Authorization: Bearer)."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    offered = api_key if api_key is not None else (bearer.credentials if bearer else None)
+    if offered is None or not secrets.compare_digest(offered.encode(), expected):
+        raise Unauthorized("Missing or wrong API key: send it as X-API-Key or a Bearer token.")

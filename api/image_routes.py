@@ -1,0 +1,106 @@
+"""Endpoints under /images."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep, SettingsDep, WorkerDep, require_api_key
+from api.schemas import ImageResponse, MessageResponse, Metadata, image_response
+from api.tasks import queue_image_processing
+from services import image_service
+from services.image_service import IncomingUpload, UploadReport
+
+router = APIRouter(prefix="/images", tags=["Images"], dependencies=[Depends(require_api_key)])
+
+UploadFiles = Annotated[list[UploadFile], File(description="One or more image files.")]
+
+
+def incoming(files: list[UploadFile]) -> list[IncomingUpload]:
+    return [IncomingUpload(filename=f.filename, stream=f.file) for f in files]
+
+
+def report_rejections(response: Response, report: UploadReport) -> None:
+    """Files refused in an otherwise accepted upload are listed in a header (ASCII JSON)."""
+    if report.rejected:
+        rejected = [{"filename": r.filename, "reason": r.reason} for r in report.rejected]
+        response.headers["X-Rejected-Files"] = json.dumps(rejected, ensure_ascii=True)
+
+
+@router.post(
+    "/upload",
+    operation_id="uploadImages",
+    response_model=list[ImageResponse],
+    responses={400: {"description": "No file was accepted"}, 413: {"description": "Too large"}},
+)
+def upload_images(
+    files: UploadFiles,
+    session: SessionDep,
+    settings: SettingsDep,
+    worker: WorkerDep,
+    background_tasks: BackgroundTasks,
+    response: Response,
+) -> list[ImageResponse]:
+    """Upload images; duplicates (same bytes) answer with the existing image."""
+    report = image_service.upload_images(session, settings, incoming(files))
+    background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
+    report_rejections(response, report)
+    return [image_response(r.image, r.is_duplicate, r.message) for r in report.accepted]
+
+
+@router.get("/", operation_id="getAllImages", response_model=list[ImageResponse])
+def get_all_images(
+    session: SessionDep,
+    response: Response,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> list[ImageResponse]:
+    """List images ordered by id; `X-Total-Count` gives the total for pagination."""
+    images, total = image_service.list_images(session, offset, limit)
+    response.headers["X-Total-Count"] = str(total)
+    return [image_response(image) for image in images]
+
+
+@router.get(
+    "/thumbnail/{image_id}",
+    operation_id="getImageThumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "Not found"}},
+)
+def get_image_thumbnail(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The JPEG thumbnail (made now if the background worker has not got to it yet)."""
+    path = image_service.thumbnail_file(session, settings, image_id)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/metadata/{image_id}", operation_id="getImageMetadata", response_model=Metadata)
+def get_image_metadata(image_id: int, session: SessionDep) -> Metadata:
+    """The image's EXIF metadata."""
+    return Metadata.model_validate(image_service.get_image(session, image_id))
+
+
+@router.get(
+    "/{image_id}",
+    operation_id="getImageFile",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/*": {}}}, 404: {"description": "Not found"}},
+)
+def get_image_file(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The original file, as uploaded."""
+    path, image = image_service.original_file(session, settings, image_id)
+    return FileResponse(
+        path,
+        media_type=image.mime_type,
+        filename=image.original_filename,
+        content_disposition_type="inline",
+    )
+
+
+@router.delete("/{image_id}", operation_id="deleteImage", response_model=MessageResponse)
+def delete_image(image_id: int, session: SessionDep, settings: SettingsDep) -> MessageResponse:
+    """Delete an image, its files and its batch memberships."""
+    image_service.delete_image(session, settings, image_id)
+    return MessageResponse(message=f"Image {image_id} deleted.")

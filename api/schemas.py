@@ -1,0 +1,145 @@
+"""Pydantic models of the HTTP API (names and fields are the frontend's contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BatchName = Field(min_length=1, max_length=255)
+
+
+class ImageResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    filename: str
+    original_filename: str
+    file_path: str
+    has_thumbnail: bool
+    has_embedding: bool
+    is_duplicate: bool = False
+    message: str | None = None
+    quality_score: float | None = None
+    processing_error: str | None = None
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    width: int | None = None
+    height: int | None = None
+    orientation: int | None = None
+    shot_at: datetime | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens_model: str | None = None
+    focal_length: str | None = None
+    f_number: float | None = None
+    exposure_time: str | None = None
+    iso: int | None = None
+    caption: str | None = None
+    tags: list[str] | None = None
+    rating: int | None = None
+
+
+class ImageAssociation(BaseModel):
+    image: ImageResponse
+    group_label: str | None = None
+    quality_rank: int | None = None
+
+
+class BatchResponse(BaseModel):
+    id: int
+    batch_name: str
+    status: Literal["pending", "processing", "complete", "failed"]
+    parameters: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    image_count: int
+    embedded_count: int
+    image_associations: list[ImageAssociation]
+
+    @classmethod
+    def from_batch(cls, batch: Any) -> BatchResponse:
+        associations = [
+            ImageAssociation(
+                image=image_response(a.image),
+                group_label=a.group_label,
+                quality_rank=a.quality_rank,
+            )
+            for a in batch.image_associations
+        ]
+        return cls(
+            id=batch.id,
+            batch_name=batch.batch_name,
+            status=batch.status,
+            parameters=batch.parameters,
+            error=batch.error,
+            created_at=batch.created_at,
+            updated_at=batch.updated_at,
+            image_count=len(associations),
+            embedded_count=sum(a.image.has_embedding for a in associations),
+            image_associations=associations,
+        )
+
+
+class BatchCreate(BaseModel):
+    name: str = BatchName
+    image_ids: list[int] = Field(default_factory=list, max_length=100_000)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _strip_non_blank(value)
+
+
+class BatchRename(BaseModel):
+    name: str = BatchName
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _strip_non_blank(value)
+
+
+class ImageIds(BaseModel):
+    image_ids: list[int] = Field(min_length=1, max_length=100_000)
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+class RootResponse(BaseModel):
+    message: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    model: dict[str, Any]
+    pending_thumbnails: int
+    pending_embeddings: int
+    failed_images: int
+    queued: int
+
+
+def _strip_non_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+def image_response(
+    image: Any, is_duplicate: bool = False, message: str | None = None
+) -> ImageResponse:
+    response = ImageResponse.model_validate(image)
+    if is_duplicate or message is not None:
+        response = response.model_copy(update={"is_duplicate": is_duplicate, "message": message})
+    return response

@@ -1,0 +1,83 @@
+"""Application settings: one typed class, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CORS_ORIGINS = [
+    "http://localhost:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:3000",
+]
+OFFLINE_MODEL_ID = "efficientnet-lite0"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; see `example.env` for the documented list."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; empty means a SQLite file under STORAGE_ROOT.",
+    )
+    storage_root: Path = Path("./assets")
+
+    embedding_model: str = "facebook/dinov3-vits16-pretrain-lvd1689m"
+    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    embedding_batch_size: int = Field(default=8, ge=1, le=256)
+    embedding_fallback: bool = True
+    torch_threads: int | None = Field(default=None, ge=1, le=256)
+    hf_token: SecretStr | None = None
+
+    thumbnail_size: int = Field(default=512, ge=32, le=4096)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_files_per_request: int = Field(default=500, ge=1)
+    max_image_pixels: int = Field(default=250_000_000, ge=1)
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CORS_ORIGINS)
+    )
+    api_key: SecretStr | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_url", "api_key", "hf_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite default under the storage root."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.storage_root / 'pixal_judge.db').resolve()}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.storage_root / "images"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.storage_root / "thumbnails"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """Where uploads are staged until their row is committed."""
+        return self.storage_root / "incoming"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

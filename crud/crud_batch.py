@@ -1,0 +1,67 @@
+"""Small typed queries on batches and their memberships. Flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from database.models import ImageBatch, ImageBatchAssociation
+
+
+def _with_images() -> tuple[object, ...]:
+    # Two extra SELECTs whatever the number of batches or images: no N+1.
+    return (selectinload(ImageBatch.image_associations).selectinload(ImageBatchAssociation.image),)
+
+
+def get_batch(session: Session, batch_id: int, *, with_images: bool = True) -> ImageBatch | None:
+    query = select(ImageBatch).where(ImageBatch.id == batch_id)
+    if with_images:
+        # populate_existing: memberships changed in this session are read back as stored.
+        query = query.options(*_with_images()).execution_options(populate_existing=True)  # type: ignore[arg-type]
+    return session.scalars(query).one_or_none()
+
+
+def get_batch_for_update(session: Session, batch_id: int) -> ImageBatch | None:
+    """The batch row, locked until the transaction ends (serialises work on one batch)."""
+    query = select(ImageBatch).where(ImageBatch.id == batch_id).with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def list_batches(session: Session) -> Sequence[ImageBatch]:
+    query = select(ImageBatch).options(*_with_images()).order_by(ImageBatch.id)  # type: ignore[arg-type]
+    return session.scalars(query).all()
+
+
+def create_batch(session: Session, name: str) -> ImageBatch:
+    batch = ImageBatch(batch_name=name, status="pending")
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def member_ids(session: Session, batch_id: int) -> set[int]:
+    query = select(ImageBatchAssociation.image_id).where(ImageBatchAssociation.batch_id == batch_id)
+    return set(session.scalars(query))
+
+
+def add_members(session: Session, batch_id: int, image_ids: Collection[int]) -> int:
+    """Add the images not already in the batch; returns how many were added."""
+    new_ids = sorted(set(image_ids) - member_ids(session, batch_id))
+    session.add_all(ImageBatchAssociation(batch_id=batch_id, image_id=i) for i in new_ids)
+    session.flush()
+    return len(new_ids)
+
+
+def remove_members(session: Session, batch_id: int, image_ids: Collection[int]) -> int:
+    result = session.execute(
+        delete(ImageBatchAssociation)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .where(ImageBatchAssociation.image_id.in_(image_ids))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_batch(session: Session, batch_id: int) -> None:
+    session.execute(delete(ImageBatch).where(ImageBatch.id == batch_id))

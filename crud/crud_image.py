@@ -1,0 +1,101 @@
+"""Small typed queries on images. They add and flush; the caller's transaction commits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session, undefer
+
+from database.models import Image
+
+
+def get_image(session: Session, image_id: int) -> Image | None:
+    return session.get(Image, image_id)
+
+
+def get_image_by_hash(session: Session, image_hash: str) -> Image | None:
+    return session.scalars(select(Image).where(Image.image_hash == image_hash)).one_or_none()
+
+
+def list_images(session: Session, offset: int = 0, limit: int | None = None) -> Sequence[Image]:
+    query = select(Image).order_by(Image.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).all()
+
+
+def count_images(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Image)) or 0
+
+
+def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]:
+    if not image_ids:
+        return set()
+    return set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
+
+
+def get_images_with_features(session: Session, image_ids: Collection[int]) -> Sequence[Image]:
+    """The images, with their (normally deferred) embedding bytes loaded."""
+    query = select(Image).options(undefer(Image.features)).where(Image.id.in_(image_ids))
+    return session.scalars(query.order_by(Image.id)).all()
+
+
+def get_images(session: Session, image_ids: Collection[int]) -> Sequence[Image]:
+    return session.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)).all()
+
+
+def add_image(session: Session, image: Image) -> Image:
+    session.add(image)
+    session.flush()
+    return image
+
+
+def delete_image(session: Session, image: Image) -> None:
+    # Associations go with it through ON DELETE CASCADE.
+    session.execute(delete(Image).where(Image.id == image.id))
+    session.expunge(image)
+
+
+def all_filenames(session: Session) -> set[str]:
+    return set(session.scalars(select(Image.filename)))
+
+
+def ids_needing_processing(session: Session, active_model: str | None) -> list[int]:
+    """Images missing a thumbnail, or an embedding from `active_model`, that have not failed."""
+    needs_embedding = (
+        Image.embedding_model.is_(None)
+        if active_model is None
+        else or_(Image.embedding_model.is_(None), Image.embedding_model != active_model)
+    )
+    query = (
+        select(Image.id)
+        .where(Image.processing_error.is_(None))
+        .where(or_(Image.has_thumbnail.is_(False), needs_embedding))
+        .order_by(Image.id)
+    )
+    return list(session.scalars(query))
+
+
+def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
+    """Write processing results; False when the image was deleted meanwhile."""
+    result = session.execute(update(Image).where(Image.id == image_id).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:
+    """How many images still wait for a thumbnail / an embedding, and how many failed."""
+    ok = Image.processing_error.is_(None)
+    missing_embedding = (
+        Image.embedding_model.is_(None)
+        if active_model is None
+        else or_(Image.embedding_model.is_(None), Image.embedding_model != active_model)
+    )
+    row = session.execute(
+        select(
+            func.count().filter(ok, Image.has_thumbnail.is_(False)),
+            func.count().filter(ok, missing_embedding),
+            func.count().filter(Image.processing_error.is_not(None)),
+        ).select_from(Image)
+    ).one()
+    return {"pending_thumbnails": row[0], "pending_embeddings": row[1], "failed_images": row[2]}

@@ -1,0 +1,152 @@
+"""SQLAlchemy 2.0 typed models for schema `image_clustering`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from database.database import SCHEMA
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BATCH_STATUSES = ("pending", "processing", "complete", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware on every database: stored as UTC, read back as UTC (SQLite has no
+    time zones and would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware value")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION, schema=SCHEMA)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(64), unique=True)
+    original_filename: Mapped[str] = mapped_column(String(255))
+    file_path: Mapped[str] = mapped_column(String(255))
+    image_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    file_size: Mapped[int] = mapped_column(Integer)
+    mime_type: Mapped[str] = mapped_column(String(64))
+    has_thumbnail: Mapped[bool] = mapped_column(default=False)
+    # float32 bytes; deferred so listing images never drags the vectors along.
+    features: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    embedding_model: Mapped[str | None] = mapped_column(String(255))
+    processing_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+
+    # Metadata (EXIF)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    camera_make: Mapped[str | None] = mapped_column(String(255))
+    camera_model: Mapped[str | None] = mapped_column(String(255))
+    lens_model: Mapped[str | None] = mapped_column(String(255))
+    focal_length: Mapped[str | None] = mapped_column(String(32))
+    f_number: Mapped[float | None] = mapped_column(Float)
+    exposure_time: Mapped[str | None] = mapped_column(String(32))
+    iso: Mapped[int | None] = mapped_column(Integer)
+    caption: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    rating: Mapped[int | None] = mapped_column(Integer)
+
+    # Quality (the judge)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    sharpness: Mapped[float | None] = mapped_column(Float)
+    exposure: Mapped[float | None] = mapped_column(Float)
+
+    batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
+        back_populates="image", lazy="raise", passive_deletes=True
+    )
+
+    @property
+    def has_embedding(self) -> bool:
+        return self.embedding_model is not None
+
+
+class ImageBatch(Base):
+    __tablename__ = "image_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    parameters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    image_associations: Mapped[list[ImageBatchAssociation]] = relationship(
+        back_populates="batch",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class ImageBatchAssociation(Base):
+    __tablename__ = "image_batch_association"
+
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.image_batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.images.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    group_label: Mapped[str | None] = mapped_column(String(64))
+    quality_rank: Mapped[int | None] = mapped_column(Integer)
+
+    batch: Mapped[ImageBatch] = relationship(back_populates="image_associations", lazy="raise")
+    image: Mapped[Image] = relationship(back_populates="batch_associations", lazy="raise")

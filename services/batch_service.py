@@ -1,0 +1,113 @@
+"""Batches: creating, listing, membership. (Grouping lives in grouping_service.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from crud import crud_batch, crud_image
+from database.models import ImageBatch, ImageBatchAssociation
+from services import image_service
+from services.errors import NotFound
+from services.image_service import IncomingUpload, UploadReport
+
+UNGROUPED = "Ungrouped"
+_GROUP_NUMBER = re.compile(r"^Group (\d+)$")
+
+
+def association_order(association: ImageBatchAssociation) -> tuple[int, int, str, int, int]:
+    """Sort key: "Group 1", "Group 2", ... "Group 10", other labels, "Ungrouped", unlabelled;
+    then quality_rank (unranked last); then image id."""
+    label = association.group_label
+    match = _GROUP_NUMBER.match(label or "")
+    if match:
+        bucket, number = 0, int(match.group(1))
+    elif label is None:
+        bucket, number = 3, 0
+    elif label == UNGROUPED:
+        bucket, number = 2, 0
+    else:
+        bucket, number = 1, 0
+    rank = association.quality_rank
+    return (
+        bucket,
+        number,
+        label or "",
+        rank if rank is not None else 1 << 30,
+        association.image_id,
+    )
+
+
+def _sorted(batch: ImageBatch) -> ImageBatch:
+    batch.image_associations.sort(key=association_order)
+    return batch
+
+
+def _require_images(session: Session, image_ids: Collection[int]) -> None:
+    missing = set(image_ids) - crud_image.existing_image_ids(session, image_ids)
+    if missing:
+        raise NotFound("One or more image IDs not found.", extra={"missing_ids": sorted(missing)})
+
+
+def get_batch(session: Session, batch_id: int) -> ImageBatch:
+    batch = crud_batch.get_batch(session, batch_id)
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} not found.")
+    return _sorted(batch)
+
+
+def _require_batch(session: Session, batch_id: int) -> None:
+    if crud_batch.get_batch(session, batch_id, with_images=False) is None:
+        raise NotFound(f"Batch {batch_id} not found.")
+
+
+def list_batches(session: Session) -> list[ImageBatch]:
+    return [_sorted(batch) for batch in crud_batch.list_batches(session)]
+
+
+def create_batch(session: Session, name: str, image_ids: Collection[int]) -> ImageBatch:
+    _require_images(session, image_ids)
+    batch = crud_batch.create_batch(session, name)
+    crud_batch.add_members(session, batch.id, image_ids)
+    return get_batch(session, batch.id)
+
+
+def rename_batch(session: Session, batch_id: int, name: str) -> ImageBatch:
+    batch = get_batch(session, batch_id)
+    batch.batch_name = name
+    session.flush()
+    return batch
+
+
+def delete_batch(session: Session, batch_id: int) -> None:
+    """Delete the batch and its memberships; the images stay."""
+    _require_batch(session, batch_id)
+    crud_batch.delete_batch(session, batch_id)
+
+
+def add_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
+    """Add images; members already in the batch keep their labels."""
+    _require_batch(session, batch_id)
+    _require_images(session, image_ids)
+    crud_batch.add_members(session, batch_id, image_ids)
+    return get_batch(session, batch_id)
+
+
+def remove_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
+    """Remove images from the batch; the others keep their labels, the images stay stored."""
+    _require_batch(session, batch_id)
+    crud_batch.remove_members(session, batch_id, image_ids)
+    return get_batch(session, batch_id)
+
+
+def upload_to_batch(
+    session: Session, settings: Settings, batch_id: int, uploads: list[IncomingUpload]
+) -> tuple[ImageBatch, UploadReport]:
+    """Upload files and add them to the batch: new images and duplicates alike."""
+    _require_batch(session, batch_id)
+    report = image_service.upload_images(session, settings, uploads)
+    crud_batch.add_members(session, batch_id, [result.image.id for result in report.accepted])
+    return get_batch(session, batch_id), report

@@ -1,0 +1,234 @@
+"""Uploads, duplicates, serving and deleting images."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import Settings
+from crud import crud_image
+from database.models import Image
+from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services.errors import InvalidInput, NotFound, PayloadTooLarge
+from services.processing_service import render_thumbnail
+from utils.file_handling import (
+    SpooledFile,
+    UploadTooLarge,
+    move_after_commit,
+    remove_after_commit,
+    spool_upload,
+    storage_path,
+    thumbnail_relative_path,
+)
+
+logger = logging.getLogger(__name__)
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_FILENAME_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingUpload:
+    filename: str | None
+    stream: BinaryIO
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    image: Image
+    is_duplicate: bool = False
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    filename: str
+    reason: str
+    too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReport:
+    accepted: list[UploadResult]
+    rejected: list[Rejection]
+
+    @property
+    def new_image_ids(self) -> list[int]:
+        return [result.image.id for result in self.accepted if not result.is_duplicate]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    original_filename: str
+    spooled: SpooledFile
+    inspected: InspectedImage
+
+
+def clean_filename(name: str | None) -> str:
+    """The client's file name without directories or control characters, at most 255 chars."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = _CONTROL_CHARS.sub("", base).strip().lstrip(".") or "upload"
+    if len(base) <= MAX_FILENAME_LENGTH:
+        return base
+    stem, dot, ext = base.rpartition(".")
+    if dot and 0 < len(ext) <= 16:
+        return stem[: MAX_FILENAME_LENGTH - len(ext) - 1] + "." + ext
+    return base[:MAX_FILENAME_LENGTH]
+
+
+def upload_images(
+    session: Session, settings: Settings, uploads: list[IncomingUpload]
+) -> UploadReport:
+    """Store every acceptable upload once (duplicates answer with the existing image).
+
+    Files are spooled and decoded before any database work, so the transaction stays short.
+    Raises when no file at all was accepted, with each file's reason.
+    """
+    if not uploads:
+        raise InvalidInput("No files were sent: use the multipart field 'files'.")
+    if len(uploads) > settings.max_files_per_request:
+        raise InvalidInput(
+            f"Too many files in one request ({len(uploads)}); "
+            f"the limit is {settings.max_files_per_request}."
+        )
+    prepared: list[_Prepared] = []
+    rejected: list[Rejection] = []
+    try:
+        for upload in uploads:
+            outcome = _prepare(settings, upload)
+            (rejected if isinstance(outcome, Rejection) else prepared).append(outcome)  # type: ignore[arg-type]
+        accepted: list[UploadResult] = []
+        while prepared:
+            accepted.append(_store(session, settings, prepared[0]))
+            prepared.pop(0)
+    finally:
+        for leftover in prepared:
+            leftover.spooled.path.unlink(missing_ok=True)
+
+    if not accepted:
+        _raise_all_rejected(rejected)
+    return UploadReport(accepted=accepted, rejected=rejected)
+
+
+def _raise_all_rejected(rejected: list[Rejection]) -> None:
+    reasons = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
+    extra = {"rejected": [{"filename": r.filename, "reason": r.reason} for r in rejected]}
+    message = f"No file was accepted. {reasons}"
+    if all(r.too_large for r in rejected):
+        raise PayloadTooLarge(message, extra=extra)
+    raise InvalidInput(message, extra=extra)
+
+
+def _prepare(settings: Settings, upload: IncomingUpload) -> _Prepared | Rejection:
+    name = clean_filename(upload.filename)
+    try:
+        spooled = spool_upload(upload.stream, settings.incoming_dir, settings.max_upload_bytes)
+    except UploadTooLarge:
+        reason = f"file is larger than the limit of {settings.max_upload_bytes} bytes"
+        return Rejection(name, reason, too_large=True)
+    if spooled.size == 0:
+        spooled.path.unlink(missing_ok=True)
+        return Rejection(name, "file is empty")
+    try:
+        inspected = inspect_image_file(spooled.path, settings.max_image_pixels)
+    except InvalidImage as exc:
+        spooled.path.unlink(missing_ok=True)
+        return Rejection(name, str(exc))
+    except BaseException:
+        spooled.path.unlink(missing_ok=True)
+        raise
+    return _Prepared(original_filename=name, spooled=spooled, inspected=inspected)
+
+
+def _duplicate(existing: Image) -> UploadResult:
+    return UploadResult(existing, True, f"Duplicate of existing image ID: {existing.id}")
+
+
+def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResult:
+    existing = crud_image.get_image_by_hash(session, item.spooled.sha256)
+    if existing is not None:
+        item.spooled.path.unlink(missing_ok=True)
+        return _duplicate(existing)
+
+    filename = f"{uuid.uuid4().hex}{item.inspected.extension}"
+    staged = settings.incoming_dir / filename
+    os.replace(item.spooled.path, staged)
+    image = Image(
+        filename=filename,
+        original_filename=item.original_filename,
+        file_path=f"images/{filename}",
+        image_hash=item.spooled.sha256,
+        file_size=item.spooled.size,
+        mime_type=item.inspected.mime_type,
+        has_thumbnail=False,
+        **item.inspected.metadata.as_dict(),
+    )
+    try:
+        with session.begin_nested():
+            crud_image.add_image(session, image)
+    except IntegrityError:
+        # Another request stored the same bytes between our lookup and our insert.
+        staged.unlink(missing_ok=True)
+        existing = crud_image.get_image_by_hash(session, item.spooled.sha256)
+        if existing is None:
+            raise
+        return _duplicate(existing)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    move_after_commit(session, staged, settings.images_dir / filename)
+    return UploadResult(image)
+
+
+def get_image(session: Session, image_id: int) -> Image:
+    image = crud_image.get_image(session, image_id)
+    if image is None:
+        raise NotFound(f"Image {image_id} not found.")
+    return image
+
+
+def list_images(session: Session, offset: int, limit: int | None) -> tuple[list[Image], int]:
+    images = list(crud_image.list_images(session, offset, limit))
+    return images, crud_image.count_images(session)
+
+
+def original_file(session: Session, settings: Settings, image_id: int) -> tuple[Path, Image]:
+    """The stored original of an image, with its row."""
+    image = get_image(session, image_id)
+    path = storage_path(settings.storage_root, image.file_path)
+    if not path.is_file():
+        raise NotFound(f"The file of image {image_id} is not available yet.")
+    return path, image
+
+
+def delete_image(session: Session, settings: Settings, image_id: int) -> None:
+    """Delete the row (and its batch memberships) now, the files once that has committed."""
+    image = get_image(session, image_id)
+    paths = [image.file_path, thumbnail_relative_path(image.filename)]
+    crud_image.delete_image(session, image)
+    for relative in paths:
+        with suppress(ValueError):
+            remove_after_commit(session, storage_path(settings.storage_root, relative))
+
+
+def thumbnail_file(session: Session, settings: Settings, image_id: int) -> Path:
+    """The image's thumbnail; made now when the worker has not made it yet."""
+    source, image = original_file(session, settings, image_id)
+    path = storage_path(settings.storage_root, thumbnail_relative_path(image.filename))
+    if image.has_thumbnail and path.is_file():
+        return path
+    try:
+        render_thumbnail(settings, source, path)
+    except Exception as exc:
+        raise NotFound(f"Image {image_id} has no thumbnail: it could not be decoded.") from exc
+    image.has_thumbnail = True
+    return path

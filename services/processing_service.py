@@ -1,0 +1,147 @@
+"""The heavy per-image work: thumbnail and embedding, from one decode of each file.
+
+Called by the background worker with a handful of image ids at a time. No database
+transaction is held while decoding or running the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings
+from crud import crud_image
+from database.models import Image
+from processing.feature_extraction import Embedder
+from processing.imaging import load_oriented_rgb
+from utils.file_handling import (
+    make_thumbnail,
+    storage_path,
+    thumbnail_relative_path,
+    write_jpeg_atomically,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Job:
+    image_id: int
+    source: Path
+    thumbnail: Path
+    needs_thumbnail: bool
+    needs_embedding: bool
+    values: dict[str, Any] = field(default_factory=dict)
+    wrote_thumbnail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingSummary:
+    thumbnails: int = 0
+    embeddings: int = 0
+    failures: int = 0
+
+
+def render_thumbnail(settings: Settings, source: Path, destination: Path) -> None:
+    """Decode `source` (JPEG draft) and write its thumbnail atomically."""
+    img = load_oriented_rgb(source, settings.thumbnail_size)
+    write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), destination)
+
+
+def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
+    return _Job(
+        image_id=image.id,
+        source=storage_path(settings.storage_root, image.file_path),
+        thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
+        needs_thumbnail=not image.has_thumbnail,
+        needs_embedding=model_id is not None and image.embedding_model != model_id,
+    )
+
+
+def _decode_and_thumbnail(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image | None:
+    """Decode once at the size both consumers need; write the thumbnail; keep the picture
+    only if it still has to be embedded."""
+    side = max(settings.thumbnail_size if job.needs_thumbnail else 0, embed_side)
+    img = load_oriented_rgb(job.source, side)
+    if job.needs_thumbnail:
+        write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), job.thumbnail)
+        job.wrote_thumbnail = True
+        job.values["has_thumbnail"] = True
+    return img if job.needs_embedding else None
+
+
+def _embed(embedder: Embedder, jobs: list[_Job], images: list[PILImage.Image]) -> None:
+    try:
+        vectors = embedder.embed(images)
+    except Exception:
+        # One bad input must not cost its batch-mates their vectors: retry one by one.
+        logger.exception("embedding a batch of %d failed; retrying one by one", len(jobs))
+        for job, img in zip(jobs, images, strict=True):
+            try:
+                _store_vector(job, embedder, embedder.embed([img])[0])
+            except Exception as exc:
+                job.values["processing_error"] = f"embedding failed: {exc}"[:500]
+        return
+    for job, vector in zip(jobs, vectors, strict=True):
+        _store_vector(job, embedder, vector)
+
+
+def _store_vector(job: _Job, embedder: Embedder, vector: np.ndarray) -> None:
+    job.values["features"] = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    job.values["embedding_model"] = embedder.model_id
+
+
+def process_images(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    embedder: Embedder | None,
+    image_ids: list[int],
+) -> ProcessingSummary:
+    """Make what is missing (thumbnail, embedding) for these images and store it."""
+    model_id = embedder.model_id if embedder is not None else None
+    with session_factory() as session:
+        images = crud_image.get_images(session, image_ids)
+        jobs = [
+            _plan(settings, image, model_id) for image in images if image.processing_error is None
+        ]
+    jobs = [job for job in jobs if job.needs_thumbnail or job.needs_embedding]
+    if not jobs:
+        return ProcessingSummary()
+
+    embed_side = embedder.input_size if embedder is not None else 0
+    to_embed: list[tuple[_Job, PILImage.Image]] = []
+    for job in jobs:
+        try:
+            img = _decode_and_thumbnail(settings, job, embed_side if job.needs_embedding else 0)
+        except Exception as exc:
+            logger.warning("image %s could not be processed: %s", job.image_id, exc)
+            job.values["processing_error"] = f"could not be decoded: {exc}"[:500]
+            continue
+        if img is not None:
+            to_embed.append((job, img))
+    if to_embed and embedder is not None:
+        _embed(embedder, [job for job, _ in to_embed], [img for _, img in to_embed])
+    return _write_results(session_factory, jobs)
+
+
+def _write_results(session_factory: sessionmaker[Session], jobs: list[_Job]) -> ProcessingSummary:
+    thumbnails = embeddings = failures = 0
+    with session_factory() as session, session.begin():
+        for job in jobs:
+            if not job.values:
+                continue
+            if not crud_image.update_processed_image(session, job.image_id, **job.values):
+                # Deleted while we worked: do not leave its thumbnail behind.
+                if job.wrote_thumbnail:
+                    job.thumbnail.unlink(missing_ok=True)
+                continue
+            thumbnails += "has_thumbnail" in job.values
+            embeddings += "features" in job.values
+            failures += "processing_error" in job.values
+    return ProcessingSummary(thumbnails, embeddings, failures)

@@ -1,0 +1,165 @@
+"""Test fixtures: a real database built by Alembic, the real app, real files.
+
+PostgreSQL by default: a fresh database is created for the run (from TEST_POSTGRES_URL, default
+postgres@127.0.0.1:5432) and dropped at the end. Set DATABASE_URL=sqlite:///... (or just
+`sqlite`) to run the same suite on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.main import create_app
+from config import Settings
+from database.database import SCHEMA, create_db_engine, is_sqlite
+from database.migrations import upgrade_to_head
+from processing.feature_extraction import ManagedEmbedder
+from tests.tiny_models import build_tiny_dinov3
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+TABLES = ("image_batch_association", "image_batches", "images")
+
+
+def _requested_url(tmp_dir: Path) -> str | None:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url == "sqlite":
+        return f"sqlite:///{tmp_dir / 'test.db'}"
+    return url or None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database for this test run."""
+    requested = _requested_url(tmp_path_factory.mktemp("db"))
+    if requested and is_sqlite(requested):
+        upgrade_to_head(requested)
+        yield requested
+        return
+    admin_url = make_url(requested or os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    name = f"pixal_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def on_sqlite(database_url: str) -> bool:
+    return is_sqlite(database_url)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """An outer transaction that is rolled back after the test."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def session_factory(connection: Connection) -> sessionmaker[Session]:
+    # SQLAlchemy's "join a Session into an external transaction" recipe: the app's commits
+    # become SAVEPOINT releases inside the test's transaction.
+    return sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_dinov3(tmp_path_factory.mktemp("tiny-dinov3"))
+
+
+@pytest.fixture
+def storage_root(tmp_path: Path) -> Path:
+    return tmp_path / "assets"
+
+
+@pytest.fixture
+def settings(database_url: str, storage_root: Path, tiny_model_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        storage_root=storage_root,
+        embedding_model=str(tiny_model_dir),
+        embedding_device="cpu",
+        torch_threads=1,
+        max_upload_bytes=5 * 1024 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_model_dir: Path) -> ManagedEmbedder:
+    """The tiny DINOv3 model, loaded once for the whole run through the real code path."""
+    embedder = ManagedEmbedder(
+        Settings(_env_file=None, embedding_model=str(tiny_model_dir), embedding_device="cpu")  # type: ignore[call-arg]
+    )
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture
+def client(
+    settings: Settings, session_factory: sessionmaker[Session], tiny_embedder: ManagedEmbedder
+) -> Iterator[TestClient]:
+    """The real app in a rolled-back transaction; background work runs inline, in order."""
+    app = create_app(
+        settings, session_factory=session_factory, embedder=tiny_embedder, threaded_worker=False
+    )
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def truncate_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if is_sqlite(str(engine.url)):
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+        else:
+            names = ", ".join(f"{SCHEMA}.{table}" for table in TABLES)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def live_client(
+    settings: Settings, engine: Engine, tiny_embedder: ManagedEmbedder
+) -> Iterator[TestClient]:
+    """The real app committing to the test database, with its real background thread."""
+    truncate_all(engine)
+    app = create_app(settings, embedder=tiny_embedder)
+    try:
+        with TestClient(app) as test_client:
+            yield test_client
+    finally:
+        truncate_all(engine)

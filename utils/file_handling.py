@@ -1,0 +1,171 @@
+"""Storage: streamed uploads, files that follow the database transaction, thumbnails.
+
+The write order makes a crash lose nothing: an upload is spooled into `incoming/`, its row is
+committed, and only then is the file moved into `images/`. A rollback deletes the spooled file.
+Deleting works the other way round: the row goes first, the files after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+THUMBNAIL_QUALITY = 85
+_FILE_OPS_KEY = "pending_file_ops"
+
+
+def ensure_storage_dirs(settings: Settings) -> None:
+    for directory in (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def storage_path(root: Path, relative: str) -> Path:
+    """The absolute path of a stored relative path, refusing anything that escapes the root."""
+    base = root.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise ValueError(f"path escapes the storage root: {relative!r}")
+    return path
+
+
+def thumbnail_relative_path(filename: str) -> str:
+    return f"thumbnails/{Path(filename).stem}.jpg"
+
+
+class UploadTooLarge(Exception):
+    """The stream was longer than the allowed number of bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+def spool_upload(source: BinaryIO, directory: Path, max_bytes: int) -> SpooledFile:
+    """Copy `source` to a new file in `directory` in chunks, hashing as it goes.
+
+    Never holds more than one chunk in memory; the partial file is removed on any failure.
+    """
+    path = directory / f"{uuid.uuid4().hex}.part"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("xb") as out:
+            while chunk := source.read(CHUNK_SIZE):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLarge
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return SpooledFile(path=path, sha256=digest.hexdigest(), size=size)
+
+
+# --- Files that follow the transaction -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PendingFileOps:
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    removals: list[Path] = field(default_factory=list)
+
+
+def _pending(session: Session) -> _PendingFileOps:
+    ops = session.info.get(_FILE_OPS_KEY)
+    if ops is None:
+        ops = session.info[_FILE_OPS_KEY] = _PendingFileOps()
+    return ops
+
+
+def move_after_commit(session: Session, source: Path, destination: Path) -> None:
+    """Move `source` to `destination` once the session commits; delete `source` on rollback."""
+    _pending(session).moves.append((source, destination))
+
+
+def remove_after_commit(session: Session, path: Path) -> None:
+    """Delete `path` once the session commits; keep it on rollback."""
+    _pending(session).removals.append(path)
+
+
+def _after_commit(session: Session) -> None:
+    ops = session.info.pop(_FILE_OPS_KEY, None)
+    if ops is None:
+        return
+    for source, destination in ops.moves:
+        try:
+            os.replace(source, destination)
+        except OSError:
+            # The row is committed and the bytes are still in incoming/: start-up finishes the move.
+            logger.exception("could not move %s into place; start-up will retry", source)
+    for path in ops.removals:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            logger.exception("could not delete %s; start-up reconciliation will", path)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # Fires after _after_commit; operations still pending here belong to a transaction that
+    # ended without committing (rollback or close), so the spooled files are discarded. A
+    # rolled-back SAVEPOINT (a lost duplicate race) is not the end of the request's work.
+    if transaction.parent is not None:
+        return
+    ops = session.info.pop(_FILE_OPS_KEY, None)
+    if ops is None:
+        return
+    for source, _destination in ops.moves:
+        with suppress(OSError):
+            source.unlink(missing_ok=True)
+
+
+def install_file_hooks(factory: sessionmaker[Session]) -> None:
+    """Make sessions from `factory` carry out (or discard) their pending file operations."""
+    if not event.contains(factory, "after_commit", _after_commit):
+        event.listen(factory, "after_commit", _after_commit)
+        event.listen(factory, "after_transaction_end", _after_transaction_end)
+
+
+# --- Thumbnails ------------------------------------------------------------------------------
+
+
+def make_thumbnail(img: Image.Image, size: int) -> Image.Image:
+    """A copy of `img` whose longest side is at most `size`, aspect ratio kept."""
+    thumb = img.copy()
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return thumb
+
+
+def write_jpeg_atomically(img: Image.Image, destination: Path) -> None:
+    """Write a JPEG under a temporary name, then rename: readers never see half a file."""
+    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        img.save(temporary, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+        os.replace(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def iter_files(directory: Path) -> Iterator[Path]:
+    if directory.is_dir():
+        yield from (path for path in directory.iterdir() if path.is_file())
