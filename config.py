@@ -52,7 +52,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url", "api_key", "hf_token", mode="before")
+    @field_validator("database_url", "api_key", "hf_token", "torch_threads", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -152,14 +152,17 @@ def truncate_all(engine: Engine) -> None:
 
 
 @pytest.fixture
+def clean_database(engine: Engine) -> Iterator[Engine]:
+    """For tests whose app commits for real: empty tables before and after."""
+    truncate_all(engine)
+    yield engine
+    truncate_all(engine)
+
+
+@pytest.fixture
 def live_client(
-    settings: Settings, engine: Engine, tiny_embedder: ManagedEmbedder
+    settings: Settings, clean_database: Engine, tiny_embedder: ManagedEmbedder
 ) -> Iterator[TestClient]:
     """The real app committing to the test database, with its real background thread."""
-    truncate_all(engine)
-    app = create_app(settings, embedder=tiny_embedder)
-    try:
-        with TestClient(app) as test_client:
-            yield test_client
-    finally:
-        truncate_all(engine)
+    with TestClient(create_app(settings, embedder=tiny_embedder)) as test_client:
+        yield test_client

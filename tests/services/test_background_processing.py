@@ -1,0 +1,126 @@
+"""The real background thread, committed data, concurrent clients, and restarts."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from config import Settings
+from database.models import Image
+from processing.feature_extraction import ManagedEmbedder
+from tests.factories import jpeg_bytes
+
+
+def post_files(client: TestClient, *files: tuple[str, bytes]) -> list[dict]:
+    response = client.post(
+        "/images/upload", files=[("files", (n, d, "image/jpeg")) for n, d in files]
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for_worker(client: TestClient) -> None:
+    assert client.app.state.worker.wait_idle(timeout=60)  # type: ignore[attr-defined]
+
+
+def rows(engine: Engine) -> list[Image]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Image).order_by(Image.id)))
+
+
+def test_uploads_are_processed_by_the_background_thread(
+    live_client: TestClient, engine: Engine
+) -> None:
+    items = post_files(
+        live_client, *[(f"{i}.jpg", jpeg_bytes((200, 150), seed=i)) for i in range(5)]
+    )
+    wait_for_worker(live_client)
+
+    stored = rows(engine)
+    assert [r.id for r in stored] == [i["id"] for i in items]
+    assert all(r.has_thumbnail and r.embedding_model for r in stored)
+    health = live_client.get("/health").json()
+    assert health["pending_thumbnails"] == 0
+    assert health["pending_embeddings"] == 0
+    assert health["database"] == "ok"
+
+
+def test_concurrent_uploads_of_the_same_bytes_make_one_row(
+    live_client: TestClient, engine: Engine, storage_root: Path
+) -> None:
+    data = jpeg_bytes((256, 256), seed=99)
+    clients = 8
+    barrier = threading.Barrier(clients)
+
+    def send(n: int) -> dict:
+        barrier.wait()
+        return post_files(live_client, (f"copy{n}.jpg", data))[0]
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(send, range(clients)))
+
+    assert len({a["id"] for a in answers}) == 1
+    assert sum(not a["is_duplicate"] for a in answers) == 1
+    assert sum(a["is_duplicate"] for a in answers) == clients - 1
+    assert len(rows(engine)) == 1
+    wait_for_worker(live_client)
+    assert len(list((storage_root / "images").iterdir())) == 1
+    assert list((storage_root / "incoming").iterdir()) == []
+
+
+def test_restart_backfills_missing_work_and_a_broken_file_does_not_block_others(
+    settings: Settings, clean_database: Engine, tiny_embedder: ManagedEmbedder, storage_root: Path
+) -> None:
+    with TestClient(create_app(settings, embedder=tiny_embedder)) as client:
+        items = post_files(
+            client, *[(f"{i}.jpg", jpeg_bytes((120, 90), seed=200 + i)) for i in range(4)]
+        )
+        wait_for_worker(client)
+
+    # As if the server died before processing: nothing done yet, and one file damaged.
+    with Session(clean_database) as session, session.begin():
+        session.execute(
+            update(Image).values(has_thumbnail=False, features=None, embedding_model=None)
+        )
+    (storage_root / items[1]["file_path"]).write_bytes(b"\xff\xd8 broken on disk")
+
+    with TestClient(create_app(settings, embedder=tiny_embedder)) as client:
+        wait_for_worker(client)
+        listed = {i["id"]: i for i in client.get("/images/").json()}
+        health = client.get("/health").json()
+
+    broken = items[1]["id"]
+    assert listed[broken]["processing_error"]
+    assert not listed[broken]["has_embedding"]
+    for item in items:
+        if item["id"] != broken:
+            assert listed[item["id"]]["has_thumbnail"]
+            assert listed[item["id"]]["has_embedding"]
+            assert listed[item["id"]]["processing_error"] is None
+    assert health["failed_images"] == 1
+    assert health["pending_embeddings"] == 0
+
+
+def test_start_up_reconciles_interrupted_file_operations(
+    settings: Settings, clean_database: Engine, tiny_embedder: ManagedEmbedder, storage_root: Path
+) -> None:
+    with TestClient(create_app(settings, embedder=tiny_embedder)) as client:
+        [item] = post_files(client, ("kept.jpg", jpeg_bytes(seed=300)))
+        wait_for_worker(client)
+    images = storage_root / "images"
+    # A committed upload whose move did not happen, an uncommitted spool, an orphan.
+    (images / item["filename"]).rename(storage_root / "incoming" / item["filename"])
+    (storage_root / "incoming" / "abc.part").write_bytes(b"half an upload")
+    (images / "deadbeef.jpg").write_bytes(jpeg_bytes(seed=301))
+
+    with TestClient(create_app(settings, embedder=tiny_embedder)) as client:
+        assert client.get(f"/images/{item['id']}").status_code == 200
+
+    assert sorted(p.name for p in images.iterdir()) == [item["filename"]]
+    assert list((storage_root / "incoming").iterdir()) == []
