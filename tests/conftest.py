@@ -97,7 +97,8 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_dinov3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory `AutoModel.from_pretrained` loads as a tiny DINOv3 (hidden size 64)."""
     return build_tiny_dinov3(tmp_path_factory.mktemp("tiny-dinov3"))
 
 
@@ -107,12 +108,12 @@ def storage_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(database_url: str, storage_root: Path, tiny_model_dir: Path) -> Settings:
+def settings(database_url: str, storage_root: Path, tiny_dinov3_dir: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
         storage_root=storage_root,
-        embedding_model=str(tiny_model_dir),
+        embedding_model=str(tiny_dinov3_dir),
         embedding_device="cpu",
         torch_threads=1,
         max_upload_bytes=5 * 1024 * 1024,
@@ -120,10 +121,10 @@ def settings(database_url: str, storage_root: Path, tiny_model_dir: Path) -> Set
 
 
 @pytest.fixture(scope="session")
-def tiny_embedder(tiny_model_dir: Path) -> ManagedEmbedder:
+def tiny_embedder(tiny_dinov3_dir: Path) -> ManagedEmbedder:
     """The tiny DINOv3 model, loaded once for the whole run through the real code path."""
     embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model=str(tiny_model_dir), embedding_device="cpu")  # type: ignore[call-arg]
+        Settings(_env_file=None, embedding_model=str(tiny_dinov3_dir), embedding_device="cpu")  # type: ignore[call-arg]
     )
     embedder.load()
     return embedder
