@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Response, status
 
-from api.deps import SessionDep, SettingsDep, WorkerDep, require_api_key
+from api.deps import EmbedderDep, PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
 from api.image_routes import UploadFiles, incoming, report_rejections
-from api.schemas import BatchCreate, BatchRename, BatchResponse, ImageIds, MessageResponse
-from api.tasks import queue_image_processing
-from services import batch_service
+from api.schemas import (
+    AnalyzeRequest,
+    BatchCreate,
+    BatchRename,
+    BatchResponse,
+    GroupsUpdate,
+    ImageIds,
+    MessageResponse,
+)
+from api.tasks import active_model_id, queue_image_processing
+from services import analysis_service, batch_service
+from services.analysis_service import AnalysisParameters
 
 router = APIRouter(
     prefix="/batches", tags=["Grouping Batches"], dependencies=[Depends(require_api_key)]
@@ -21,28 +30,30 @@ router = APIRouter(
     response_model=BatchResponse,
     status_code=status.HTTP_201_CREATED,
 )
-def create_batch(body: BatchCreate, session: SessionDep) -> BatchResponse:
+def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> BatchResponse:
     """Create a batch from existing images."""
     batch = batch_service.create_batch(session, body.name, body.image_ids)
-    return BatchResponse.from_batch(batch)
+    return present.batch(batch)
 
 
 @router.get("/", operation_id="getAllBatches", response_model=list[BatchResponse])
-def get_all_batches(session: SessionDep) -> list[BatchResponse]:
+def get_all_batches(session: SessionDep, present: PresenterDep) -> list[BatchResponse]:
     """All batches with their images (a fixed number of queries, however many)."""
-    return [BatchResponse.from_batch(batch) for batch in batch_service.list_batches(session)]
+    return [present.batch(batch) for batch in batch_service.list_batches(session)]
 
 
 @router.get("/{batch_id}", operation_id="getBatch", response_model=BatchResponse)
-def get_batch(batch_id: int, session: SessionDep) -> BatchResponse:
+def get_batch(batch_id: int, session: SessionDep, present: PresenterDep) -> BatchResponse:
     """One batch; images ordered by group, then quality rank, then id."""
-    return BatchResponse.from_batch(batch_service.get_batch(session, batch_id))
+    return present.batch(batch_service.get_batch(session, batch_id))
 
 
 @router.put("/{batch_id}", operation_id="renameBatch", response_model=BatchResponse)
-def rename_batch(batch_id: int, body: BatchRename, session: SessionDep) -> BatchResponse:
+def rename_batch(
+    batch_id: int, body: BatchRename, session: SessionDep, present: PresenterDep
+) -> BatchResponse:
     """Rename a batch."""
-    return BatchResponse.from_batch(batch_service.rename_batch(session, batch_id, body.name))
+    return present.batch(batch_service.rename_batch(session, batch_id, body.name))
 
 
 @router.delete("/{batch_id}", operation_id="deleteBatch", response_model=MessageResponse)
@@ -53,20 +64,22 @@ def delete_batch(batch_id: int, session: SessionDep) -> MessageResponse:
 
 
 @router.post("/{batch_id}/images", operation_id="addImagesToBatch", response_model=BatchResponse)
-def add_images_to_batch(batch_id: int, body: ImageIds, session: SessionDep) -> BatchResponse:
+def add_images_to_batch(
+    batch_id: int, body: ImageIds, session: SessionDep, present: PresenterDep
+) -> BatchResponse:
     """Add existing images to a batch; members keep their labels."""
-    return BatchResponse.from_batch(batch_service.add_images(session, batch_id, body.image_ids))
+    return present.batch(batch_service.add_images(session, batch_id, body.image_ids))
 
 
 @router.delete(
     "/{batch_id}/images", operation_id="removeImagesFromBatch", response_model=BatchResponse
 )
 def remove_images_from_batch(
-    batch_id: int, session: SessionDep, body: ImageIds = Body()
+    batch_id: int, session: SessionDep, present: PresenterDep, body: ImageIds = Body()
 ) -> BatchResponse:
     """Remove images from a batch (JSON body); the rest keep their labels."""
     batch = batch_service.remove_images(session, batch_id, body.image_ids)
-    return BatchResponse.from_batch(batch)
+    return present.batch(batch)
 
 
 @router.post(
@@ -78,6 +91,7 @@ def upload_and_add_images_to_batch(
     batch_id: int,
     files: UploadFiles,
     session: SessionDep,
+    present: PresenterDep,
     settings: SettingsDep,
     worker: WorkerDep,
     background_tasks: BackgroundTasks,
@@ -87,4 +101,44 @@ def upload_and_add_images_to_batch(
     batch, report = batch_service.upload_to_batch(session, settings, batch_id, incoming(files))
     background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
-    return BatchResponse.from_batch(batch)
+    return present.batch(batch)
+
+
+@router.put("/{batch_id}/analyze", operation_id="analyzeBatch", response_model=BatchResponse)
+def analyze_batch(
+    batch_id: int,
+    session: SessionDep,
+    present: PresenterDep,
+    embedder: EmbedderDep,
+    body: AnalyzeRequest | None = None,
+) -> BatchResponse:
+    """Group the batch's images into similar shots (HDBSCAN) and rank each group."""
+    params = body or AnalyzeRequest()
+    batch = analysis_service.analyze_batch(
+        session,
+        batch_id,
+        AnalysisParameters(params.min_cluster_size, params.min_samples, params.metric),
+        active_model_id(embedder),
+    )
+    return present.batch(batch)
+
+
+@router.put("/{batch_id}/groups", operation_id="updateGroupsInBatch", response_model=BatchResponse)
+def update_groups_in_batch(
+    batch_id: int, body: GroupsUpdate, session: SessionDep, present: PresenterDep
+) -> BatchResponse:
+    """Set the groups by hand: `group_map` must list every image of the batch once."""
+    batch = analysis_service.update_groups(session, batch_id, body.group_map)
+    return present.batch(batch)
+
+
+@router.post(
+    "/{batch_id}/groups/{group_label:path}/rank",
+    operation_id="rankGroupImages",
+    response_model=BatchResponse,
+)
+def rank_group_images(
+    batch_id: int, group_label: str, session: SessionDep, present: PresenterDep
+) -> BatchResponse:
+    """Re-rank one group by quality (label URL-encoded); rank 1 is the suggested keeper."""
+    return present.batch(analysis_service.rank_group(session, batch_id, group_label))

@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.schemas import Presenter
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
@@ -32,6 +33,12 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except AppError as exc:
+        if exc.keeps_changes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -49,12 +56,17 @@ def get_embedder(request: Request) -> ManagedEmbedder:
     return embedder
 
 
+def get_presenter(request: Request) -> Presenter:
+    return Presenter(active_model=get_embedder(request).status.active_model)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # scope="function": the commit happens before the response is sent, so a client never
 # hears "stored" for a transaction that then fails, and background work sees the rows.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 WorkerDep = Annotated[ProcessingWorker | InlineWorker, Depends(get_worker)]
 EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
+PresenterDep = Annotated[Presenter, Depends(get_presenter)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import SessionDep, SettingsDep, WorkerDep, require_api_key
-from api.schemas import ImageResponse, MessageResponse, Metadata, image_response
+from api.deps import PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
+from api.schemas import ImageResponse, MessageResponse, Metadata
 from api.tasks import queue_image_processing
 from services import image_service
 from services.image_service import IncomingUpload, UploadReport
@@ -39,6 +39,7 @@ def report_rejections(response: Response, report: UploadReport) -> None:
 def upload_images(
     files: UploadFiles,
     session: SessionDep,
+    present: PresenterDep,
     settings: SettingsDep,
     worker: WorkerDep,
     background_tasks: BackgroundTasks,
@@ -48,12 +49,13 @@ def upload_images(
     report = image_service.upload_images(session, settings, incoming(files))
     background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
-    return [image_response(r.image, r.is_duplicate, r.message) for r in report.accepted]
+    return [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
 
 
 @router.get("/", operation_id="getAllImages", response_model=list[ImageResponse])
 def get_all_images(
     session: SessionDep,
+    present: PresenterDep,
     response: Response,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
@@ -61,7 +63,7 @@ def get_all_images(
     """List images ordered by id; `X-Total-Count` gives the total for pagination."""
     images, total = image_service.list_images(session, offset, limit)
     response.headers["X-Total-Count"] = str(total)
-    return [image_response(image) for image in images]
+    return [present.image(image) for image in images]
 
 
 @router.get(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 BatchName = Field(min_length=1, max_length=255)
 
@@ -64,29 +65,6 @@ class BatchResponse(BaseModel):
     embedded_count: int
     image_associations: list[ImageAssociation]
 
-    @classmethod
-    def from_batch(cls, batch: Any) -> BatchResponse:
-        associations = [
-            ImageAssociation(
-                image=image_response(a.image),
-                group_label=a.group_label,
-                quality_rank=a.quality_rank,
-            )
-            for a in batch.image_associations
-        ]
-        return cls(
-            id=batch.id,
-            batch_name=batch.batch_name,
-            status=batch.status,
-            parameters=batch.parameters,
-            error=batch.error,
-            created_at=batch.created_at,
-            updated_at=batch.updated_at,
-            image_count=len(associations),
-            embedded_count=sum(a.image.has_embedding for a in associations),
-            image_associations=associations,
-        )
-
 
 class BatchCreate(BaseModel):
     name: str = BatchName
@@ -109,6 +87,19 @@ class BatchRename(BaseModel):
 
 class ImageIds(BaseModel):
     image_ids: list[int] = Field(min_length=1, max_length=100_000)
+
+
+class AnalyzeRequest(BaseModel):
+    min_cluster_size: int = Field(default=5, ge=2, le=100_000)
+    min_samples: int = Field(default=5, ge=1, le=100_000)
+    metric: Literal["cosine", "euclidean"] = "cosine"
+
+
+GroupLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class GroupsUpdate(BaseModel):
+    group_map: dict[GroupLabel, list[int]] = Field(min_length=1)
 
 
 class MessageResponse(BaseModel):
@@ -136,10 +127,44 @@ def _strip_non_blank(value: str) -> str:
     return stripped
 
 
-def image_response(
-    image: Any, is_duplicate: bool = False, message: str | None = None
-) -> ImageResponse:
-    response = ImageResponse.model_validate(image)
-    if is_duplicate or message is not None:
-        response = response.model_copy(update={"is_duplicate": is_duplicate, "message": message})
-    return response
+@dataclass(frozen=True, slots=True)
+class Presenter:
+    """Builds responses; an embedding counts only when the active model made it."""
+
+    active_model: str | None
+
+    def has_embedding(self, image: Any) -> bool:
+        model = image.embedding_model
+        return model is not None and (self.active_model is None or model == self.active_model)
+
+    def image(
+        self, image: Any, is_duplicate: bool = False, message: str | None = None
+    ) -> ImageResponse:
+        response = ImageResponse.model_validate(image)
+        return response.model_copy(
+            update={
+                "has_embedding": self.has_embedding(image),
+                "is_duplicate": is_duplicate,
+                "message": message,
+            }
+        )
+
+    def batch(self, batch: Any) -> BatchResponse:
+        associations = [
+            ImageAssociation(
+                image=self.image(a.image), group_label=a.group_label, quality_rank=a.quality_rank
+            )
+            for a in batch.image_associations
+        ]
+        return BatchResponse(
+            id=batch.id,
+            batch_name=batch.batch_name,
+            status=batch.status,
+            parameters=batch.parameters,
+            error=batch.error,
+            created_at=batch.created_at,
+            updated_at=batch.updated_at,
+            image_count=len(associations),
+            embedded_count=sum(a.image.has_embedding for a in associations),
+            image_associations=associations,
+        )

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from processing.feature_extraction import Embedder, ManagedEmbedder
+from services.errors import Unavailable
 from services.processing_service import process_images
 from services.startup_service import find_pending_image_ids
 from services.worker import InlineWorker, ProcessingWorker
@@ -19,10 +20,20 @@ logger = logging.getLogger(__name__)
 def _loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
     """The active embedder, or None (thumbnails still get made) if no model can load."""
     try:
-        embedder.load()
+        return embedder.load()
     except Exception:
         return None
-    return embedder
+
+
+def active_model_id(embedder: ManagedEmbedder) -> str:
+    """The id of the model that embeds right now (loading it if need be)."""
+    active = _loaded_embedder(embedder)
+    if active is None:
+        raise Unavailable(
+            "No embedding model could be loaded: "
+            f"{embedder.status.fallback_reason or 'see the server log'}."
+        )
+    return active.model_id
 
 
 def build_worker(

@@ -7,6 +7,9 @@ from typing import Any
 
 class AppError(Exception):
     status_code = 400
+    # An error that records its own failure (e.g. a batch marked "failed") asks the request's
+    # transaction to commit instead of rolling back.
+    keeps_changes = False
 
     def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)

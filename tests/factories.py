@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,3 +80,47 @@ def png_bytes(size: tuple[int, int] = (64, 48), seed: int = 0, mode: str = "RGB"
 
 def tiff_bytes(size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
     return encode(gradient_image(size, seed), "TIFF")
+
+
+REAL_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+)
+
+
+def real_photo(name: str) -> Image.Image:
+    """A real photograph shipped inside scikit-image's wheel (test-only dependency)."""
+    import skimage.data
+
+    with Image.open(Path(skimage.data.__file__).parent / name) as photo:
+        return photo.convert("RGB")
+
+
+def burst(
+    photo: Image.Image,
+    frames: int,
+    seed: int,
+    size: tuple[int, int] = (320, 240),
+    blur: tuple[float, float] = (0.0, 0.8),
+) -> list[bytes]:
+    """Frames of one burst: small crops and shifts, brightness changes, a little blur, each
+    re-encoded as JPEG at its own quality."""
+    from PIL import ImageEnhance, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    width, height = photo.size
+    shots = []
+    for _ in range(frames):
+        scale = rng.uniform(0.85, 0.95)
+        w, h = int(width * scale), int(height * scale)
+        left = int(rng.uniform(0, width - w))
+        top = int(rng.uniform(0, height - h))
+        frame = photo.crop((left, top, left + w, top + h)).resize(size, Image.Resampling.BILINEAR)
+        frame = ImageEnhance.Brightness(frame).enhance(rng.uniform(0.9, 1.1))
+        frame = frame.filter(ImageFilter.GaussianBlur(rng.uniform(*blur)))
+        shots.append(encode(frame, "JPEG", quality=int(rng.integers(75, 95))))
+    return shots

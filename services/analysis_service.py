@@ -1,0 +1,194 @@
+"""Grouping a batch: HDBSCAN analysis, manual groups, and ranking within groups.
+
+Work on one batch is serialised by locking its row for the length of the request's
+transaction, so two analyses of the same batch run one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from crud import crud_batch, crud_image
+from database.models import Image, ImageBatch, ImageBatchAssociation
+from processing.grouping import UNGROUPED, ImageGrouper
+from services import batch_service
+from services.errors import AppError, Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+class AnalysisFailed(AppError):
+    """Clustering itself failed. The batch is marked failed, and that change is kept."""
+
+    status_code = 500
+    keeps_changes = True
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParameters:
+    min_cluster_size: int = 5
+    min_samples: int = 5
+    metric: Literal["cosine", "euclidean"] = "cosine"
+
+
+def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
+    batch = crud_batch.get_batch_for_update(session, batch_id)
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} not found.")
+    return batch
+
+
+def _embedded_members(
+    session: Session, batch_id: int, active_model: str
+) -> tuple[list[Image], list[Image]]:
+    """The batch's images that can be clustered, and those that failed processing.
+
+    Raises Conflict while any other image still waits for its embedding."""
+    images = crud_image.get_images_with_features(session, crud_batch.member_ids(session, batch_id))
+    if not images:
+        raise InvalidInput(f"Batch {batch_id} has no images to analyze.")
+    failed = [image for image in images if image.processing_error is not None]
+    usable = [image for image in images if image.processing_error is None]
+    waiting = [i for i in usable if i.embedding_model is None or i.features is None]
+    if waiting:
+        raise Conflict(
+            f"{len(waiting)} of {len(images)} images in batch {batch_id} have no embedding "
+            "yet; they are being processed. Try again shortly (see embedded_count).",
+            extra={"missing_embeddings": len(waiting)},
+        )
+    stale = [i for i in usable if i.embedding_model != active_model]
+    if stale:
+        models = sorted({str(i.embedding_model) for i in stale})
+        raise Conflict(
+            f"{len(stale)} images in batch {batch_id} were embedded by another model "
+            f"({', '.join(models)}), not the active model {active_model}; models are never "
+            "mixed. They are re-embedded in the background: try again shortly.",
+            extra={"stale_embeddings": len(stale)},
+        )
+    return usable, failed
+
+
+def _vectors(images: Sequence[Image]) -> np.ndarray:
+    return np.stack([np.frombuffer(i.features or b"", dtype=np.float32) for i in images])
+
+
+def rank_by_quality(images: Iterable[Image]) -> list[Image]:
+    """Best first: highest quality score (unscored last), then the earliest upload."""
+    return sorted(
+        images,
+        key=lambda i: (i.quality_score is None, -(i.quality_score or 0.0), i.id),
+    )
+
+
+def _apply_labels(
+    associations: Sequence[ImageBatchAssociation],
+    labels: Mapping[int, str],
+    images: Mapping[int, Image],
+) -> None:
+    """Set each association's label and its rank within its group (1 = suggested keeper).
+
+    Every "Ungrouped" image is its own keeper."""
+    groups: dict[str, list[Image]] = defaultdict(list)
+    for association in associations:
+        label = labels[association.image_id]
+        association.group_label = label
+        groups[label].append(images[association.image_id])
+    ranks: dict[int, int] = {}
+    for label, members in groups.items():
+        for position, image in enumerate(rank_by_quality(members), start=1):
+            ranks[image.id] = 1 if label == UNGROUPED else position
+    for association in associations:
+        association.quality_rank = ranks[association.image_id]
+
+
+def analyze_batch(
+    session: Session, batch_id: int, params: AnalysisParameters, active_model: str
+) -> ImageBatch:
+    """Group the batch's images by visual similarity and rank each group."""
+    batch = _lock_batch(session, batch_id)
+    usable, failed = _embedded_members(session, batch_id, active_model)
+    try:
+        result = ImageGrouper(
+            min_cluster_size=params.min_cluster_size,
+            min_samples=params.min_samples,
+            metric=params.metric,
+        ).fit_labels(_vectors(usable))
+    except Exception as exc:
+        logger.exception("analysis of batch %s failed", batch_id)
+        batch.status = "failed"
+        batch.error = f"Analysis failed: {exc}"[:2000]
+        raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
+
+    labels = {image.id: label for image, label in zip(usable, result.labels, strict=True)}
+    labels.update({image.id: UNGROUPED for image in failed})
+    batch_view = batch_service.get_batch(session, batch_id)
+    images = {a.image_id: a.image for a in batch_view.image_associations}
+    for image in usable:
+        images[image.id] = image
+    _apply_labels(batch_view.image_associations, labels, images)
+    parameters: dict[str, Any] = {
+        "min_cluster_size": params.min_cluster_size,
+        "min_samples": params.min_samples,
+        "metric": params.metric,
+        "embedding_model": active_model,
+        "groups": result.n_groups,
+        "single_cluster_fallback": result.used_single_cluster_fallback,
+    }
+    batch.status, batch.error, batch.parameters = "complete", None, parameters
+    session.flush()
+    return batch_service.get_batch(session, batch_id)
+
+
+def update_groups(
+    session: Session, batch_id: int, group_map: Mapping[str, list[int]]
+) -> ImageBatch:
+    """Replace the batch's grouping by hand; the map must name each member exactly once."""
+    _lock_batch(session, batch_id)
+    batch = batch_service.get_batch(session, batch_id)
+    members = {a.image_id for a in batch.image_associations}
+    labels: dict[int, str] = {}
+    repeated: set[int] = set()
+    for label, image_ids in group_map.items():
+        for image_id in image_ids:
+            if image_id in labels:
+                repeated.add(image_id)
+            labels[image_id] = label
+    missing, unknown = members - labels.keys(), labels.keys() - members
+    if missing or unknown or repeated:
+        problems = [
+            f"{name}: {sorted(ids)}"
+            for name, ids in (
+                ("images of the batch missing from the map", missing),
+                ("images not in the batch", unknown),
+                ("images listed more than once", repeated),
+            )
+            if ids
+        ]
+        raise InvalidInput(
+            "group_map must list each image of the batch exactly once; " + "; ".join(problems)
+        )
+    images = {a.image_id: a.image for a in batch.image_associations}
+    _apply_labels(batch.image_associations, labels, images)
+    batch.status, batch.error = "complete", None
+    session.flush()
+    return batch_service.get_batch(session, batch_id)
+
+
+def rank_group(session: Session, batch_id: int, group_label: str) -> ImageBatch:
+    """Re-rank one group by quality; rank 1 is the suggested keeper."""
+    _lock_batch(session, batch_id)
+    batch = batch_service.get_batch(session, batch_id)
+    associations = [a for a in batch.image_associations if a.group_label == group_label]
+    if not associations:
+        raise NotFound(f"Batch {batch_id} has no group {group_label!r}.")
+    labels = {a.image_id: group_label for a in associations}
+    _apply_labels(associations, labels, {a.image_id: a.image for a in associations})
+    session.flush()
+    return batch_service.get_batch(session, batch_id)
