@@ -1,0 +1,143 @@
+"""Root, health, CORS and the optional API key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.main import create_app
+from config import Settings
+from processing.feature_extraction import ManagedEmbedder
+from tests.factories import jpeg_bytes
+
+
+def test_root(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "Pixal Judge" in response.json()["message"]
+
+
+def test_health_reports_database_model_and_progress(
+    client: TestClient, tiny_dinov3_dir: Path
+) -> None:
+    client.post("/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=1), "image/jpeg"))])
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["model"]["active_model"] == str(tiny_dinov3_dir)
+    assert body["model"]["fallback_reason"] is None
+    assert (body["pending_thumbnails"], body["pending_embeddings"], body["failed_images"]) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_unloadable_model_falls_back_and_health_says_why(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-model"
+    broken = settings.model_copy(update={"embedding_model": str(missing)})
+    app = create_app(
+        broken,
+        session_factory=session_factory,
+        embedder=ManagedEmbedder(broken),
+        threaded_worker=False,
+    )
+    with TestClient(app) as client:
+        [item] = client.post(
+            "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=2), "image/jpeg"))]
+        ).json()
+        body = client.get("/health").json()
+        listed = client.get("/images/").json()
+
+    assert body["status"] == "degraded"
+    assert body["model"]["configured_model"] == str(missing)
+    assert body["model"]["active_model"] == "efficientnet-lite0"
+    assert "EMBEDDING_MODEL" in body["model"]["fallback_reason"]
+    # The fallback encoder did the work.
+    assert listed[0]["id"] == item["id"]
+    assert listed[0]["has_embedding"] is True
+
+
+def test_cors_allows_the_frontend_origin(client: TestClient) -> None:
+    response = client.options(
+        "/images/",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    other = client.options(
+        "/images/",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.fixture
+def keyed_client(
+    settings: Settings, session_factory: sessionmaker[Session], tiny_embedder: ManagedEmbedder
+):
+    keyed = settings.model_copy(update={"api_key": SecretStr("s3cret")})
+    app = create_app(
+        keyed, session_factory=session_factory, embedder=tiny_embedder, threaded_worker=False
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/docs", "/openapi.json"])
+def test_open_paths_need_no_key(keyed_client: TestClient, path: str) -> None:
+    assert keyed_client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}],
+)
+def test_missing_or_wrong_key_is_401(keyed_client: TestClient, headers: dict) -> None:
+    for path in ("/images/", "/batches/"):
+        response = keyed_client.get(path, headers=headers)
+        assert response.status_code == 401
+        assert "API key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", [{"X-API-Key": "s3cret"}, {"Authorization": "Bearer s3cret"}])
+def test_right_key_is_accepted(keyed_client: TestClient, headers: dict) -> None:
+    assert keyed_client.get("/images/", headers=headers).status_code == 200
+    assert keyed_client.get("/batches/", headers=headers).status_code == 200
+
+
+SPEC_OPERATIONS = {
+    ("post", "/images/upload"): "uploadImages",
+    ("get", "/images/"): "getAllImages",
+    ("get", "/images/{image_id}"): "getImageFile",
+    ("get", "/images/thumbnail/{image_id}"): "getImageThumbnail",
+    ("get", "/images/metadata/{image_id}"): "getImageMetadata",
+    ("delete", "/images/{image_id}"): "deleteImage",
+    ("post", "/batches/"): "createBatch",
+    ("get", "/batches/"): "getAllBatches",
+    ("get", "/batches/{batch_id}"): "getBatch",
+    ("put", "/batches/{batch_id}"): "renameBatch",
+    ("delete", "/batches/{batch_id}"): "deleteBatch",
+    ("post", "/batches/{batch_id}/images"): "addImagesToBatch",
+    ("delete", "/batches/{batch_id}/images"): "removeImagesFromBatch",
+    ("post", "/batches/{batch_id}/upload-and-add"): "uploadAndAddImagesToBatch",
+    ("put", "/batches/{batch_id}/analyze"): "analyzeBatch",
+    ("put", "/batches/{batch_id}/groups"): "updateGroupsInBatch",
+    ("post", "/batches/{batch_id}/groups/{group_label}/rank"): "rankGroupImages",
+}
+
+
+def test_openapi_keeps_the_frontend_contract(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    found = {
+        (method, path): operation["operationId"]
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+    }
+    for key, operation_id in SPEC_OPERATIONS.items():
+        assert found.get(key) == operation_id, key
