@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Response, status
+from fastapi.responses import JSONResponse
 
 from api.deps import EmbedderDep, PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
 from api.image_routes import UploadFiles, incoming, report_rejections
@@ -16,7 +19,7 @@ from api.schemas import (
     MessageResponse,
 )
 from api.tasks import active_model_id, queue_image_processing
-from services import analysis_service, batch_service
+from services import analysis_service, batch_service, export_service
 from services.analysis_service import AnalysisParameters
 
 router = APIRouter(
@@ -142,3 +145,25 @@ def rank_group_images(
 ) -> BatchResponse:
     """Re-rank one group by quality (label URL-encoded); rank 1 is the suggested keeper."""
     return present.batch(analysis_service.rank_group(session, batch_id, group_label))
+
+
+@router.get(
+    "/{batch_id}/export",
+    operation_id="exportBatch",
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+)
+def export_batch(
+    batch_id: int,
+    session: SessionDep,
+    format: Literal["csv", "json"] = "csv",
+) -> Response:
+    """Export the batch (group, rank, keeper flag, quality, shot time per image) as CSV or JSON."""
+    rows = export_service.export_rows(session, batch_id)
+    disposition = f'attachment; filename="batch-{batch_id}.{format}"'
+    if format == "json":
+        return JSONResponse(rows, headers={"Content-Disposition": disposition})
+    return Response(
+        export_service.to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": disposition},
+    )

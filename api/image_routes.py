@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
-from api.schemas import ImageResponse, MessageResponse, Metadata
-from api.tasks import queue_image_processing
-from services import image_service
+from api.deps import EmbedderDep, PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
+from api.schemas import ImageResponse, MessageResponse, Metadata, SimilarImage
+from api.tasks import active_model_id, queue_image_processing
+from services import image_service, similarity_service
 from services.image_service import IncomingUpload, UploadReport
 
 router = APIRouter(prefix="/images", tags=["Images"], dependencies=[Depends(require_api_key)])
@@ -82,6 +82,24 @@ def get_image_thumbnail(image_id: int, session: SessionDep, settings: SettingsDe
 def get_image_metadata(image_id: int, session: SessionDep) -> Metadata:
     """The image's EXIF metadata."""
     return Metadata.model_validate(image_service.get_image(session, image_id))
+
+
+@router.get(
+    "/{image_id}/similar", operation_id="getSimilarImages", response_model=list[SimilarImage]
+)
+def get_similar_images(
+    image_id: int,
+    session: SessionDep,
+    present: PresenterDep,
+    embedder: EmbedderDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 10,
+    batch_id: int | None = None,
+) -> list[SimilarImage]:
+    """The most similar images (cosine similarity of embeddings), optionally within a batch."""
+    found = similarity_service.similar_images(
+        session, image_id, active_model_id(embedder), limit, batch_id
+    )
+    return [SimilarImage(image=present.image(image), similarity=sim) for image, sim in found]
 
 
 @router.get(

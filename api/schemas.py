@@ -47,6 +47,11 @@ class Metadata(BaseModel):
     rating: int | None = None
 
 
+class SimilarImage(BaseModel):
+    image: ImageResponse
+    similarity: float = Field(description="Cosine similarity of the embeddings, in [-1, 1].")
+
+
 class ImageAssociation(BaseModel):
     image: ImageResponse
     group_label: str | None = None

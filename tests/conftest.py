@@ -142,6 +142,27 @@ def client(
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def offline_embedder() -> ManagedEmbedder:
+    embedder = ManagedEmbedder(
+        Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
+    )
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture
+def offline_client(
+    settings: Settings, session_factory: sessionmaker[Session], offline_embedder: ManagedEmbedder
+) -> Iterator[TestClient]:
+    offline = settings.model_copy(update={"embedding_model": "efficientnet-lite0"})
+    app = create_app(
+        offline, session_factory=session_factory, embedder=offline_embedder, threaded_worker=False
+    )
+    with TestClient(app) as client:
+        yield client
+
+
 def truncate_all(engine: Engine) -> None:
     with engine.begin() as conn:
         if is_sqlite(str(engine.url)):

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from api.main import create_app
-from config import Settings
 from database.models import Image
-from processing.feature_extraction import ManagedEmbedder
 from tests.factories import REAL_PHOTOS, burst, jpeg_bytes, real_photo
 
 
@@ -33,27 +28,6 @@ def new_batch(client: TestClient, image_ids: list[int]) -> int:
 
 def groups_of(batch: dict) -> dict[int, str]:
     return {a["image"]["id"]: a["group_label"] for a in batch["image_associations"]}
-
-
-@pytest.fixture(scope="session")
-def offline_embedder() -> ManagedEmbedder:
-    embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
-    )
-    embedder.load()
-    return embedder
-
-
-@pytest.fixture
-def offline_client(
-    settings: Settings, session_factory: sessionmaker[Session], offline_embedder: ManagedEmbedder
-) -> Iterator[TestClient]:
-    offline = settings.model_copy(update={"embedding_model": "efficientnet-lite0"})
-    app = create_app(
-        offline, session_factory=session_factory, embedder=offline_embedder, threaded_worker=False
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 @pytest.mark.slow

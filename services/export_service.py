@@ -1,0 +1,72 @@
+"""A batch's judged result as rows, for CSV or JSON export to other tools."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services import batch_service
+
+EXPORT_FIELDS = (
+    "image_id",
+    "original_filename",
+    "group_label",
+    "quality_rank",
+    "is_keeper",
+    "shot_at",
+    "quality_score",
+    "sharpness",
+    "exposure",
+    "camera_make",
+    "camera_model",
+    "width",
+    "height",
+    "filename",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
+    """One row per image, in the batch's order (group, rank, id)."""
+    batch = batch_service.get_batch(session, batch_id)
+    rows = []
+    for association in batch.image_associations:
+        image = association.image
+        rows.append(
+            {
+                "image_id": image.id,
+                "original_filename": image.original_filename,
+                "group_label": association.group_label,
+                "quality_rank": association.quality_rank,
+                "is_keeper": association.quality_rank == 1,
+                "shot_at": image.shot_at.isoformat() if image.shot_at else None,
+                "quality_score": image.quality_score,
+                "sharpness": image.sharpness,
+                "exposure": image.exposure,
+                "camera_make": image.camera_make,
+                "camera_model": image.camera_model,
+                "width": image.width,
+                "height": image.height,
+                "filename": image.filename,
+            }
+        )
+    return rows
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(value) for key, value in row.items()})
+    return buffer.getvalue()
