@@ -23,6 +23,8 @@ class ImageResponse(BaseModel):
     is_duplicate: bool = False
     message: str | None = None
     quality_score: float | None = None
+    sharpness: float | None = None
+    exposure: float | None = None
     processing_error: str | None = None
 
 
@@ -45,6 +47,9 @@ class Metadata(BaseModel):
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None
+    quality_score: float | None = None
+    sharpness: float | None = None
+    exposure: float | None = None
 
 
 class SimilarImage(BaseModel):
@@ -120,6 +125,7 @@ class HealthResponse(BaseModel):
     database: str
     model: dict[str, Any]
     pending_thumbnails: int
+    pending_quality: int
     pending_embeddings: int
     failed_images: int
     queued: int

@@ -62,7 +62,8 @@ def all_filenames(session: Session) -> set[str]:
 
 
 def ids_needing_processing(session: Session, active_model: str | None) -> list[int]:
-    """Images missing a thumbnail, or an embedding from `active_model`, that have not failed."""
+    """Images missing a thumbnail, a quality score or an embedding from `active_model`,
+    that have not failed."""
     needs_embedding = (
         Image.embedding_model.is_(None)
         if active_model is None
@@ -71,7 +72,7 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
     query = (
         select(Image.id)
         .where(Image.processing_error.is_(None))
-        .where(or_(Image.has_thumbnail.is_(False), needs_embedding))
+        .where(or_(Image.has_thumbnail.is_(False), Image.quality_score.is_(None), needs_embedding))
         .order_by(Image.id)
     )
     return list(session.scalars(query))
@@ -84,7 +85,7 @@ def update_processed_image(session: Session, image_id: int, **values: object) ->
 
 
 def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:
-    """How many images still wait for a thumbnail / an embedding, and how many failed."""
+    """How many images still wait for a thumbnail / quality / embedding; how many failed."""
     ok = Image.processing_error.is_(None)
     missing_embedding = (
         Image.embedding_model.is_(None)
@@ -94,8 +95,14 @@ def processing_counts(session: Session, active_model: str | None) -> dict[str, i
     row = session.execute(
         select(
             func.count().filter(ok, Image.has_thumbnail.is_(False)),
+            func.count().filter(ok, Image.quality_score.is_(None)),
             func.count().filter(ok, missing_embedding),
             func.count().filter(Image.processing_error.is_not(None)),
         ).select_from(Image)
     ).one()
-    return {"pending_thumbnails": row[0], "pending_embeddings": row[1], "failed_images": row[2]}
+    return {
+        "pending_thumbnails": row[0],
+        "pending_quality": row[1],
+        "pending_embeddings": row[2],
+        "failed_images": row[3],
+    }

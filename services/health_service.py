@@ -24,7 +24,9 @@ def health_report(session: Session, embedder: ManagedEmbedder, queued: int) -> d
         "device": status.device,
         "fallback_reason": status.fallback_reason,
     }
-    counts = {"pending_thumbnails": 0, "pending_embeddings": 0, "failed_images": 0}
+    counts = dict.fromkeys(
+        ("pending_thumbnails", "pending_quality", "pending_embeddings", "failed_images"), 0
+    )
     try:
         session.execute(text("SELECT 1"))
         counts = crud_image.processing_counts(session, status.active_model)

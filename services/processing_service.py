@@ -1,4 +1,4 @@
-"""The heavy per-image work: thumbnail and embedding, from one decode of each file.
+"""The heavy per-image work: thumbnail, quality and embedding, from one decode of each file.
 
 Called by the background worker with a handful of image ids at a time. No database
 transaction is held while decoding or running the model.
@@ -20,6 +20,7 @@ from crud import crud_image
 from database.models import Image
 from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
+from processing.quality import QUALITY_SIDE, assess_quality
 from utils.file_handling import (
     make_thumbnail,
     storage_path,
@@ -36,6 +37,7 @@ class _Job:
     source: Path
     thumbnail: Path
     needs_thumbnail: bool
+    needs_quality: bool
     needs_embedding: bool
     values: dict[str, Any] = field(default_factory=dict)
     wrote_thumbnail: bool = False
@@ -60,19 +62,33 @@ def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
         source=storage_path(settings.storage_root, image.file_path),
         thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
         needs_thumbnail=not image.has_thumbnail,
+        needs_quality=image.quality_score is None,
         needs_embedding=model_id is not None and image.embedding_model != model_id,
     )
 
 
-def _decode_and_thumbnail(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image | None:
-    """Decode once at the size both consumers need; write the thumbnail; keep the picture
-    only if it still has to be embedded."""
-    side = max(settings.thumbnail_size if job.needs_thumbnail else 0, embed_side)
+def _decode_thumbnail_quality(
+    settings: Settings, job: _Job, embed_side: int
+) -> PILImage.Image | None:
+    """Decode once at the size every consumer needs; write the thumbnail, score the quality;
+    keep the picture only if it still has to be embedded."""
+    side = max(
+        settings.thumbnail_size if job.needs_thumbnail else 0,
+        QUALITY_SIDE if job.needs_quality else 0,
+        embed_side if job.needs_embedding else 0,
+    )
     img = load_oriented_rgb(job.source, side)
     if job.needs_thumbnail:
         write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), job.thumbnail)
         job.wrote_thumbnail = True
         job.values["has_thumbnail"] = True
+    if job.needs_quality:
+        scores = assess_quality(img)
+        job.values.update(
+            quality_score=scores.quality_score,
+            sharpness=scores.sharpness,
+            exposure=scores.exposure,
+        )
     return img if job.needs_embedding else None
 
 
@@ -103,14 +119,14 @@ def process_images(
     embedder: Embedder | None,
     image_ids: list[int],
 ) -> ProcessingSummary:
-    """Make what is missing (thumbnail, embedding) for these images and store it."""
+    """Make what is missing (thumbnail, quality, embedding) for these images and store it."""
     model_id = embedder.model_id if embedder is not None else None
     with session_factory() as session:
         images = crud_image.get_images(session, image_ids)
         jobs = [
             _plan(settings, image, model_id) for image in images if image.processing_error is None
         ]
-    jobs = [job for job in jobs if job.needs_thumbnail or job.needs_embedding]
+    jobs = [job for job in jobs if job.needs_thumbnail or job.needs_quality or job.needs_embedding]
     if not jobs:
         return ProcessingSummary()
 
@@ -118,7 +134,7 @@ def process_images(
     to_embed: list[tuple[_Job, PILImage.Image]] = []
     for job in jobs:
         try:
-            img = _decode_and_thumbnail(settings, job, embed_side if job.needs_embedding else 0)
+            img = _decode_thumbnail_quality(settings, job, embed_side)
         except Exception as exc:
             logger.warning("image %s could not be processed: %s", job.image_id, exc)
             job.values["processing_error"] = f"could not be decoded: {exc}"[:500]

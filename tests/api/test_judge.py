@@ -7,11 +7,12 @@ import io
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import ImageEnhance, ImageFilter
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from database.models import Image
-from tests.factories import REAL_PHOTOS, burst, jpeg_bytes, real_photo
+from tests.factories import REAL_PHOTOS, burst, encode, jpeg_bytes, real_photo
 
 
 def upload(client: TestClient, files: list[tuple[str, bytes]]) -> list[int]:
@@ -104,3 +105,59 @@ def test_export_json_and_errors(client: TestClient) -> None:
     assert rows[0]["original_filename"] == "a.jpg"
     assert client.get(f"/batches/{batch_id}/export", params={"format": "xml"}).status_code == 422
     assert client.get("/batches/999999/export").status_code == 404
+
+
+def test_blurred_and_overexposed_copies_rank_below_the_original(client: TestClient) -> None:
+    photo = real_photo("coffee.png")
+    original = encode(photo, "JPEG", quality=92)
+    blurred = encode(photo.filter(ImageFilter.GaussianBlur(3)), "JPEG", quality=92)
+    bright = encode(ImageEnhance.Brightness(photo).enhance(2.8), "JPEG", quality=92)
+    ids = upload(
+        client, [("original.jpg", original), ("blur.jpg", blurred), ("bright.jpg", bright)]
+    )
+    batch_id = new_batch(client, ids)
+
+    response = client.put(f"/batches/{batch_id}/groups", json={"group_map": {"Coffee": ids}})
+    ranks = {a["image"]["id"]: a["quality_rank"] for a in response.json()["image_associations"]}
+    assert ranks[ids[0]] == 1
+    assert {ranks[ids[1]], ranks[ids[2]]} == {2, 3}
+
+    scores = {i["id"]: i for i in client.get("/images/").json()}
+    assert scores[ids[1]]["sharpness"] < scores[ids[0]]["sharpness"]
+    assert scores[ids[2]]["exposure"] < scores[ids[0]]["exposure"]
+    meta = client.get(f"/images/metadata/{ids[0]}").json()
+    assert meta["quality_score"] == scores[ids[0]]["quality_score"]
+
+
+@pytest.mark.slow
+def test_keeper_of_a_real_burst_is_a_sharp_frame(offline_client: TestClient) -> None:
+    astronaut = real_photo("astronaut.png")
+    sharp = upload(
+        offline_client,
+        [(f"s{k}.jpg", f) for k, f in enumerate(burst(astronaut, 4, seed=1, blur=(0, 0.3)))],
+    )
+    soft = upload(
+        offline_client,
+        [(f"b{k}.jpg", f) for k, f in enumerate(burst(astronaut, 3, seed=2, blur=(1.5, 2.5)))],
+    )
+    others = [
+        upload(
+            offline_client,
+            [(f"{name}{k}", f) for k, f in enumerate(burst(real_photo(name), 6, seed=i))],
+        )
+        for i, name in enumerate(REAL_PHOTOS[1:4])
+    ]
+    batch_id = new_batch(offline_client, sharp + soft + [i for ids in others for i in ids])
+
+    body = offline_client.put(f"/batches/{batch_id}/analyze", json={}).json()
+    by_id = {a["image"]["id"]: a for a in body["image_associations"]}
+    group = by_id[sharp[0]]["group_label"]
+    assert group.startswith("Group ")
+    assert all(by_id[i]["group_label"] == group for i in sharp + soft)
+    keeper = next(
+        i for i, a in by_id.items() if a["group_label"] == group and a["quality_rank"] == 1
+    )
+    assert keeper in sharp
+    assert max(by_id[i]["quality_rank"] for i in sharp) < min(
+        by_id[i]["quality_rank"] for i in soft
+    )
