@@ -42,7 +42,7 @@ def similar_images(
 
     target = np.frombuffer(image.features, dtype=np.float32)
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(row[1] or b"" for row in rows), dtype=np.float32)
     # Vectors are stored L2-normalised, so the dot product is the cosine similarity.
     similarity = matrix.reshape(len(rows), target.size) @ target
     count = min(limit, len(rows))

@@ -1,0 +1,199 @@
+"""ImageGrouper on synthetic embeddings: tight blobs on the unit sphere plus scattered points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from sklearn.metrics import adjusted_rand_score
+
+from processing.grouping import UNGROUPED, GroupingResult, ImageGrouper, Metric
+
+DIM = 384
+
+
+def unit(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    normalised: NDArray[np.float64] = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return normalised
+
+
+def blobs(
+    sizes: list[int], n_scattered: int = 0, spread: float = 0.1, seed: int = 0
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Unit vectors in blobs of the given sizes (rows in blob order), then scattered ones (-1).
+
+    Like photo embeddings, the blobs share a common direction (centres 1.0 apart), while the
+    scattered rows point anywhere (~1.4 from everything); within a blob rows are ~1.4·spread apart.
+    """
+    rng = np.random.default_rng(seed)
+    common = unit(rng.normal(size=DIM))
+    rows, truth = [], []
+    for label, size in enumerate(sizes):
+        centre = unit(common + unit(rng.normal(size=DIM)))
+        rows.append(unit(centre + spread * unit(rng.normal(size=(size, DIM)))))
+        truth += [label] * size
+    rows.append(unit(rng.normal(size=(n_scattered, DIM))))
+    truth += [-1] * n_scattered
+    return np.concatenate(rows).astype(np.float32), np.array(truth)
+
+
+def groups_of(result: GroupingResult, truth: NDArray[np.int64]) -> dict[int, set[str]]:
+    return {int(t): {result.labels[i] for i in np.flatnonzero(truth == t)} for t in set(truth)}
+
+
+def test_each_blob_is_one_group_numbered_by_size() -> None:
+    x, truth = blobs([8, 20, 12, 16, 10], n_scattered=4)
+
+    result = ImageGrouper().fit_labels(x)
+
+    assert groups_of(result, truth) == {
+        1: {"Group 1"},
+        3: {"Group 2"},
+        2: {"Group 3"},
+        4: {"Group 4"},
+        0: {"Group 5"},
+        -1: {UNGROUPED},
+    }
+    assert result.n_groups == 5
+    assert not result.used_single_cluster_fallback
+    assert result.pca_dims is None
+
+
+def test_equal_sizes_are_numbered_by_first_row() -> None:
+    x, truth = blobs([10, 10, 10], n_scattered=3, seed=1)
+    order = np.r_[20:30, 0:20, 30:33]  # blob 2's rows come first
+
+    result = ImageGrouper().fit_labels(x[order])
+
+    assert groups_of(result, truth[order]) == {
+        2: {"Group 1"},
+        0: {"Group 2"},
+        1: {"Group 3"},
+        -1: {UNGROUPED},
+    }
+
+
+def test_metric_decides_whether_length_matters() -> None:
+    # One direction at two lengths plus a second blob: two scenes for cosine, three for euclidean.
+    x, truth = blobs([12, 12], spread=0.05, seed=2)
+    x = np.concatenate([x, 10 * x[:12]])
+    truth = np.r_[truth, np.full(12, 2)]
+
+    cosine = ImageGrouper(metric="cosine").fit_labels(x)
+    euclidean = ImageGrouper(metric="euclidean").fit_labels(x)
+
+    assert groups_of(cosine, truth) == {0: {"Group 1"}, 2: {"Group 1"}, 1: {"Group 2"}}
+    assert euclidean.n_groups == 3
+    assert all(len(labels) == 1 for labels in groups_of(euclidean, truth).values())
+
+
+def test_same_input_gives_same_labels() -> None:
+    x, _ = blobs([15, 9, 9, 7], n_scattered=6, spread=0.3, seed=3)
+
+    first = ImageGrouper().fit_labels(x)
+    again = ImageGrouper().fit_labels(x.copy())
+
+    assert first == again
+
+
+def test_one_scene_uses_the_single_cluster_fallback() -> None:
+    x, truth = blobs([20], n_scattered=3, seed=4)
+
+    result = ImageGrouper().fit_labels(x)
+
+    assert result.used_single_cluster_fallback
+    assert result.n_groups == 1
+    # hdbscan's quirk when the single cluster is the root: only the rows that stay to the densest
+    # level get its label (here 5-6 of the 20), the rest of the scene is "Ungrouped".
+    assert groups_of(result, truth)[-1] == {UNGROUPED}
+    assert 5 <= result.labels.count("Group 1") <= 20
+
+
+def test_fallback_is_not_used_when_groups_are_found() -> None:
+    x, _ = blobs([20, 20], seed=5)
+
+    result = ImageGrouper().fit_labels(x)
+
+    assert not result.used_single_cluster_fallback
+    assert result.n_groups == 2
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_pca_path_agrees_with_exact_path(metric: Metric) -> None:
+    # No scattered rows: PCA (which centres the data) pulls rows that point anywhere together
+    # near the origin, where they can form a group of their own; see bench/grouping.py.
+    rng = np.random.default_rng(6)
+    x, _ = blobs([int(s) for s in rng.integers(8, 25, size=40)], spread=0.3)
+
+    exact = ImageGrouper(metric=metric).fit_labels(x)
+    reduced = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
+
+    assert exact.pca_dims is None
+    assert reduced.pca_dims == 50
+    assert exact.n_groups == reduced.n_groups == 40
+    assert adjusted_rand_score(exact.labels, reduced.labels) >= 0.95
+
+
+def test_no_rows() -> None:
+    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False, None)
+
+
+def test_one_row() -> None:
+    result = ImageGrouper().fit_labels(np.ones((1, DIM)))
+
+    assert result == GroupingResult([UNGROUPED], 0, False, None)
+
+
+def test_fewer_rows_than_min_cluster_size_are_ungrouped_even_if_identical() -> None:
+    assert ImageGrouper(min_cluster_size=5).fit_labels(np.ones((4, DIM))).labels == [UNGROUPED] * 4
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_identical_rows_are_one_group(metric: Metric) -> None:
+    result = ImageGrouper(metric=metric).fit_labels(np.ones((9, DIM)))
+
+    assert result.labels == ["Group 1"] * 9
+    assert result.n_groups == 1
+
+
+def test_min_samples_larger_than_the_batch_is_clamped() -> None:
+    x, truth = blobs([6, 6], spread=0.05, seed=7)
+
+    result = ImageGrouper(min_cluster_size=3, min_samples=100).fit_labels(x)
+
+    assert len(result.labels) == 12
+
+
+def test_zero_rows_under_cosine_do_not_crash() -> None:
+    x, _ = blobs([10], n_scattered=2, seed=8)
+    x[-1] = 0.0
+
+    result = ImageGrouper().fit_labels(x)
+
+    assert result.labels[-1] == UNGROUPED
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_refused(bad: float) -> None:
+    x, _ = blobs([10], seed=9)
+    x[3, 7] = bad
+
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 row"):
+        ImageGrouper().fit_labels(x)
+
+
+@pytest.mark.parametrize("shape", [(DIM,), (2, 3, DIM), (6, 0)])
+def test_input_must_be_a_2d_matrix(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="2-D|no dimensions"):
+        ImageGrouper().fit_labels(np.ones(shape))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_cluster_size": 1}, {"min_samples": 0}, {"metric": "manhattan"}],
+)
+def test_bad_parameters_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        ImageGrouper(**kwargs)
