@@ -120,7 +120,9 @@ def analyze_batch(
     batch = analysis_service.analyze_batch(
         session,
         batch_id,
-        AnalysisParameters(params.min_cluster_size, params.min_samples, params.metric),
+        AnalysisParameters(
+            params.min_cluster_size, params.min_samples, params.metric, params.time_gap_seconds
+        ),
         active_model_id(embedder),
     )
     return present.batch(batch)

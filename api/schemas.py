@@ -103,6 +103,12 @@ class AnalyzeRequest(BaseModel):
     min_cluster_size: int = Field(default=5, ge=2, le=100_000)
     min_samples: int = Field(default=5, ge=1, le=100_000)
     metric: Literal["cosine", "euclidean"] = "cosine"
+    time_gap_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=365 * 24 * 3600,
+        description="Split a group where consecutive shots are further apart than this.",
+    )
 
 
 GroupLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]

@@ -17,7 +17,9 @@ near-duplicates plus scattered shots, 384-d; see bench/grouping.py):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import hdbscan
@@ -155,3 +157,43 @@ def _named(raw: NDArray[np.intp]) -> tuple[list[str], int]:
     order = sorted(range(ids.size), key=lambda i: (-sizes[i], first_rows[i]))
     names = {int(ids[i]): f"Group {rank}" for rank, i in enumerate(order, start=1)}
     return [names.get(int(label), UNGROUPED) for label in raw], ids.size
+
+
+def split_by_time(
+    labels: Sequence[str], shot_at: Sequence[datetime | None], gap_seconds: float
+) -> tuple[list[str], int]:
+    """Split each group where consecutive capture times are more than `gap_seconds` apart.
+
+    Images without a capture time stay with the largest part of their visual group; a part
+    left with a single image becomes "Ungrouped" (one frame is not a burst). Groups are then
+    renumbered by size. Returns the labels and the number of groups."""
+    members: dict[str, list[int]] = {}
+    for row, label in enumerate(labels):
+        if label != UNGROUPED:
+            members.setdefault(label, []).append(row)
+    raw = np.full(len(labels), -1, dtype=np.intp)
+    next_id = 0
+    for rows in members.values():
+        for part in _time_segments(rows, shot_at, gap_seconds):
+            if len(part) > 1:
+                raw[part] = next_id
+                next_id += 1
+    return _named(raw)
+
+
+def _time_segments(
+    rows: list[int], shot_at: Sequence[datetime | None], gap_seconds: float
+) -> list[list[int]]:
+    timed = sorted((t, row) for row in rows if (t := shot_at[row]) is not None)
+    untimed = [row for row in rows if shot_at[row] is None]
+    parts: list[list[int]] = []
+    previous: datetime | None = None
+    for moment, row in timed:
+        if previous is None or (moment - previous).total_seconds() > gap_seconds:
+            parts.append([])
+        parts[-1].append(row)
+        previous = moment
+    if not parts:
+        return [untimed]
+    max(parts, key=len).extend(untimed)
+    return parts

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
 from database.models import Image, ImageBatch, ImageBatchAssociation
-from processing.grouping import UNGROUPED, ImageGrouper
+from processing.grouping import UNGROUPED, ImageGrouper, split_by_time
 from services import batch_service
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 
@@ -36,6 +36,7 @@ class AnalysisParameters:
     min_cluster_size: int = 5
     min_samples: int = 5
     metric: Literal["cosine", "euclidean"] = "cosine"
+    time_gap_seconds: float | None = None
 
 
 def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
@@ -126,7 +127,11 @@ def analyze_batch(
         batch.error = f"Analysis failed: {exc}"[:2000]
         raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
 
-    labels = {image.id: label for image, label in zip(usable, result.labels, strict=True)}
+    names, n_groups = result.labels, result.n_groups
+    if params.time_gap_seconds is not None:
+        times = [image.shot_at for image in usable]
+        names, n_groups = split_by_time(names, times, params.time_gap_seconds)
+    labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: UNGROUPED for image in failed})
     batch_view = batch_service.get_batch(session, batch_id)
     images = {a.image_id: a.image for a in batch_view.image_associations}
@@ -137,8 +142,9 @@ def analyze_batch(
         "min_cluster_size": params.min_cluster_size,
         "min_samples": params.min_samples,
         "metric": params.metric,
+        "time_gap_seconds": params.time_gap_seconds,
         "embedding_model": active_model,
-        "groups": result.n_groups,
+        "groups": n_groups,
         "single_cluster_fallback": result.used_single_cluster_fallback,
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters

@@ -7,12 +7,13 @@ import io
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image as PILImage
 from PIL import ImageEnhance, ImageFilter
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from database.models import Image
-from tests.factories import REAL_PHOTOS, burst, encode, jpeg_bytes, real_photo
+from tests.factories import REAL_PHOTOS, build_exif, burst, encode, jpeg_bytes, real_photo
 
 
 def upload(client: TestClient, files: list[tuple[str, bytes]]) -> list[int]:
@@ -161,3 +162,59 @@ def test_keeper_of_a_real_burst_is_a_sharp_frame(offline_client: TestClient) -> 
     assert max(by_id[i]["quality_rank"] for i in sharp) < min(
         by_id[i]["quality_rank"] for i in soft
     )
+
+
+def shot_at_exif(moment: str):  # type: ignore[no-untyped-def]
+    return build_exif(exif_ifd={0x9003: moment, 0x9011: "+00:00"})
+
+
+@pytest.mark.slow
+def test_time_gap_splits_an_hour_apart_and_keeps_a_one_second_burst(
+    offline_client: TestClient,
+) -> None:
+    frames = burst(real_photo("chelsea.png"), 8, seed=5)
+    times = [f"2024:06:01 10:00:0{k}" for k in range(4)] + [
+        f"2024:06:01 11:00:0{k}" for k in range(4)
+    ]
+    cat = upload(
+        offline_client,
+        [
+            (
+                f"cat{k}.jpg",
+                encode(PILImage.open(io.BytesIO(f)), "JPEG", shot_at_exif(t), quality=90),
+            )
+            for k, (f, t) in enumerate(zip(frames, times, strict=True))
+        ],
+    )
+    coffee = upload(
+        offline_client,
+        [(f"c{k}.jpg", f) for k, f in enumerate(burst(real_photo("coffee.png"), 6, 9))],
+    )
+    batch_id = new_batch(offline_client, cat + coffee)
+
+    plain = offline_client.put(
+        f"/batches/{batch_id}/analyze", json={"min_cluster_size": 3, "min_samples": 3}
+    )
+    assert (
+        len(
+            {
+                a["group_label"]
+                for a in plain.json()["image_associations"]
+                if a["image"]["id"] in cat
+            }
+        )
+        == 1
+    )
+
+    split = offline_client.put(
+        f"/batches/{batch_id}/analyze",
+        json={"min_cluster_size": 3, "min_samples": 3, "time_gap_seconds": 60},
+    )
+    assert split.status_code == 200, split.text
+    body = split.json()
+    assert body["parameters"]["time_gap_seconds"] == 60
+    labels = {a["image"]["id"]: a["group_label"] for a in body["image_associations"]}
+    first, second = {labels[i] for i in cat[:4]}, {labels[i] for i in cat[4:]}
+    assert len(first) == len(second) == 1
+    assert first != second
+    assert len({labels[i] for i in coffee}) == 1  # no capture times: left as one group

@@ -197,3 +197,47 @@ def test_input_must_be_a_2d_matrix(shape: tuple[int, ...]) -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must be"):
         ImageGrouper(**kwargs)
+
+
+def test_split_by_time_splits_an_hour_apart_and_keeps_a_burst() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from processing.grouping import split_by_time
+
+    start = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+    hour_later = start + timedelta(hours=1)
+    labels = ["Group 1"] * 6 + ["Group 2"] * 3 + ["Ungrouped"]
+    shot_at = [
+        start,
+        start + timedelta(seconds=1),
+        start + timedelta(seconds=2),
+        hour_later,
+        hour_later + timedelta(seconds=1),
+        None,  # no capture time: stays with the larger part
+        start,
+        start + timedelta(seconds=1),
+        start + timedelta(seconds=1),
+        start,
+    ]
+
+    names, n_groups = split_by_time(labels, shot_at, gap_seconds=60)
+
+    assert n_groups == 3
+    assert names[0] == names[1] == names[2] == names[5]
+    assert names[3] == names[4] != names[0]
+    assert names[6] == names[7] == names[8] not in (names[0], names[3])
+    assert names[9] == "Ungrouped"
+    assert names[0] == "Group 1"  # the largest part (4 images) is numbered first
+
+
+def test_split_by_time_leaves_no_group_of_one() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from processing.grouping import split_by_time
+
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    names, n_groups = split_by_time(
+        ["Group 1"] * 3, [start, start + timedelta(seconds=2), start + timedelta(days=1)], 10
+    )
+    assert names == ["Group 1", "Group 1", "Ungrouped"]
+    assert n_groups == 1
