@@ -15,6 +15,7 @@ from api.schemas import Presenter
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
+from services.similarity_service import EmbeddingIndex
 from services.worker import InlineWorker, ProcessingWorker
 
 
@@ -56,6 +57,11 @@ def get_embedder(request: Request) -> ManagedEmbedder:
     return embedder
 
 
+def get_embedding_index(request: Request) -> EmbeddingIndex:
+    index: EmbeddingIndex = request.app.state.embedding_index
+    return index
+
+
 def get_presenter(request: Request) -> Presenter:
     return Presenter(active_model=get_embedder(request).status.active_model)
 
@@ -67,6 +73,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 WorkerDep = Annotated[ProcessingWorker | InlineWorker, Depends(get_worker)]
 EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]
+IndexDep = Annotated[EmbeddingIndex, Depends(get_embedding_index)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)

@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import EmbedderDep, PresenterDep, SessionDep, SettingsDep, WorkerDep, require_api_key
+from api.deps import (
+    EmbedderDep,
+    IndexDep,
+    PresenterDep,
+    SessionDep,
+    SettingsDep,
+    WorkerDep,
+    require_api_key,
+)
 from api.schemas import ImageResponse, MessageResponse, Metadata, SimilarImage
 from api.tasks import active_model_id, queue_image_processing
 from services import image_service, similarity_service
@@ -92,12 +100,13 @@ def get_similar_images(
     session: SessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
+    index: IndexDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
     batch_id: int | None = None,
 ) -> list[SimilarImage]:
     """The most similar images (cosine similarity of embeddings), optionally within a batch."""
     found = similarity_service.similar_images(
-        session, image_id, active_model_id(embedder), limit, batch_id
+        session, index, image_id, active_model_id(embedder), limit, batch_id
     )
     return [SimilarImage(image=present.image(image), similarity=sim) for image, sim in found]
 

@@ -23,6 +23,7 @@ from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
 from services.health_service import health_report
+from services.similarity_service import EmbeddingIndex
 from services.startup_service import reconcile_storage
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
@@ -64,6 +65,7 @@ def create_app(
         app.state.session_factory = factory
         app.state.embedder = model
         app.state.worker = worker
+        app.state.embedding_index = EmbeddingIndex()
         worker.start()
         try:
             yield

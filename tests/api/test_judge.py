@@ -218,3 +218,15 @@ def test_time_gap_splits_an_hour_apart_and_keeps_a_one_second_burst(
     assert len(first) == len(second) == 1
     assert first != second
     assert len({labels[i] for i in coffee}) == 1  # no capture times: left as one group
+
+
+def test_similar_sees_images_added_and_deleted_after_a_first_query(client: TestClient) -> None:
+    ids = upload(client, [(f"{i}.jpg", jpeg_bytes(seed=40 + i)) for i in range(3)])
+    assert len(client.get(f"/images/{ids[0]}/similar").json()) == 2
+
+    [added] = upload(client, [("late.jpg", jpeg_bytes(seed=49))])
+    assert added in [f["image"]["id"] for f in client.get(f"/images/{ids[0]}/similar").json()]
+
+    client.delete(f"/images/{ids[1]}")
+    found = [f["image"]["id"] for f in client.get(f"/images/{ids[0]}/similar").json()]
+    assert sorted(found) == sorted([ids[2], added])
