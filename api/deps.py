@@ -3,10 +3,12 @@ the worker and the embedder."""
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, ParamSpec, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -18,52 +20,76 @@ from services.errors import AppError
 from services.similarity_service import EmbeddingIndex
 from services.worker import InlineWorker, ProcessingWorker
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class Unauthorized(AppError):
     status_code = 401
 
 
-def get_settings(request: Request) -> Settings:
+def in_threadpool(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run a blocking route body on the thread pool, as FastAPI does for `def` routes, but
+    present it to FastAPI as `async` so that the response is then validated on the event loop.
+
+    FastAPI validates a `def` route's response on the same thread pool. A request that holds
+    a database lock (SQLite's writer lock) could then wait for a thread while every thread is
+    held by a request waiting for that lock: a deadlock until the lock times out. Here a
+    route's thread is released before anything else is needed, and the transaction is
+    finished on its own limiter (see get_session)."""
+
+    @functools.wraps(route)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await to_thread.run_sync(functools.partial(route, *args, **kwargs))
+
+    return run
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the handler succeeds, else rolled back."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the handler succeeds, else rolled back.
+
+    Commit, rollback and close run on their own small thread limiter, not the shared one the
+    sync handlers use: when every shared thread holds a request waiting for a database lock,
+    the request that owns the lock must still be able to commit (SQLite would otherwise sit
+    in that deadlock until its busy timeout)."""
     session: Session = request.app.state.session_factory()
+    limiter: CapacityLimiter = request.app.state.transaction_limiter
     try:
         yield session
-        session.commit()
+        await to_thread.run_sync(session.commit, limiter=limiter)
     except AppError as exc:
-        if exc.keeps_changes:
-            session.commit()
-        else:
-            session.rollback()
+        finish = session.commit if exc.keeps_changes else session.rollback
+        await to_thread.run_sync(finish, limiter=limiter)
         raise
     except BaseException:
-        session.rollback()
+        await to_thread.run_sync(session.rollback, limiter=limiter)
         raise
     finally:
-        session.close()
+        await to_thread.run_sync(session.close, limiter=limiter)
 
 
-def get_worker(request: Request) -> ProcessingWorker | InlineWorker:
+async def get_worker(request: Request) -> ProcessingWorker | InlineWorker:
     worker: ProcessingWorker | InlineWorker = request.app.state.worker
     return worker
 
 
-def get_embedder(request: Request) -> ManagedEmbedder:
+async def get_embedder(request: Request) -> ManagedEmbedder:
     embedder: ManagedEmbedder = request.app.state.embedder
     return embedder
 
 
-def get_embedding_index(request: Request) -> EmbeddingIndex:
+async def get_embedding_index(request: Request) -> EmbeddingIndex:
     index: EmbeddingIndex = request.app.state.embedding_index
     return index
 
 
-def get_presenter(request: Request) -> Presenter:
-    return Presenter(active_model=get_embedder(request).status.active_model)
+async def get_presenter(request: Request) -> Presenter:
+    return Presenter(active_model=(await get_embedder(request)).status.active_model)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -79,7 +105,7 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -15,16 +15,33 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     WorkerDep,
+    in_threadpool,
     require_api_key,
 )
-from api.schemas import ImageResponse, MessageResponse, Metadata, SimilarImage
+from api.schemas import (
+    MAX_SAFE_INTEGER,
+    ImageResponse,
+    MessageResponse,
+    Metadata,
+    RowId,
+    SimilarImage,
+    error_responses,
+)
 from api.tasks import active_model_id, queue_image_processing
 from services import image_service, similarity_service
 from services.image_service import IncomingUpload, UploadReport
 
-router = APIRouter(prefix="/images", tags=["Images"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/images",
+    tags=["Images"],
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401),
+)
 
-UploadFiles = Annotated[list[UploadFile], File(description="One or more image files.")]
+# min_length: the schema then says what FastAPI enforces (an empty multipart is a 422).
+UploadFiles = Annotated[
+    list[UploadFile], File(description="One or more image files.", min_length=1)
+]
 
 
 def incoming(files: list[UploadFile]) -> list[IncomingUpload]:
@@ -42,8 +59,9 @@ def report_rejections(response: Response, report: UploadReport) -> None:
     "/upload",
     operation_id="uploadImages",
     response_model=list[ImageResponse],
-    responses={400: {"description": "No file was accepted"}, 413: {"description": "Too large"}},
+    responses=error_responses(400, 413),
 )
+@in_threadpool
 def upload_images(
     files: UploadFiles,
     session: SessionDep,
@@ -61,11 +79,12 @@ def upload_images(
 
 
 @router.get("/", operation_id="getAllImages", response_model=list[ImageResponse])
+@in_threadpool
 def get_all_images(
     session: SessionDep,
     present: PresenterDep,
     response: Response,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> list[ImageResponse]:
     """List images ordered by id; `X-Total-Count` gives the total for pagination."""
@@ -78,31 +97,44 @@ def get_all_images(
     "/thumbnail/{image_id}",
     operation_id="getImageThumbnail",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "Not found"}},
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
-def get_image_thumbnail(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+@in_threadpool
+def get_image_thumbnail(
+    image_id: RowId, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
     """The JPEG thumbnail (made now if the background worker has not got to it yet)."""
     path = image_service.thumbnail_file(session, settings, image_id)
     return FileResponse(path, media_type="image/jpeg")
 
 
-@router.get("/metadata/{image_id}", operation_id="getImageMetadata", response_model=Metadata)
-def get_image_metadata(image_id: int, session: SessionDep) -> Metadata:
+@router.get(
+    "/metadata/{image_id}",
+    operation_id="getImageMetadata",
+    response_model=Metadata,
+    responses=error_responses(404),
+)
+@in_threadpool
+def get_image_metadata(image_id: RowId, session: SessionDep) -> Metadata:
     """The image's EXIF metadata."""
     return Metadata.model_validate(image_service.get_image(session, image_id))
 
 
 @router.get(
-    "/{image_id}/similar", operation_id="getSimilarImages", response_model=list[SimilarImage]
+    "/{image_id}/similar",
+    operation_id="getSimilarImages",
+    response_model=list[SimilarImage],
+    responses=error_responses(404, 409, 503),
 )
+@in_threadpool
 def get_similar_images(
-    image_id: int,
+    image_id: RowId,
     session: SessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
     index: IndexDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-    batch_id: int | None = None,
+    batch_id: RowId | None = None,
 ) -> list[SimilarImage]:
     """The most similar images (cosine similarity of embeddings), optionally within a batch."""
     found = similarity_service.similar_images(
@@ -115,9 +147,10 @@ def get_similar_images(
     "/{image_id}",
     operation_id="getImageFile",
     response_class=FileResponse,
-    responses={200: {"content": {"image/*": {}}}, 404: {"description": "Not found"}},
+    responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
-def get_image_file(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+@in_threadpool
+def get_image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The original file, as uploaded."""
     path, image = image_service.original_file(session, settings, image_id)
     return FileResponse(
@@ -128,8 +161,14 @@ def get_image_file(image_id: int, session: SessionDep, settings: SettingsDep) ->
     )
 
 
-@router.delete("/{image_id}", operation_id="deleteImage", response_model=MessageResponse)
-def delete_image(image_id: int, session: SessionDep, settings: SettingsDep) -> MessageResponse:
+@router.delete(
+    "/{image_id}",
+    operation_id="deleteImage",
+    response_model=MessageResponse,
+    responses=error_responses(404),
+)
+@in_threadpool
+def delete_image(image_id: RowId, session: SessionDep, settings: SettingsDep) -> MessageResponse:
     """Delete an image, its files and its batch memberships."""
     image_service.delete_image(session, settings, image_id)
     return MessageResponse(message=f"Image {image_id} deleted.")

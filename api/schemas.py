@@ -6,9 +6,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-BatchName = Field(min_length=1, max_length=255)
+
+def _strip_non_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# Ids and offsets stay within the integers a JSON client represents exactly (JavaScript's
+# MAX_SAFE_INTEGER): a larger number is refused here (422) instead of overflowing the database
+# driver (SQLite raises OverflowError past 64 bits: a 500).
+MAX_SAFE_INTEGER = 2**53 - 1
+RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+
+# Names and labels are stripped and must not be blank; the pattern (at least one non-space
+# character) tells clients so, where min_length alone would promise that "  " is accepted.
+NOT_BLANK = r"\S"
+BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
 class ImageResponse(BaseModel):
@@ -78,7 +102,7 @@ class BatchResponse(BaseModel):
 
 class BatchCreate(BaseModel):
     name: str = BatchName
-    image_ids: list[int] = Field(default_factory=list, max_length=100_000)
+    image_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
 
     @field_validator("name")
     @classmethod
@@ -96,7 +120,7 @@ class BatchRename(BaseModel):
 
 
 class ImageIds(BaseModel):
-    image_ids: list[int] = Field(min_length=1, max_length=100_000)
+    image_ids: list[RowId] = Field(min_length=1, max_length=100_000)
 
 
 class AnalyzeRequest(BaseModel):
@@ -111,15 +135,50 @@ class AnalyzeRequest(BaseModel):
     )
 
 
-GroupLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+GroupLabel = Annotated[
+    str, StringConstraints(min_length=1, max_length=50), AfterValidator(_strip_non_blank)
+]
+
+
+def _labels_not_blank(schema: dict[str, Any]) -> None:
+    schema["propertyNames"]["pattern"] = NOT_BLANK
 
 
 class GroupsUpdate(BaseModel):
-    group_map: dict[GroupLabel, list[int]] = Field(min_length=1)
+    group_map: dict[GroupLabel, list[RowId]] = Field(
+        min_length=1, json_schema_extra=_labels_not_blank
+    )
 
 
 class MessageResponse(BaseModel):
     message: str
+
+
+class ErrorResponse(BaseModel):
+    """A refused request: `detail` says why; some errors add fields (e.g. `missing_ids`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input, or a body that cannot be parsed",
+    401: "Missing or wrong API key (only when API_KEY is set)",
+    404: "Not found",
+    409: "Conflict with the current state; try again shortly",
+    413: "A file is larger than MAX_UPLOAD_BYTES",
+    500: "Clustering failed; the batch is marked failed with the error",
+    503: "No embedding model could be loaded",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the domain errors a route can answer with."""
+    return {
+        code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]}
+        for code in status_codes
+    }
 
 
 class RootResponse(BaseModel):
@@ -135,13 +194,6 @@ class HealthResponse(BaseModel):
     pending_embeddings: int
     failed_images: int
     queued: int
-
-
-def _strip_non_blank(value: str) -> str:
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("must not be blank")
-    return stripped
 
 
 @dataclass(frozen=True, slots=True)
