@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CORS_ORIGINS = [
@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(default=500, ge=1)
     max_image_pixels: int = Field(default=250_000_000, ge=1)
 
+    task_backend: Literal["inline", "celery"] = "inline"
+    celery_broker_url: str | None = None
+    celery_visibility_timeout: int = Field(default=600, ge=1)
+
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS)
     )
@@ -52,10 +56,21 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url", "api_key", "hf_token", "torch_threads", mode="before")
+    @field_validator(
+        "database_url", "api_key", "hf_token", "torch_threads", "celery_broker_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _celery_needs_a_broker(self) -> Self:
+        if self.task_backend == "celery" and not self.celery_broker_url:
+            raise ValueError(
+                "TASK_BACKEND=celery needs CELERY_BROKER_URL "
+                "(e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//)"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,9 +15,9 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
-from api.deps import EmbedderDep, SessionDep, WorkerDep
+from api.deps import EmbedderDep, SessionDep, WorkerDep, in_threadpool
 from api.schemas import HealthResponse, RootResponse
-from api.tasks import build_worker
+from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder
@@ -28,6 +28,9 @@ from services.startup_service import reconcile_storage
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 logger = logging.getLogger(__name__)
+
+# Threads reserved for finishing transactions (see api.deps.get_session).
+TRANSACTION_THREADS = 8
 
 
 async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -59,13 +62,14 @@ def create_app(
             factory = create_session_factory(engine)
         install_file_hooks(factory)
         await anyio.to_thread.run_sync(reconcile_storage, factory, settings)
-        model = embedder or ManagedEmbedder(settings)
+        model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         app.state.settings = settings
         app.state.session_factory = factory
         app.state.embedder = model
         app.state.worker = worker
         app.state.embedding_index = EmbeddingIndex()
+        app.state.transaction_limiter = anyio.CapacityLimiter(TRANSACTION_THREADS)
         worker.start()
         try:
             yield
@@ -100,6 +104,7 @@ def create_app(
         return {"message": "Pixal Judge server is running. API docs: /docs"}
 
     @app.get("/health", operation_id="health", response_model=HealthResponse, tags=["Status"])
+    @in_threadpool
     def health(session: SessionDep, embedder: EmbedderDep, worker: WorkerDep) -> dict[str, Any]:
         """Database and model state, and how much background processing is pending."""
         return health_report(session, embedder, worker.queued)

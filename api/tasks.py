@@ -1,4 +1,7 @@
-"""Background task wiring: what the worker runs, and the hand-off from a request."""
+"""Background task wiring: what the worker runs, and the hand-off from a request.
+
+TASK_BACKEND=inline runs it on a thread of this process; TASK_BACKEND=celery sends it to
+Celery workers (services.celery_app), and this process loads no model."""
 
 from __future__ import annotations
 
@@ -8,32 +11,33 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from processing.feature_extraction import Embedder, ManagedEmbedder
+from processing.feature_extraction import ManagedEmbedder
+from services.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.errors import Unavailable
 from services.processing_service import process_images
 from services.startup_service import find_pending_image_ids
+from services.task_queue import CeleryTaskQueue, RemoteEmbedder, TaskQueue, loaded_embedder
 from services.worker import InlineWorker, ProcessingWorker
 
 logger = logging.getLogger(__name__)
 
 
-def _loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
-    """The active embedder, or None (thumbnails still get made) if no model can load."""
-    try:
-        return embedder.load()
-    except Exception:
-        return None
+def build_embedder(settings: Settings) -> ManagedEmbedder:
+    """The model as this process sees it: loaded here (inline), or run by Celery workers."""
+    if settings.task_backend == "celery":
+        return RemoteEmbedder(settings)
+    return ManagedEmbedder(settings)
 
 
 def active_model_id(embedder: ManagedEmbedder) -> str:
     """The id of the model that embeds right now (loading it if need be)."""
-    active = _loaded_embedder(embedder)
-    if active is None:
+    try:
+        return embedder.model_id
+    except Exception:
         raise Unavailable(
             "No embedding model could be loaded: "
             f"{embedder.status.fallback_reason or 'see the server log'}."
-        )
-    return active.model_id
+        ) from None
 
 
 def build_worker(
@@ -42,22 +46,40 @@ def build_worker(
     embedder: ManagedEmbedder,
     *,
     threaded: bool = True,
-) -> ProcessingWorker | InlineWorker:
+) -> TaskQueue:
+    """The backend TASK_BACKEND names; `threaded=False` makes the inline one run in the
+    caller's thread (tests)."""
+    if settings.task_backend == "celery":
+        return _celery_queue(settings, session_factory, embedder)
+
     def process(image_ids: list[int]) -> None:
-        process_images(session_factory, settings, _loaded_embedder(embedder), image_ids)
+        process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
 
     if not threaded:
         return InlineWorker(process, settings.embedding_batch_size)
 
     def backfill() -> list[int]:
-        active = _loaded_embedder(embedder)
+        active = loaded_embedder(embedder)
         return find_pending_image_ids(session_factory, active.model_id if active else None)
 
     return ProcessingWorker(process, settings.embedding_batch_size, on_start=backfill)
 
 
-def queue_image_processing(
-    worker: ProcessingWorker | InlineWorker, image_ids: Iterable[int]
-) -> None:
+def _celery_queue(
+    settings: Settings, session_factory: sessionmaker[Session], embedder: ManagedEmbedder
+) -> CeleryTaskQueue:
+    app = create_celery_app(settings)
+
+    def send(image_ids: list[int]) -> None:
+        app.send_task(PROCESS_IMAGES_TASK, args=[image_ids])
+
+    def backfill() -> list[int]:
+        # The workers' model is the configured one; the database says what it still lacks.
+        return find_pending_image_ids(session_factory, active_model_id(embedder))
+
+    return CeleryTaskQueue(send, settings.embedding_batch_size, backfill, close=app.close)
+
+
+def queue_image_processing(worker: TaskQueue, image_ids: Iterable[int]) -> None:
     """Run by BackgroundTasks after the upload's transaction committed."""
     worker.submit(image_ids)
