@@ -67,17 +67,17 @@ def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
     )
 
 
-def _decode_thumbnail_quality(
-    settings: Settings, job: _Job, embed_side: int
-) -> PILImage.Image | None:
-    """Decode once at the size every consumer needs; write the thumbnail, score the quality;
-    keep the picture only if it still has to be embedded."""
+def _decode(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image:
+    """Decode once, at the size every consumer of this image needs."""
     side = max(
         settings.thumbnail_size if job.needs_thumbnail else 0,
         QUALITY_SIDE if job.needs_quality else 0,
         embed_side if job.needs_embedding else 0,
     )
-    img = load_oriented_rgb(job.source, side)
+    return load_oriented_rgb(job.source, side)
+
+
+def _thumbnail_and_quality(settings: Settings, job: _Job, img: PILImage.Image) -> None:
     if job.needs_thumbnail:
         write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), job.thumbnail)
         job.wrote_thumbnail = True
@@ -89,7 +89,6 @@ def _decode_thumbnail_quality(
             sharpness=scores.sharpness,
             exposure=scores.exposure,
         )
-    return img if job.needs_embedding else None
 
 
 def _embed(embedder: Embedder, jobs: list[_Job], images: list[PILImage.Image]) -> None:
@@ -134,12 +133,16 @@ def process_images(
     to_embed: list[tuple[_Job, PILImage.Image]] = []
     for job in jobs:
         try:
-            img = _decode_thumbnail_quality(settings, job, embed_side)
+            img = _decode(settings, job, embed_side)
         except Exception as exc:
-            logger.warning("image %s could not be processed: %s", job.image_id, exc)
+            # The file itself is broken: record it, and never block its batch-mates.
+            logger.warning("image %s could not be decoded: %s", job.image_id, exc)
             job.values["processing_error"] = f"could not be decoded: {exc}"[:500]
             continue
-        if img is not None:
+        # A failure to write the thumbnail (storage full or away) is not the image's fault:
+        # it propagates, nothing is recorded, and the image stays pending for a retry.
+        _thumbnail_and_quality(settings, job, img)
+        if job.needs_embedding:
             to_embed.append((job, img))
     if to_embed and embedder is not None:
         _embed(embedder, [job for job, _ in to_embed], [img for _, img in to_embed])
