@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from processing.imaging import open_image, to_rgb, upright
 from processing.metadata_extraction import ImageMetadata, extract_metadata
 
 # Pillow format -> the extension files of that format are stored under.
@@ -25,6 +27,37 @@ EXTENSIONS = {
 MIME_OVERRIDES = {"MPO": "image/jpeg"}
 # A decode at this size touches every byte of a JPEG (so truncation shows) at 1/8 scale.
 VERIFY_DRAFT_SIDE = 64
+# Formats whose decode changes what their metadata says: a JPEG decoded at a draft scale
+# reports the smaller size, a TIFF turns its pixels and drops its orientation. Their metadata
+# is read first and the decode checked on a second open (a cheap one: JPEG at 1/8 scale, and
+# reading a TIFF's metadata decodes nothing). Other formats are decoded once, then read.
+METADATA_BEFORE_DECODE = {"JPEG", "MPO", "TIFF"}
+# What decoding a damaged file raises, from Pillow's decoders and its EXIF parser; libheif's
+# refusals (its own size limits among them) come through pillow-heif as RuntimeError.
+_DECODE_ERRORS = (
+    OSError,
+    RuntimeError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    MemoryError,
+    struct.error,
+    TypeError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+)
+# Leading bytes of the formats we accept, to say "damaged PNG" rather than "not an image".
+_SIGNATURES = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"GIF8", "GIF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (8, b"WEBP", "WebP"),
+    (0, b"BM", "BMP"),
+    (4, b"ftyp", "HEIF/AVIF"),
+)
 
 
 class InvalidImage(Exception):
@@ -42,39 +75,70 @@ class InspectedImage:
 def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
     """Sniff, bound and fully decode `path`; raise InvalidImage with a reason otherwise."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             fmt = img.format or ""
             if fmt not in EXTENSIONS:
                 raise InvalidImage(f"unsupported image format {fmt or 'unknown'!r}")
-            width, height = img.size
-            if width < 1 or height < 1:
-                raise InvalidImage("image has no pixels")
-            if width * height > max_pixels:
-                raise InvalidImage(
-                    f"image has more pixels than the limit of {max_pixels} ({width}x{height})"
-                )
+            _check_size(img.size, max_pixels)
+            mime_type = MIME_OVERRIDES.get(fmt) or img.get_format_mimetype()
+            if fmt not in METADATA_BEFORE_DECODE:
+                # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
+                _check_decodes(img)
             metadata = extract_metadata(img)
-            img.draft("RGB", (VERIFY_DRAFT_SIDE, VERIFY_DRAFT_SIDE))
-            img.load()
+        if fmt in METADATA_BEFORE_DECODE:
+            with open_image(path) as img:
+                img.draft("RGB", (VERIFY_DRAFT_SIDE, VERIFY_DRAFT_SIDE))
+                _check_decodes(img)
     except InvalidImage:
         raise
     except UnidentifiedImageError:
-        raise InvalidImage("not an image (the content is not a recognised image format)") from None
+        raise InvalidImage(_unidentified(path)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage(
             f"image has more pixels than the limit of {max_pixels} (decompression bomb)"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+    except _DECODE_ERRORS as exc:
         raise InvalidImage(f"image could not be decoded ({_short(exc, path)})") from None
     return InspectedImage(
         format=fmt,
-        mime_type=MIME_OVERRIDES.get(fmt) or Image.MIME.get(fmt, "application/octet-stream"),
+        mime_type=mime_type or "application/octet-stream",
         extension=EXTENSIONS[fmt],
         metadata=metadata,
     )
 
 
+def _check_decodes(img: Image.Image) -> None:
+    """Decode and convert as the worker will (load_oriented_rgb), so that what is accepted
+    can be processed."""
+    img.load()
+    to_rgb(upright(img))
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InvalidImage("image has no pixels")
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"image has more pixels than the limit of {max_pixels} ({width}x{height})"
+        )
+
+
+def _unidentified(path: Path) -> str:
+    with path.open("rb") as file:
+        head = file.read(16)
+    for offset, signature, kind in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return f"damaged {kind} file (its header could not be read)"
+    return "not an image (the content is not a recognised image format)"
+
+
 def _short(exc: BaseException, path: Path) -> str:
     # Never echo a server path back to the client.
-    text = str(exc).replace(str(path), path.name).strip() or type(exc).__name__
+    text = str(exc)
+    for server_path in (str(path.resolve()), str(path)):
+        text = text.replace(server_path, path.name)
+    for folder in (str(path.resolve().parent), str(path.parent)):
+        text = text.replace(folder, "")
+    text = text.strip() or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."

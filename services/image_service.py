@@ -32,7 +32,9 @@ from utils.file_handling import (
 
 logger = logging.getLogger(__name__)
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# C0/C1 controls (U+009B starts a terminal escape), line separators and bidi overrides
+# (U+202E makes "gpj.exe" read as "exe.jpg"). The zero-width joiner stays: emoji need it.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 MAX_FILENAME_LENGTH = 255
 
 

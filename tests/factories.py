@@ -124,3 +124,114 @@ def burst(
         frame = frame.filter(ImageFilter.GaussianBlur(rng.uniform(*blur)))
         shots.append(encode(frame, "JPEG", quality=int(rng.integers(75, 95))))
     return shots
+
+
+# --- Damaged and unusual files (tests/api/test_hostile_input.py) -----------------------------
+
+
+def with_app1(jpeg: bytes, payload: bytes) -> bytes:
+    """`jpeg` with an APP1 segment (where EXIF lives) holding `payload`, right after SOI."""
+    import struct
+
+    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def raw_exif(order: str, entries: list[tuple[int, int, int, int]]) -> bytes:
+    """An APP1 EXIF payload with one IFD0 of raw (tag, type, count, value/offset) entries,
+    so tests can write what Pillow refuses to: offsets past the end, absurd counts."""
+    import struct
+
+    endian = "<" if order == "II" else ">"
+    head = order.encode() + struct.pack(f"{endian}HI", 42, 8)
+    ifd = struct.pack(f"{endian}H", len(entries))
+    for tag, typ, count, value in entries:
+        if typ == 3 and count == 1:  # a SHORT sits left-aligned in the 4-byte value field
+            ifd += struct.pack(f"{endian}HHIHH", tag, typ, count, value, 0)
+        else:
+            ifd += struct.pack(f"{endian}HHII", tag, typ, count, value)
+    return b"Exif\x00\x00" + head + ifd + struct.pack(f"{endian}I", 0)
+
+
+def png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    """One PNG chunk; `crc` overrides the correct checksum."""
+    import struct
+    import zlib
+
+    checksum = zlib.crc32(kind + data) if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
+
+
+def png_with_bad_crc(png: bytes, kind: bytes) -> bytes:
+    """`png` with the checksum of its first `kind` chunk (b"IHDR", b"IDAT") zeroed."""
+    import struct
+
+    start = png.index(kind) - 4
+    (length,) = struct.unpack(">I", png[start : start + 4])
+    crc_at = start + 8 + length
+    return png[:crc_at] + b"\x00\x00\x00\x00" + png[crc_at + 4 :]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG whose header claims `width` x `height` RGB pixels."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def jpeg_declaring(width: int, height: int, seed: int = 0) -> bytes:
+    """A small JPEG whose frame header (SOF0) is rewritten to claim `width` x `height`."""
+    import struct
+
+    data = jpeg_bytes((64, 48), seed)
+    sof = data.index(b"\xff\xc0")
+    return data[: sof + 5] + struct.pack(">HH", height, width) + data[sof + 9 :]
+
+
+def animated_gif_bytes(size: tuple[int, int] = (64, 48), frames: int = 3, seed: int = 0) -> bytes:
+    pictures = [gradient_image(size, seed + i).convert("P") for i in range(frames)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, "GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    return buffer.getvalue()
+
+
+def heic_bytes(size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
+    """A HEIC (HEVC in HEIF) picture, written by pillow-heif."""
+    from processing.imaging import register_image_plugins
+
+    register_image_plugins()
+    return encode(gradient_image(size, seed), "HEIF", quality=90)
+
+
+def multipart_body(
+    filename: bytes, data: bytes, content_type: bytes = b"image/jpeg"
+) -> tuple[bytes, dict[str, str]]:
+    """A one-file multipart body whose filename goes on the wire byte for byte (HTTP clients
+    escape or re-encode what tests need to send raw), and the headers to post it with."""
+    boundary = b"pixal-test-boundary-7d3f"
+    body = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="files"; filename="' + filename + b'"\r\n'
+        b"Content-Type: " + content_type + b"\r\n\r\n" + data + b"\r\n"
+        b"--" + boundary + b"--\r\n"
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+
+
+def heic_declaring(width: int, height: int, real: tuple[int, int] = (64, 64)) -> bytes:
+    """A small HEIC whose image-size property (`ispe`) claims `width` x `height`. A `real`
+    size that is not a multiple of 64 is coded padded and cropped (`clap`): the crop then
+    hides the claimed size from Pillow until the decode."""
+    import struct
+
+    data = bytearray(heic_bytes(real))
+    at = data.index(b"ispe") + 8  # after the box type, version and flags
+    data[at : at + 8] = struct.pack(">II", width, height)
+    return bytes(data)

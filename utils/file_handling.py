@@ -108,6 +108,8 @@ def remove_after_commit(session: Session, path: Path) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released: the request's transaction is still open
     ops = session.info.pop(_FILE_OPS_KEY, None)
     if ops is None:
         return
@@ -140,9 +142,13 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 
 def install_file_hooks(factory: sessionmaker[Session]) -> None:
     """Make sessions from `factory` carry out (or discard) their pending file operations."""
-    if not event.contains(factory, "after_commit", _after_commit):
-        event.listen(factory, "after_commit", _after_commit)
-        event.listen(factory, "after_transaction_end", _after_transaction_end)
+    # A mark on the factory, not event.contains(): SQLAlchemy's event registry is keyed by
+    # id(), so a new factory at a recycled address would look hooked already.
+    if getattr(factory, "_pixal_file_hooks", False):
+        return
+    event.listen(factory, "after_commit", _after_commit)
+    event.listen(factory, "after_transaction_end", _after_transaction_end)
+    factory._pixal_file_hooks = True  # type: ignore[attr-defined]
 
 
 # --- Thumbnails ------------------------------------------------------------------------------

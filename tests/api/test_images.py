@@ -279,7 +279,10 @@ def test_failed_commit_leaves_no_file(
         settings, session_factory=session_factory, embedder=tiny_embedder, threaded_worker=False
     )
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = upload(client, ("lost.jpg", jpeg_bytes(seed=17)))
+        # Two files: the second one's SAVEPOINT must not move the first into place.
+        response = upload(
+            client, ("lost.jpg", jpeg_bytes(seed=17)), ("too.jpg", jpeg_bytes(seed=18))
+        )
     event.remove(session_factory, "before_commit", refuse)
 
     assert response.status_code == 500
