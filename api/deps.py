@@ -18,7 +18,7 @@ from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
 from services.similarity_service import EmbeddingIndex
-from services.worker import InlineWorker, ProcessingWorker
+from services.task_queue import TaskQueue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,8 +73,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         await to_thread.run_sync(session.close, limiter=limiter)
 
 
-async def get_worker(request: Request) -> ProcessingWorker | InlineWorker:
-    worker: ProcessingWorker | InlineWorker = request.app.state.worker
+async def get_worker(request: Request) -> TaskQueue:
+    worker: TaskQueue = request.app.state.worker
     return worker
 
 
@@ -96,7 +96,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # scope="function": the commit happens before the response is sent, so a client never
 # hears "stored" for a transaction that then fails, and background work sees the rows.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-WorkerDep = Annotated[ProcessingWorker | InlineWorker, Depends(get_worker)]
+WorkerDep = Annotated[TaskQueue, Depends(get_worker)]
 EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]
 IndexDep = Annotated[EmbeddingIndex, Depends(get_embedding_index)]

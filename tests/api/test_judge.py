@@ -13,21 +13,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from database.models import Image
+from tests.api.helpers import new_batch, upload
 from tests.factories import REAL_PHOTOS, build_exif, burst, encode, jpeg_bytes, real_photo
-
-
-def upload(client: TestClient, files: list[tuple[str, bytes]]) -> list[int]:
-    response = client.post(
-        "/images/upload", files=[("files", (n, d, "image/jpeg")) for n, d in files]
-    )
-    assert response.status_code == 200, response.text
-    return [item["id"] for item in response.json()]
-
-
-def new_batch(client: TestClient, image_ids: list[int], name: str = "shoot") -> int:
-    response = client.post("/batches/", json={"name": name, "image_ids": image_ids})
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 @pytest.mark.slow
