@@ -49,6 +49,11 @@ class ImageResponse(BaseModel):
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
+    # The judge's other parts (README "The judge"): shake, mean brightness, faces found.
+    motion_blur: float | None = None
+    brightness: float | None = None
+    face_count: int | None = None
+    face_sharpness: float | None = None
     processing_error: str | None = None
 
 
@@ -74,6 +79,11 @@ class Metadata(BaseModel):
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
+    # The judge's other parts (README "The judge"): shake, mean brightness, faces found.
+    motion_blur: float | None = None
+    brightness: float | None = None
+    face_count: int | None = None
+    face_sharpness: float | None = None
 
 
 class SimilarImage(BaseModel):
@@ -85,6 +95,9 @@ class ImageAssociation(BaseModel):
     image: ImageResponse
     group_label: str | None = None
     quality_rank: int | None = None
+    # Below the group's keeper, why: blurred, face_blurred, motion_blur, overexposed,
+    # underexposed, lower_score (a close call) or not_scored. None for keepers.
+    rank_reason: str | None = None
 
 
 class BatchResponse(BaseModel):
@@ -221,7 +234,10 @@ class Presenter:
     def batch(self, batch: Any) -> BatchResponse:
         associations = [
             ImageAssociation(
-                image=self.image(a.image), group_label=a.group_label, quality_rank=a.quality_rank
+                image=self.image(a.image),
+                group_label=a.group_label,
+                quality_rank=a.quality_rank,
+                rank_reason=a.rank_reason,
             )
             for a in batch.image_associations
         ]

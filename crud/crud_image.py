@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from database.models import Image
+from processing.quality import QUALITY_VERSION
 
 
 def get_image(session: Session, image_id: int) -> Image | None:
@@ -61,6 +62,11 @@ def all_filenames(session: Session) -> set[str]:
     return set(session.scalars(select(Image.filename)))
 
 
+def needs_quality_score() -> ColumnElement[bool]:
+    """Images never scored, or scored by an older version of the judge (re-scored then)."""
+    return Image.quality_version.is_distinct_from(QUALITY_VERSION)
+
+
 def ids_needing_processing(session: Session, active_model: str | None) -> list[int]:
     """Images missing a thumbnail, a quality score or an embedding from `active_model`,
     that have not failed."""
@@ -72,7 +78,7 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
     query = (
         select(Image.id)
         .where(Image.processing_error.is_(None))
-        .where(or_(Image.has_thumbnail.is_(False), Image.quality_score.is_(None), needs_embedding))
+        .where(or_(Image.has_thumbnail.is_(False), needs_quality_score(), needs_embedding))
         .order_by(Image.id)
     )
     return list(session.scalars(query))
@@ -95,7 +101,7 @@ def processing_counts(session: Session, active_model: str | None) -> dict[str, i
     row = session.execute(
         select(
             func.count().filter(ok, Image.has_thumbnail.is_(False)),
-            func.count().filter(ok, Image.quality_score.is_(None)),
+            func.count().filter(ok, needs_quality_score()),
             func.count().filter(ok, missing_embedding),
             func.count().filter(Image.processing_error.is_not(None)),
         ).select_from(Image)

@@ -103,6 +103,12 @@ class Image(Base):
     quality_score: Mapped[float | None] = mapped_column(Float)
     sharpness: Mapped[float | None] = mapped_column(Float)
     exposure: Mapped[float | None] = mapped_column(Float)
+    motion_blur: Mapped[float | None] = mapped_column(Float)
+    brightness: Mapped[float | None] = mapped_column(Float)
+    face_count: Mapped[int | None] = mapped_column(Integer)
+    face_sharpness: Mapped[float | None] = mapped_column(Float)
+    # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
+    quality_version: Mapped[int | None] = mapped_column(Integer)
 
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
@@ -147,6 +153,9 @@ class ImageBatchAssociation(Base):
     )
     group_label: Mapped[str | None] = mapped_column(String(64))
     quality_rank: Mapped[int | None] = mapped_column(Integer)
+    # Why this image ranks below its group's keeper ("blurred", "motion_blur", ...); None for
+    # keepers and unranked images.
+    rank_reason: Mapped[str | None] = mapped_column(String(32))
 
     batch: Mapped[ImageBatch] = relationship(back_populates="image_associations", lazy="raise")
     image: Mapped[Image] = relationship(back_populates="batch_associations", lazy="raise")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -307,6 +307,64 @@ def exposure_score(grey: NDArray[np.float32]) -> float:
         + MEAN_WEIGHT * min(1.0, off_centre)
     )
     return _unit(1.0 - penalty)
+
+
+class Judged(Protocol):
+    """What ranking reads of a judged image (an `Image` row)."""
+
+    @property
+    def quality_score(self) -> float | None: ...
+    @property
+    def sharpness(self) -> float | None: ...
+    @property
+    def exposure(self) -> float | None: ...
+    @property
+    def motion_blur(self) -> float | None: ...
+    @property
+    def brightness(self) -> float | None: ...
+    @property
+    def face_sharpness(self) -> float | None: ...
+
+
+# Reasons an image ranks below its group's keeper, by the part it loses most on.
+REASONS = (
+    "blurred",
+    "face_blurred",
+    "motion_blur",
+    "overexposed",
+    "underexposed",
+    "lower_score",
+    "not_scored",
+)
+# A part counts as the reason when it costs the image at least this much score against the
+# keeper; below that the two frames are a close call ("lower_score").
+REASON_MARGIN = 0.02
+# Shake is named the reason when the image's gradients agree this much more than the keeper's.
+MOTION_MARGIN = 0.1
+
+
+def rank_reason(image: Judged, keeper: Judged) -> str:
+    """Why `image` ranks below `keeper`: the part of the score it loses most on."""
+    if image.quality_score is None or image.sharpness is None or image.exposure is None:
+        return "not_scored"
+    if keeper.sharpness is None or keeper.exposure is None:
+        return "lower_score"
+    sharpness_loss = SHARPNESS_WEIGHT * (keeper.sharpness - image.sharpness)
+    exposure_loss = EXPOSURE_WEIGHT * (keeper.exposure - image.exposure)
+    motion_gain = (image.motion_blur or 0.0) - (keeper.motion_blur or 0.0)
+    if sharpness_loss >= max(exposure_loss, REASON_MARGIN):
+        if motion_gain >= MOTION_MARGIN:
+            return "motion_blur"
+        if image.face_sharpness is not None and keeper.face_sharpness is not None:
+            if keeper.face_sharpness > image.face_sharpness:
+                return "face_blurred"
+        return "blurred"
+    if exposure_loss >= REASON_MARGIN:
+        brighter = (image.brightness or 0.0) > (keeper.brightness or 0.0)
+        return "overexposed" if brighter else "underexposed"
+    if motion_gain >= MOTION_MARGIN:
+        return "motion_blur"
+    return "lower_score"
 
 
 def _unit(value: float) -> float:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from crud import crud_batch, crud_image
 from database.models import Image, ImageBatch, ImageBatchAssociation
 from processing.grouping import UNGROUPED, ImageGrouper, split_by_time
+from processing.quality import rank_reason
 from services import batch_service
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 
@@ -93,7 +94,8 @@ def _apply_labels(
     labels: Mapping[int, str],
     images: Mapping[int, Image],
 ) -> None:
-    """Set each association's label and its rank within its group (1 = suggested keeper).
+    """Set each association's label, its rank within its group (1 = suggested keeper) and, below
+    the keeper, the reason it lost (`processing.quality.rank_reason`).
 
     Every "Ungrouped" image is its own keeper."""
     groups: dict[str, list[Image]] = defaultdict(list)
@@ -102,11 +104,16 @@ def _apply_labels(
         association.group_label = label
         groups[label].append(images[association.image_id])
     ranks: dict[int, int] = {}
+    reasons: dict[int, str | None] = {}
     for label, members in groups.items():
-        for position, image in enumerate(rank_by_quality(members), start=1):
-            ranks[image.id] = 1 if label == UNGROUPED else position
+        ranked = rank_by_quality(members)
+        for position, image in enumerate(ranked, start=1):
+            below = label != UNGROUPED and position > 1
+            ranks[image.id] = position if below else 1
+            reasons[image.id] = rank_reason(image, ranked[0]) if below else None
     for association in associations:
         association.quality_rank = ranks[association.image_id]
+        association.rank_reason = reasons[association.image_id]
 
 
 def analyze_batch(

@@ -20,7 +20,7 @@ from crud import crud_image
 from database.models import Image
 from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
-from processing.quality import QUALITY_SIDE, assess_quality
+from processing.quality import QUALITY_SIDE, QUALITY_VERSION, assess_quality
 from utils.file_handling import (
     make_thumbnail,
     storage_path,
@@ -62,7 +62,7 @@ def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
         source=storage_path(settings.storage_root, image.file_path),
         thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
         needs_thumbnail=not image.has_thumbnail,
-        needs_quality=image.quality_score is None,
+        needs_quality=image.quality_version != QUALITY_VERSION,
         needs_embedding=model_id is not None and image.embedding_model != model_id,
     )
 
@@ -83,12 +83,7 @@ def _thumbnail_and_quality(settings: Settings, job: _Job, img: PILImage.Image) -
         job.wrote_thumbnail = True
         job.values["has_thumbnail"] = True
     if job.needs_quality:
-        scores = assess_quality(img)
-        job.values.update(
-            quality_score=scores.quality_score,
-            sharpness=scores.sharpness,
-            exposure=scores.exposure,
-        )
+        job.values.update(assess_quality(img).columns())
 
 
 def _embed(embedder: Embedder, jobs: list[_Job], images: list[PILImage.Image]) -> None:

@@ -350,6 +350,7 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
             .values(
                 has_thumbnail=False,
                 quality_score=None,
+                quality_version=None,
                 sharpness=None,
                 exposure=None,
                 features=None,
