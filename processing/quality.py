@@ -341,6 +341,8 @@ REASONS = (
 REASON_MARGIN = 0.02
 # Shake is named the reason when the image's gradients agree this much more than the keeper's.
 MOTION_MARGIN = 0.1
+# Exposure is named first when the image's mean brightness is this far from the keeper's.
+BRIGHTNESS_MARGIN = 0.1
 
 
 def rank_reason(image: Judged, keeper: Judged) -> str:
@@ -352,6 +354,11 @@ def rank_reason(image: Judged, keeper: Judged) -> str:
     sharpness_loss = SHARPNESS_WEIGHT * (keeper.sharpness - image.sharpness)
     exposure_loss = EXPOSURE_WEIGHT * (keeper.exposure - image.exposure)
     motion_gain = (image.motion_blur or 0.0) - (keeper.motion_blur or 0.0)
+    brightness_shift = (image.brightness or 0.0) - (keeper.brightness or 0.0)
+    # A much darker or brighter frame also loses contrast, and with it Laplacian energy: its
+    # lower sharpness is the exposure's doing.
+    if exposure_loss >= REASON_MARGIN and abs(brightness_shift) >= BRIGHTNESS_MARGIN:
+        return "overexposed" if brightness_shift > 0 else "underexposed"
     if sharpness_loss >= max(exposure_loss, REASON_MARGIN):
         if motion_gain >= MOTION_MARGIN:
             return "motion_blur"
@@ -360,8 +367,7 @@ def rank_reason(image: Judged, keeper: Judged) -> str:
                 return "face_blurred"
         return "blurred"
     if exposure_loss >= REASON_MARGIN:
-        brighter = (image.brightness or 0.0) > (keeper.brightness or 0.0)
-        return "overexposed" if brighter else "underexposed"
+        return "overexposed" if brightness_shift > 0 else "underexposed"
     if motion_gain >= MOTION_MARGIN:
         return "motion_blur"
     return "lower_score"

@@ -6,8 +6,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageDraw, ImageFilter, TiffImagePlugin
 
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
@@ -235,3 +236,34 @@ def heic_declaring(width: int, height: int, real: tuple[int, int] = (64, 64)) ->
     at = data.index(b"ispe") + 8  # after the box type, version and flags
     data[at : at + 8] = struct.pack(">II", width, height)
     return bytes(data)
+
+
+# --- Focus, shake and noise made from real photos (the judge's tests) -------------------------
+
+# Where the astronaut's face is (Haar cascade on the 512 px photo), enlarged to the head.
+ASTRONAUT_HEAD = (176 - 49, 65 - 49, 176 + 98 + 49, 65 + 98 + 49)
+
+
+def shallow_focus(img: Image.Image, region: tuple[int, int, int, int], inside: bool) -> Image.Image:
+    """`img` with a soft background (inside=True) or a soft subject (inside=False)."""
+    mask = Image.new("L", img.size, 0)
+    ImageDraw.Draw(mask).ellipse(region, fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(6))
+    soft = img.filter(ImageFilter.GaussianBlur(4))
+    return Image.composite(img, soft, mask) if inside else Image.composite(soft, img, mask)
+
+
+def shaken(img: Image.Image, length: int = 9, angle: float = 30.0) -> Image.Image:
+    """A straight-line camera shake of `length` pixels."""
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0
+    centre = ((length - 1) / 2, (length - 1) / 2)
+    kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(centre, angle, 1.0), (length, length))
+    pixels = cv2.filter2D(np.asarray(img), -1, kernel / kernel.sum())
+    return Image.fromarray(pixels)
+
+
+def with_noise(img: Image.Image, sigma: float, seed: int) -> Image.Image:
+    pixels = np.asarray(img, dtype=np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, sigma, pixels.shape[:2])[..., None]
+    return Image.fromarray(np.clip(pixels + noise + 0.5, 0, 255).astype(np.uint8))

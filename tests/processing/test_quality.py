@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from processing.imaging import load_oriented_rgb
 from processing.quality import (
@@ -24,7 +23,15 @@ from processing.quality import (
     quality_grey,
     rank_reason,
 )
-from tests.factories import REAL_PHOTOS, burst, real_photo
+from tests.factories import (
+    ASTRONAUT_HEAD,
+    REAL_PHOTOS,
+    burst,
+    real_photo,
+    shaken,
+    shallow_focus,
+    with_noise,
+)
 
 # Correctly exposed, mid-toned photos. The Hubble field is a legitimately dark scene: brightening
 # it also raises its contrast, and with it the Laplacian, so only its exposure part is compared.
@@ -176,34 +183,6 @@ def test_scores_are_deterministic() -> None:
 
 
 # --- Version 2: the subject, shake, noise, faces, and the reason a frame lost --------------
-
-# Where the astronaut's face is (Haar cascade on the 512 px photo), enlarged to the head.
-ASTRONAUT_HEAD = (176 - 49, 65 - 49, 176 + 98 + 49, 65 + 98 + 49)
-
-
-def shallow_focus(img: Image.Image, region: tuple[int, int, int, int], inside: bool) -> Image.Image:
-    """`img` with a soft background (inside=True) or a soft subject (inside=False)."""
-    mask = Image.new("L", img.size, 0)
-    ImageDraw.Draw(mask).ellipse(region, fill=255)
-    mask = mask.filter(ImageFilter.GaussianBlur(6))
-    soft = img.filter(ImageFilter.GaussianBlur(4))
-    return Image.composite(img, soft, mask) if inside else Image.composite(soft, img, mask)
-
-
-def shaken(img: Image.Image, length: int = 9, angle: float = 30.0) -> Image.Image:
-    """A straight-line camera shake of `length` pixels."""
-    kernel = np.zeros((length, length), np.float32)
-    kernel[length // 2, :] = 1.0
-    centre = ((length - 1) / 2, (length - 1) / 2)
-    kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(centre, angle, 1.0), (length, length))
-    pixels = cv2.filter2D(np.asarray(img), -1, kernel / kernel.sum())
-    return Image.fromarray(pixels)
-
-
-def with_noise(img: Image.Image, sigma: float, seed: int) -> Image.Image:
-    pixels = np.asarray(img, dtype=np.float32)
-    noise = np.random.default_rng(seed).normal(0.0, sigma, pixels.shape[:2])[..., None]
-    return Image.fromarray(np.clip(pixels + noise + 0.5, 0, 255).astype(np.uint8))
 
 
 def test_a_face_is_found_and_judged() -> None:
