@@ -249,6 +249,9 @@ def _face_cascade() -> cv2.CascadeClassifier:
     cascade: cv2.CascadeClassifier | None = getattr(_local, "faces", None)
     if cascade is None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml"  # type: ignore[attr-defined]
+        # The worker already runs images side by side (and torch has its own threads); OpenCV's
+        # pool on top would only oversubscribe the cores for these 512-px images.
+        cv2.setNumThreads(1)
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
             raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")

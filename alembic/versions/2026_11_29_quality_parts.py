@@ -16,7 +16,6 @@ down_revision: str | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# On SQLite the engine's schema_translate_map maps this schema away.
 SCHEMA = "image_clustering"
 
 IMAGE_COLUMNS = (
@@ -29,17 +28,24 @@ IMAGE_COLUMNS = (
 )
 
 
+def _schema() -> str | None:
+    # The engine's schema_translate_map does not reach ALTER TABLE: SQLite has no schemas.
+    return SCHEMA if op.get_bind().dialect.name == "postgresql" else None
+
+
 def upgrade() -> None:
+    schema = _schema()
     for name, kind in IMAGE_COLUMNS:
-        op.add_column("images", sa.Column(name, kind, nullable=True), schema=SCHEMA)
+        op.add_column("images", sa.Column(name, kind, nullable=True), schema=schema)
     op.add_column(
         "image_batch_association",
         sa.Column("rank_reason", sa.String(32), nullable=True),
-        schema=SCHEMA,
+        schema=schema,
     )
 
 
 def downgrade() -> None:
-    op.drop_column("image_batch_association", "rank_reason", schema=SCHEMA)
+    schema = _schema()
+    op.drop_column("image_batch_association", "rank_reason", schema=schema)
     for name, _ in reversed(IMAGE_COLUMNS):
-        op.drop_column("images", name, schema=SCHEMA)
+        op.drop_column("images", name, schema=schema)
