@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,7 +80,9 @@ def create_app(
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
+    # the docs open on a machine without internet.
+    app = FastAPIOffline(
         title="Pixal Judge server",
         summary="Upload a shoot, group similar shots, pick the keepers.",
         version="0.1.0",
