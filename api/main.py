@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
-from api.deps import EmbedderDep, SessionDep, WorkerDep, in_threadpool
+from api.deps import EmbedderDep, SessionDep, SettingsDep, WorkerDep, in_threadpool
 from api.schemas import HealthResponse, RootResponse
 from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
@@ -108,9 +108,12 @@ def create_app(
 
     @app.get("/health", operation_id="health", response_model=HealthResponse, tags=["Status"])
     @in_threadpool
-    def health(session: SessionDep, embedder: EmbedderDep, worker: WorkerDep) -> dict[str, Any]:
-        """Database and model state, and how much background processing is pending."""
-        return health_report(session, embedder, worker.queued)
+    def health(
+        session: SessionDep, embedder: EmbedderDep, worker: WorkerDep, settings: SettingsDep
+    ) -> dict[str, Any]:
+        """Database, storage and model state, and how much background processing is pending."""
+        storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
+        return health_report(session, embedder, worker.queued, storage)
 
     return app
 

@@ -188,6 +188,7 @@ class RootResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
+    storage: str = "ok"
     model: dict[str, Any]
     pending_thumbnails: int
     pending_quality: int
