@@ -29,7 +29,7 @@ from api.schemas import (
     error_responses,
 )
 from api.tasks import active_model_id, queue_image_processing
-from services import analysis_service, batch_service, export_service, xmp_export
+from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
 from services.analysis_service import AnalysisParameters
 
 router = APIRouter(
@@ -261,3 +261,28 @@ def export_batch(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": disposition},
     )
+
+
+@router.get(
+    "/{batch_id}/contact-sheet",
+    operation_id="getBatchContactSheet",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
+)
+@in_threadpool
+def get_batch_contact_sheet(
+    batch_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 48,
+    group: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> Response:
+    """A JPEG of the batch's groups, keeper first and marked; pages of `per_page` images."""
+    sheet = contact_sheet.render(session, settings, batch_id, page, per_page, group)
+    headers = {
+        "Content-Disposition": f'inline; filename="batch-{batch_id}-contact-sheet-{page}.jpg"',
+        "X-Page": str(sheet.page),
+        "X-Total-Pages": str(sheet.pages),
+    }
+    return Response(sheet.jpeg, media_type="image/jpeg", headers=headers)

@@ -95,7 +95,7 @@ def create_app(
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Total-Count", "X-Rejected-Files"],
+        expose_headers=["X-Total-Count", "X-Rejected-Files", "X-Page", "X-Total-Pages"],
     )
     app.add_exception_handler(AppError, app_error_handler)
     app.include_router(image_routes.router)
