@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     celery_visibility_timeout: int = Field(default=600, ge=1)
 
+    host: str = Field(default="0.0.0.0", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS)
     )

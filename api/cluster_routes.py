@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.deps import (
@@ -29,7 +29,7 @@ from api.schemas import (
     error_responses,
 )
 from api.tasks import active_model_id, queue_image_processing
-from services import analysis_service, batch_service, export_service
+from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
 from services.analysis_service import AnalysisParameters
 
 router = APIRouter(
@@ -209,20 +209,51 @@ def rank_group_images(
     return present.batch(analysis_service.rank_group(session, batch_id, group_label))
 
 
+Stars = Annotated[int, Query(ge=-1, le=5, description="-1 rejected, 0 unrated, 1..5 stars")]
+
+
 @router.get(
     "/{batch_id}/export",
     operation_id="exportBatch",
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **error_responses(404)},
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}, "application/zip": {}}},
+        **error_responses(404),
+    },
 )
 @in_threadpool
 def export_batch(
     batch_id: RowId,
     session: SessionDep,
-    format: Literal["csv", "json"] = "csv",
+    format: Literal["csv", "json", "xmp"] = "csv",
+    keeper_rating: Stars = 5,
+    other_rating: Stars = 2,
+    ungrouped_rating: Stars = 3,
+    keeper_label: xmp_export.Label = "Green",
+    other_label: xmp_export.Label = "Red",
+    ungrouped_label: xmp_export.Label = "Yellow",
+    naming: Annotated[
+        xmp_export.Naming,
+        Query(description="basename: IMG_0001.xmp (Lightroom); full: IMG_0001.CR2.xmp"),
+    ] = "basename",
 ) -> Response:
-    """Export the batch (group, rank, keeper flag, quality, shot time per image) as CSV or JSON."""
+    """Export the batch as CSV or JSON rows, or as a zip of XMP sidecars (ratings, labels)."""
+    disposition = f'attachment; filename="batch-{batch_id}.{"zip" if format == "xmp" else format}"'
+    if format == "xmp":
+        options = xmp_export.XmpOptions(
+            keeper_rating=keeper_rating,
+            other_rating=other_rating,
+            ungrouped_rating=ungrouped_rating,
+            keeper_label=keeper_label,
+            other_label=other_label,
+            ungrouped_label=ungrouped_label,
+            naming=naming,
+        )
+        return Response(
+            xmp_export.sidecars_zip(session, batch_id, options),
+            media_type="application/zip",
+            headers={"Content-Disposition": disposition},
+        )
     rows = export_service.export_rows(session, batch_id)
-    disposition = f'attachment; filename="batch-{batch_id}.{format}"'
     if format == "json":
         return JSONResponse(rows, headers={"Content-Disposition": disposition})
     return Response(
@@ -230,3 +261,28 @@ def export_batch(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": disposition},
     )
+
+
+@router.get(
+    "/{batch_id}/contact-sheet",
+    operation_id="getBatchContactSheet",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
+)
+@in_threadpool
+def get_batch_contact_sheet(
+    batch_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 48,
+    group: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> Response:
+    """A JPEG of the batch's groups, keeper first and marked; pages of `per_page` images."""
+    sheet = contact_sheet.render(session, settings, batch_id, page, per_page, group)
+    headers = {
+        "Content-Disposition": f'inline; filename="batch-{batch_id}-contact-sheet-{page}.jpg"',
+        "X-Page": str(sheet.page),
+        "X-Total-Pages": str(sheet.pages),
+    }
+    return Response(sheet.jpeg, media_type="image/jpeg", headers=headers)

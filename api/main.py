@@ -11,11 +11,12 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
-from api.deps import EmbedderDep, SessionDep, WorkerDep, in_threadpool
+from api.deps import EmbedderDep, SessionDep, SettingsDep, WorkerDep, in_threadpool
 from api.schemas import HealthResponse, RootResponse
 from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
@@ -79,7 +80,9 @@ def create_app(
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
+    # the docs open on a machine without internet.
+    app = FastAPIOffline(
         title="Pixal Judge server",
         summary="Upload a shoot, group similar shots, pick the keepers.",
         version="0.1.0",
@@ -92,7 +95,7 @@ def create_app(
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Total-Count", "X-Rejected-Files"],
+        expose_headers=["X-Total-Count", "X-Rejected-Files", "X-Page", "X-Total-Pages"],
     )
     app.add_exception_handler(AppError, app_error_handler)
     app.include_router(image_routes.router)
@@ -105,9 +108,12 @@ def create_app(
 
     @app.get("/health", operation_id="health", response_model=HealthResponse, tags=["Status"])
     @in_threadpool
-    def health(session: SessionDep, embedder: EmbedderDep, worker: WorkerDep) -> dict[str, Any]:
-        """Database and model state, and how much background processing is pending."""
-        return health_report(session, embedder, worker.queued)
+    def health(
+        session: SessionDep, embedder: EmbedderDep, worker: WorkerDep, settings: SettingsDep
+    ) -> dict[str, Any]:
+        """Database, storage and model state, and how much background processing is pending."""
+        storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
+        return health_report(session, embedder, worker.queued, storage)
 
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 
@@ -63,7 +64,22 @@ class Metadata(BaseModel):
     width: int | None = None
     height: int | None = None
     orientation: int | None = None
-    shot_at: datetime | None = None
+    shot_at: datetime | None = Field(
+        default=None,
+        description="The capture instant, written with the camera's UTC offset when it "
+        "recorded one; in UTC (Z) when it did not, and then only the wall-clock time is known.",
+    )
+    shot_at_local: str | None = Field(
+        default=None,
+        description="The camera's wall-clock time of capture, ISO 8601 without offset; "
+        "show this to the photographer.",
+        examples=["2024-05-01T10:20:30"],
+    )
+    shot_at_offset: str | None = Field(
+        default=None,
+        description="The UTC offset the camera recorded (EXIF OffsetTimeOriginal), e.g. "
+        '"+02:00"; null when it recorded none.',
+    )
     latitude: float | None = None
     longitude: float | None = None
     camera_make: str | None = None
@@ -84,6 +100,13 @@ class Metadata(BaseModel):
     brightness: float | None = None
     face_count: int | None = None
     face_sharpness: float | None = None
+
+    @model_validator(mode="after")
+    def _shot_at_in_camera_offset(self) -> Self:
+        # Stored in UTC; answered in the offset the photographer was in (same instant).
+        if self.shot_at_local is not None and self.shot_at_offset is not None:
+            self.shot_at = datetime.fromisoformat(self.shot_at_local + self.shot_at_offset)
+        return self
 
 
 class SimilarImage(BaseModel):
@@ -201,6 +224,7 @@ class RootResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
+    storage: str = "ok"
     model: dict[str, Any]
     pending_thumbnails: int
     pending_quality: int

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from database.database import SCHEMA
+from processing.capture_time import offset_text, wall_clock
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -86,6 +87,9 @@ class Image(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     orientation: Mapped[int | None] = mapped_column(Integer)
     shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The UTC offset the camera recorded with shot_at; None: it recorded none (processing/
+    # capture_time.py says how the two read as the photographer's wall-clock time).
+    shot_at_offset_minutes: Mapped[int | None] = mapped_column(Integer)
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     camera_make: Mapped[str | None] = mapped_column(String(255))
@@ -113,6 +117,16 @@ class Image(Base):
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
     )
+
+    @property
+    def shot_at_local(self) -> str | None:
+        """The camera's wall-clock time of capture, without an offset."""
+        return wall_clock(self.shot_at, self.shot_at_offset_minutes)
+
+    @property
+    def shot_at_offset(self) -> str | None:
+        """`+02:00`, or None when the camera recorded no offset."""
+        return offset_text(self.shot_at_offset_minutes)
 
     @property
     def has_embedding(self) -> bool:

@@ -317,8 +317,14 @@ class ManagedEmbedder:
         except Exception as exc:  # e.g. moving the model to a broken GPU: still fall back
             self._fallback_reason = explain_load_failure(name, exc, has_token=token is not None)
         fallback = self._settings.embedding_fallback
-        outcome = f"using {config.OFFLINE_MODEL_ID} instead" if fallback else "no fallback"
-        logger.error("Embedding model unavailable (%s): %s", outcome, self._fallback_reason)
+        if fallback:
+            # The documented default path without a model hub: the server works, so a warning
+            # (once: the outcome is remembered) that carries the fix, not an error.
+            logger.warning(
+                "Using the offline encoder %s: %s", config.OFFLINE_MODEL_ID, self._fallback_reason
+            )
+        else:
+            logger.error("No embedding model (EMBEDDING_FALLBACK=false): %s", self._fallback_reason)
         if not fallback:
             self._failure = EmbedderLoadError(self._fallback_reason)
             raise self._failure

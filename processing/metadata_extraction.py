@@ -70,6 +70,7 @@ class ImageMetadata:
     height: int | None = None
     orientation: int | None = None  # EXIF 1..8
     shot_at: datetime | None = None  # always timezone-aware
+    shot_at_offset_minutes: int | None = None  # the recorded UTC offset; None: none recorded
     latitude: float | None = None  # decimal degrees, south negative
     longitude: float | None = None  # decimal degrees, west negative
     camera_make: str | None = None
@@ -117,6 +118,7 @@ def extract_metadata(img: Image.Image) -> ImageMetadata:
         height=height,
         orientation=orientation,
         shot_at=_shot_at(src),
+        shot_at_offset_minutes=_shot_at_offset(src),
         latitude=position[0] if position else None,
         longitude=position[1] if position else None,
         camera_make=_safe(_tag_text, src, Base.Make),
@@ -252,6 +254,15 @@ def _shot_at(src: _Sources) -> datetime | None:
         shot = _safe(_timestamp, src, date_tag, subsec_tag, offset_tag)
         if shot is not None:
             return shot
+    return None
+
+
+def _shot_at_offset(src: _Sources) -> int | None:
+    """Minutes east of UTC recorded beside the date `_shot_at` chose; None if none was."""
+    for date_tag, _subsec_tag, offset_tag in _TIMESTAMP_TAGS:
+        if _safe(_timestamp, src, date_tag, _subsec_tag, offset_tag) is not None:
+            offset = _safe(_utc_offset, src, offset_tag)
+            return None if offset is None else int(offset.utcoffset(None).total_seconds() // 60)
     return None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from processing.capture_time import captured_at, iso_text
 from services import batch_service
 
 EXPORT_FIELDS = (
@@ -17,6 +18,8 @@ EXPORT_FIELDS = (
     "quality_rank",
     "is_keeper",
     "shot_at",
+    "shot_at_local",
+    "shot_at_offset",
     "quality_score",
     "sharpness",
     "exposure",
@@ -48,7 +51,10 @@ def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
                 "group_label": association.group_label,
                 "quality_rank": association.quality_rank,
                 "is_keeper": association.quality_rank == 1,
-                "shot_at": image.shot_at.isoformat() if image.shot_at else None,
+                # As the API writes them (processing/capture_time.py).
+                "shot_at": iso_text(captured_at(image.shot_at, image.shot_at_offset_minutes)),
+                "shot_at_local": image.shot_at_local,
+                "shot_at_offset": image.shot_at_offset,
                 "quality_score": image.quality_score,
                 "sharpness": image.sharpness,
                 "exposure": image.exposure,
@@ -68,6 +74,8 @@ def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, bool):  # as in the JSON export, not Python's True/False
+        return "true" if value else "false"
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return "" if value is None else value

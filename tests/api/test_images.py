@@ -222,10 +222,22 @@ def test_metadata_of_an_exif_jpeg(client: TestClient) -> None:
     assert meta["camera_make"] == "Fujifilm"
     assert meta["camera_model"] == "X-T5"
     assert meta["iso"] == 800
-    # The instant is kept (PostgreSQL answers it in UTC).
+    # The instant, written in the photographer's offset, and the wall clock the camera showed.
+    assert meta["shot_at"] == "2024-05-01T10:20:30+02:00"
     shot_at = datetime.fromisoformat(meta["shot_at"])
     assert shot_at == datetime(2024, 5, 1, 10, 20, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert (meta["shot_at_local"], meta["shot_at_offset"]) == ("2024-05-01T10:20:30", "+02:00")
     assert (meta["width"], meta["height"]) == (120, 80)
+
+
+def test_capture_time_without_an_offset_says_so(client: TestClient) -> None:
+    exif = build_exif(exif_ifd={0x9003: "2024:05:01 10:20:30"})
+    [item] = upload(client, ("plain.jpg", jpeg_bytes((120, 80), seed=16, exif=exif))).json()
+
+    meta = client.get(f"/images/metadata/{item['id']}").json()
+    # Most cameras record no offset: the wall clock is exact, the offset is unknown (null).
+    assert (meta["shot_at_local"], meta["shot_at_offset"]) == ("2024-05-01T10:20:30", None)
+    assert meta["shot_at"] == "2024-05-01T10:20:30Z"
 
 
 def test_list_pagination(client: TestClient) -> None:

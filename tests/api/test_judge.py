@@ -79,7 +79,8 @@ def test_export_csv_matches_the_batch(client: TestClient) -> None:
     assert [r["group_label"] for r in rows] == [
         a["group_label"] for a in batch["image_associations"]
     ]
-    assert [r["is_keeper"] for r in rows].count("True") == 2
+    assert [r["is_keeper"] for r in rows].count("true") == 2
+    assert {r["is_keeper"] for r in rows} == {"true", "false"}
     # A name that a spreadsheet would run as a formula is defused.
     assert all(r["original_filename"].startswith("'=cmd") for r in rows)
 
@@ -93,6 +94,39 @@ def test_export_json_and_errors(client: TestClient) -> None:
     assert rows[0]["original_filename"] == "a.jpg"
     assert client.get(f"/batches/{batch_id}/export", params={"format": "xml"}).status_code == 422
     assert client.get("/batches/999999/export").status_code == 404
+
+
+def test_export_writes_capture_time_as_the_api_does(client: TestClient) -> None:
+    with_offset = build_exif(exif_ifd={0x9003: "2024:05:01 10:20:30", 0x9011: "-03:30"})
+    without = build_exif(exif_ifd={0x9003: "2024:05:01 11:00:00"})
+    ids = upload(
+        client,
+        [
+            ("offset.jpg", jpeg_bytes(seed=31, exif=with_offset)),
+            ("plain.jpg", jpeg_bytes(seed=32, exif=without)),
+        ],
+    )
+    batch_id = new_batch(client, ids)
+    api = [client.get(f"/images/metadata/{i}").json() for i in ids]
+    as_json = client.get(f"/batches/{batch_id}/export", params={"format": "json"}).json()
+    csv_text = client.get(f"/batches/{batch_id}/export", params={"format": "csv"}).text
+    as_csv = list(csv.DictReader(io.StringIO(csv_text)))
+
+    expected = {
+        ids[0]: ("2024-05-01T10:20:30-03:30", "2024-05-01T10:20:30", "-03:30"),
+        ids[1]: ("2024-05-01T11:00:00Z", "2024-05-01T11:00:00", None),
+    }
+    for meta, image_id in zip(api, ids, strict=True):
+        fields = (meta["shot_at"], meta["shot_at_local"], meta["shot_at_offset"])
+        assert fields == expected[image_id]
+    for row in as_json:
+        fields = (row["shot_at"], row["shot_at_local"], row["shot_at_offset"])
+        assert fields == expected[row["image_id"]]
+    for row in as_csv:
+        shot_at, local, offset = expected[int(row["image_id"])]
+        # "-03:30" would be run by a spreadsheet as a formula, so it is defused with a quote.
+        assert (row["shot_at"], row["shot_at_local"]) == (shot_at, local)
+        assert row["shot_at_offset"].lstrip("'") == (offset or "")
 
 
 def test_blurred_and_overexposed_copies_rank_below_the_original(client: TestClient) -> None:

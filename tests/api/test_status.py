@@ -28,6 +28,7 @@ def test_health_reports_database_model_and_progress(
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert body["database"] == "ok"
+    assert body["model"]["state"] == "configured"
     assert body["model"]["active_model"] == str(tiny_dinov3_dir)
     assert body["model"]["fallback_reason"] is None
     assert (body["pending_thumbnails"], body["pending_embeddings"], body["failed_images"]) == (
@@ -37,7 +38,7 @@ def test_health_reports_database_model_and_progress(
     )
 
 
-def test_unloadable_model_falls_back_and_health_says_why(
+def test_unloadable_model_falls_back_and_health_says_ok_and_why(
     settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     missing = tmp_path / "no-such-model"
@@ -55,13 +56,45 @@ def test_unloadable_model_falls_back_and_health_says_why(
         body = client.get("/health").json()
         listed = client.get("/images/").json()
 
-    assert body["status"] == "degraded"
+    # The documented default path without a model hub: working, so "ok", with the reason.
+    assert body["status"] == "ok"
+    assert body["model"]["state"] == "fallback"
     assert body["model"]["configured_model"] == str(missing)
     assert body["model"]["active_model"] == "efficientnet-lite0"
     assert "EMBEDDING_MODEL" in body["model"]["fallback_reason"]
     # The fallback encoder did the work.
     assert listed[0]["id"] == item["id"]
     assert listed[0]["has_embedding"] is True
+
+
+def test_configured_model_failing_without_fallback_is_degraded(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    broken = settings.model_copy(
+        update={"embedding_model": str(tmp_path / "no-such-model"), "embedding_fallback": False}
+    )
+    app = create_app(
+        broken,
+        session_factory=session_factory,
+        embedder=ManagedEmbedder(broken),
+        threaded_worker=False,
+    )
+    with TestClient(app) as client:
+        client.post(
+            "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=3), "image/jpeg"))]
+        )
+        body = client.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["model"]["state"] == "failed"
+    assert body["model"]["active_model"] is None
+    assert "EMBEDDING_MODEL" in body["model"]["fallback_reason"]
+
+
+def test_missing_storage_directory_is_degraded(client: TestClient, settings: Settings) -> None:
+    assert client.get("/health").json()["storage"] == "ok"
+    settings.thumbnails_dir.rmdir()
+    body = client.get("/health").json()
+    assert (body["status"], body["storage"]) == ("degraded", "unwritable")
 
 
 def test_cors_allows_the_frontend_origin(client: TestClient) -> None:

@@ -201,8 +201,9 @@ def test_missing_local_path_falls_back_to_offline_encoder(
 ) -> None:
     missing = str(tmp_path / "models" / "dinov3")
     managed = fe.ManagedEmbedder(make_settings(embedding_model=missing, embedding_device="cpu"))
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
+    with caplog.at_level(logging.INFO, logger=LOGGER):
         active = managed.load()
+        managed.load()  # remembered: said once
     status = managed.status
     assert active.model_id == config.OFFLINE_MODEL_ID
     assert (status.configured_model, status.active_model) == (missing, config.OFFLINE_MODEL_ID)
@@ -211,17 +212,28 @@ def test_missing_local_path_falls_back_to_offline_encoder(
     assert status.fallback_reason is not None
     assert "not an existing directory" in status.fallback_reason
     assert "EMBEDDING_MODEL=efficientnet-lite0" in status.fallback_reason
-    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
-    assert len(errors) == 1
-    assert status.fallback_reason in errors[0].getMessage()
+    # The documented default path (no hub, fallback on) works: a warning with the fix, once.
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert status.fallback_reason in warnings[0].getMessage()
+    assert "offline encoder efficientnet-lite0" in warnings[0].getMessage()
     assert managed.embed([photo("chelsea")]).shape == (1, managed.dim)
 
 
-def test_without_fallback_a_load_failure_raises_and_is_remembered(tmp_path: Path) -> None:
+def test_without_fallback_a_load_failure_raises_and_is_remembered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     missing = str(tmp_path / "nowhere" / "dinov3")
     managed = fe.ManagedEmbedder(make_settings(embedding_model=missing, embedding_fallback=False))
-    with pytest.raises(fe.EmbedderLoadError, match="not an existing directory") as first:
+    with (
+        caplog.at_level(logging.WARNING, logger=LOGGER),
+        pytest.raises(fe.EmbedderLoadError, match="not an existing directory") as first,
+    ):
         managed.load()
+    # Real trouble: nothing will be embedded.
+    [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert "EMBEDDING_FALLBACK=false" in error.getMessage()
     with pytest.raises(fe.EmbedderLoadError) as second:
         managed.load()
     assert second.value is first.value

@@ -167,19 +167,29 @@ def test_gps_out_of_range_is_dropped() -> None:
 def test_shot_at_uses_the_recorded_offset(offset: str, hours: float) -> None:
     exif = {Base.DateTimeOriginal: "2023:06:01 12:34:56", Base.OffsetTimeOriginal: offset}
 
-    shot_at = _extract(_jpeg(exif=exif)).shot_at
+    meta = _extract(_jpeg(exif=exif))
+    shot_at = meta.shot_at
 
     assert shot_at == datetime(2023, 6, 1, 12, 34, 56, tzinfo=timezone(timedelta(hours=hours)))
     assert shot_at is not None
     assert shot_at.utcoffset() == timedelta(hours=hours)
+    assert meta.shot_at_offset_minutes == hours * 60
 
 
-def test_shot_at_without_offset_is_utc() -> None:
-    shot_at = _extract(_jpeg(exif={Base.DateTimeOriginal: "2023:06:01 12:34:56"})).shot_at
+def test_shot_at_without_offset_keeps_the_wall_clock_and_says_no_offset() -> None:
+    meta = _extract(_jpeg(exif={Base.DateTimeOriginal: "2023:06:01 12:34:56"}))
+    shot_at = meta.shot_at
 
+    # Stored as if UTC (for ordering); the missing offset is recorded as None, not as +00:00.
     assert shot_at == datetime(2023, 6, 1, 12, 34, 56, tzinfo=UTC)
     assert shot_at is not None
-    assert shot_at.utcoffset() == timedelta(0)
+    assert meta.shot_at_offset_minutes is None
+
+
+def test_an_explicit_utc_offset_is_kept_apart_from_no_offset() -> None:
+    exif = {Base.DateTimeOriginal: "2023:06:01 12:34:56", Base.OffsetTimeOriginal: "+00:00"}
+
+    assert _extract(_jpeg(exif=exif)).shot_at_offset_minutes == 0
 
 
 def test_shot_at_keeps_sub_seconds() -> None:
@@ -203,9 +213,10 @@ def test_shot_at_falls_back_to_the_next_date_with_its_own_offset() -> None:
         Base.OffsetTime: "-03:00",
     }
 
-    shot_at = _extract(_jpeg(base, exif)).shot_at
+    meta = _extract(_jpeg(base, exif))
 
-    assert shot_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-3)))
+    assert meta.shot_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-3)))
+    assert meta.shot_at_offset_minutes == -180
 
 
 @pytest.mark.parametrize("date", ["0000:00:00 00:00:00", "garbage", "2023:13:45 25:61:00", ""])
@@ -440,6 +451,7 @@ def test_as_dict_has_every_field() -> None:
         "height",
         "orientation",
         "shot_at",
+        "shot_at_offset_minutes",
         "latitude",
         "longitude",
         "camera_make",

@@ -33,6 +33,8 @@ class ServerProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Default: uvicorn on `port`; run_server.py tests pass their own (it reads HOST/PORT).
+    command: list[str] | None = None
 
     @property
     def url(self) -> str:
@@ -41,7 +43,8 @@ class ServerProcess:
     def start(self, timeout: float = 120.0) -> None:
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.port)],
+                self.command
+                or [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.port)],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 stdout=log,

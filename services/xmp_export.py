@@ -1,0 +1,152 @@
+"""A batch's picks as XMP sidecars, the way Lightroom, Capture One and darktable read them.
+
+One sidecar per image: a star rating (`xmp:Rating`), a colour label (`xmp:Label`) and keywords,
+hierarchical (`lr:hierarchicalSubject`: `Pixal|Group 3`, `Pixal|Keeper`) and flat
+(`dc:subject`: `Pixal`, `Group 3`, `Keeper`, as Lightroom writes them). Built with ElementTree,
+so names with `<`, `&` or quotes come out as valid XML.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Literal
+from xml.etree import ElementTree
+
+from sqlalchemy.orm import Session
+
+from processing.grouping import UNGROUPED
+from services import batch_service
+
+NS = {
+    "x": "adobe:ns:meta/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "lr": "http://ns.adobe.com/lightroom/1.0/",
+}
+for _prefix, _uri in NS.items():
+    ElementTree.register_namespace(_prefix, _uri)
+
+KEYWORD_ROOT = "Pixal"
+Label = Literal["Red", "Yellow", "Green", "Blue", "Purple", "none"]
+Naming = Literal["basename", "full"]
+# Characters no file system or archive tool is happy with in a name.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+@dataclass(frozen=True, slots=True)
+class XmpOptions:
+    """Stars (-1 = rejected, 0..5) and colour labels per role; how sidecars are named."""
+
+    keeper_rating: int = 5
+    other_rating: int = 2
+    ungrouped_rating: int = 3
+    keeper_label: Label = "Green"
+    other_label: Label = "Red"
+    ungrouped_label: Label = "Yellow"
+    naming: Naming = "basename"
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """What one sidecar says about one image."""
+
+    image_id: int
+    original_filename: str
+    group_label: str | None
+    is_keeper: bool
+
+
+def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
+    """A zip of one `.xmp` per image of the batch (see `sidecar_names` for clashes)."""
+    batch = batch_service.get_batch(session, batch_id)
+    picks = [
+        Pick(
+            image_id=association.image.id,
+            original_filename=association.image.original_filename,
+            group_label=association.group_label,
+            is_keeper=association.quality_rank == 1 and _is_grouped(association.group_label),
+        )
+        for association in batch.image_associations
+    ]
+    names = sidecar_names(picks, options.naming)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for pick in picks:
+            archive.writestr(names[pick.image_id], sidecar_xml(pick, options))
+    return buffer.getvalue()
+
+
+def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
+    """Zip member name per image id.
+
+    `basename`: `IMG_0001.xmp` for `IMG_0001.CR2` (Lightroom, Capture One, darktable's
+    Lightroom import); `full`: `IMG_0001.CR2.xmp` (darktable's own sidecars). Two images whose
+    sidecars would share a name (the same file name from two cards, or a RAW+JPEG pair with
+    `basename`) keep that name, each in its own folder `image-<id>/`, except the first, which
+    stays at the top; nothing is overwritten and every sidecar still matches its photo's name.
+    """
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for pick in picks:
+        original = _safe_name(pick.original_filename) or f"image-{pick.image_id}"
+        stem = PurePath(original).stem if naming == "basename" else original
+        name = f"{stem or f'image-{pick.image_id}'}.xmp"
+        if name.casefold() in taken:  # Windows and macOS file systems ignore case
+            name = f"image-{pick.image_id}/{name}"
+        taken.add(name.casefold())
+        names[pick.image_id] = name
+    return names
+
+
+def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
+    """The XMP packet for one image."""
+    if not _is_grouped(pick.group_label):
+        rating, label, role = options.ungrouped_rating, options.ungrouped_label, UNGROUPED
+    elif pick.is_keeper:
+        rating, label, role = options.keeper_rating, options.keeper_label, "Keeper"
+    else:
+        rating, label, role = options.other_rating, options.other_label, "Alternate"
+    hierarchy = [(KEYWORD_ROOT, role)]
+    if _is_grouped(pick.group_label):
+        assert pick.group_label is not None
+        # "|" separates levels in lr:hierarchicalSubject; a label holding one stays one level.
+        hierarchy.insert(0, (KEYWORD_ROOT, pick.group_label.replace("|", "/")))
+
+    root = ElementTree.Element(_q("x", "xmpmeta"))
+    rdf = ElementTree.SubElement(root, _q("rdf", "RDF"))
+    description = ElementTree.SubElement(rdf, _q("rdf", "Description"), {_q("rdf", "about"): ""})
+    ElementTree.SubElement(description, _q("xmp", "Rating")).text = str(rating)
+    if label != "none":
+        ElementTree.SubElement(description, _q("xmp", "Label")).text = label
+    flat = [KEYWORD_ROOT, *(leaf for _root, leaf in hierarchy)]
+    _bag(description, _q("dc", "subject"), flat)
+    _bag(description, _q("lr", "hierarchicalSubject"), ["|".join(path) for path in hierarchy])
+    ElementTree.indent(root)
+    packet: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return packet
+
+
+def _bag(parent: ElementTree.Element, tag: str, items: list[str]) -> None:
+    bag = ElementTree.SubElement(ElementTree.SubElement(parent, tag), _q("rdf", "Bag"))
+    for item in dict.fromkeys(items):  # unique, in order
+        ElementTree.SubElement(bag, _q("rdf", "li")).text = item
+
+
+def _q(prefix: str, name: str) -> str:
+    return f"{{{NS[prefix]}}}{name}"
+
+
+def _is_grouped(label: str | None) -> bool:
+    return label is not None and label != UNGROUPED
+
+
+def _safe_name(filename: str) -> str:
+    # Only the last path component (a client may send "a/b/c.jpg"), without unsafe characters.
+    base = re.split(r"[/\\]", filename)[-1]
+    return _UNSAFE.sub("_", base).strip(" .")
