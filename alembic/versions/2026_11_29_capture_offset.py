@@ -1,7 +1,7 @@
 """images.shot_at_offset_minutes: the UTC offset the camera recorded with the capture time
 
-Revision ID: 0002_capture_offset
-Revises: 0001_initial
+Revision ID: 0003_capture_offset
+Revises: 0002_quality_parts
 Create Date: 2026-11-29
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0002_capture_offset"
-down_revision: str | None = "0001_initial"
+revision: str = "0003_capture_offset"
+down_revision: str | None = "0002_quality_parts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
