@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -15,8 +16,14 @@ from pydantic import (
     field_validator,
 )
 
+# A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
+# as UTF-8 at all: both are refused as input (422), not found out by the database (500).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
 
 def _strip_non_blank(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
     stripped = value.strip()
     if not stripped:
         raise ValueError("must not be blank")

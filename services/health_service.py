@@ -33,6 +33,7 @@ def health_report(session: Session, embedder: ManagedEmbedder, queued: int) -> d
         database = "ok"
     except SQLAlchemyError as exc:
         logger.warning("health check: database unreachable: %s", exc)
+        session.rollback()  # the request's transaction then ends cleanly, without the database
         database = "unreachable"
     healthy = database == "ok" and status.fallback_reason is None
     return {
