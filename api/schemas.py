@@ -94,6 +94,11 @@ class ImageAssociation(BaseModel):
     quality_rank: int | None = None
 
 
+class RejectedFile(BaseModel):
+    filename: str
+    reason: str
+
+
 class BatchResponse(BaseModel):
     id: int
     batch_name: str
@@ -105,6 +110,8 @@ class BatchResponse(BaseModel):
     image_count: int
     embedded_count: int
     image_associations: list[ImageAssociation]
+    # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
+    rejected: list[RejectedFile] | None = None
 
 
 class BatchCreate(BaseModel):

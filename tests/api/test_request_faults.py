@@ -150,6 +150,21 @@ def test_many_rejected_files_give_a_short_header_and_a_count(client: TestClient)
     assert response.headers["x-rejected-count"] == "499"
 
 
+def test_upload_and_add_lists_every_rejected_file_in_its_body(client: TestClient) -> None:
+    batch_id = new_batch(client, [])
+    files = [("files", ("good.jpg", jpeg_bytes(seed=5), "image/jpeg"))]
+    files += [("files", (f"bad{n}.jpg", b"not a picture", "image/jpeg")) for n in range(120)]
+    response = client.post(f"/batches/{batch_id}/upload-and-add", files=files)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["image_count"] == 1
+    assert [r["filename"] for r in body["rejected"]] == [f"bad{n}.jpg" for n in range(120)]
+    assert response.headers["x-rejected-count"] == "120"
+    assert len(response.headers["x-rejected-files"]) <= MAX_REJECTED_HEADER
+    assert client.get(f"/batches/{batch_id}").json()["rejected"] is None
+
+
 # --- Item 13: the next image of a group becomes its keeper ---------------------------------------
 
 
