@@ -38,7 +38,8 @@ RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 
 # Names and labels are stripped and must not be blank; the pattern (at least one non-space
 # character) tells clients so, where min_length alone would promise that "  " is accepted.
-NOT_BLANK = r"\S"
+# No NUL anywhere, either (see _UNSTORABLE).
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 

@@ -72,10 +72,11 @@ def _integer_bits(column_type: TypeEngine[Any]) -> int | None:
 def _fit(column_type: TypeEngine[Any], value: object) -> tuple[object, str | None]:
     """`value` made storable in a column of `column_type`, and what was changed (or None)."""
     if isinstance(value, str) and isinstance(column_type, String):
-        fitted = value.replace("\x00", "")
+        # PostgreSQL refuses NUL in text, and no database can encode an unpaired surrogate.
+        fitted = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
         if column_type.length is not None and len(fitted) > column_type.length:
             return fitted[: column_type.length], f"cut to {column_type.length} characters"
-        return fitted, None if fitted == value else "NUL characters removed"
+        return fitted, None if fitted == value else "unstorable characters removed"
     bits = _integer_bits(column_type)
     if bits is not None and isinstance(value, int):
         if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
