@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     png = big_png(args.side)
     decoded_mb = args.side * (args.side * 3 // 4) * 3 / 2**20
-    print(  # noqa: T201
+    print(
         f"command: {' '.join([sys.executable, '-m', 'bench.thumbnail_memory', *sys.argv[1:]])}\n"
         f"PNG {args.side}x{args.side * 3 // 4}: {len(png) / 2**20:.1f} MB file, "
         f"{decoded_mb:.0f} MB decoded; {REQUESTS} concurrent on-demand thumbnail requests"
@@ -128,13 +128,13 @@ def main() -> None:
     for port, (name, tree) in enumerate(trees, start=18731):
         peak, kept, statuses = measure(tree, png, port)
         results[name] = peak
-        print(  # noqa: T201
+        print(
             f"{name:>9}: peak RSS +{peak / 1024:.0f} MB, kept +{kept / 1024:.0f} MB, "
             f"statuses {statuses}"
         )
     if args.before:
         ratio = results["before"] / max(results["this tree"], 1)
-        print(f"peak growth, before / this tree: {ratio:.1f}x")  # noqa: T201
+        print(f"peak growth, before / this tree: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
