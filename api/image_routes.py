@@ -18,6 +18,7 @@ from api.deps import (
     in_threadpool,
     require_api_key,
 )
+from api.responses import OpenedFileResponse
 from api.schemas import (
     MAX_SAFE_INTEGER,
     ImageResponse,
@@ -173,11 +174,13 @@ def get_similar_images(
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
 @in_threadpool
-def get_image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_image_file(
+    image_id: RowId, session: SessionDep, settings: SettingsDep
+) -> OpenedFileResponse:
     """The original file, as uploaded."""
-    path, image = image_service.original_file(session, settings, image_id)
-    return FileResponse(
-        path,
+    file, image = image_service.open_original(session, settings, image_id)
+    return OpenedFileResponse(
+        file,
         media_type=image.mime_type,
         filename=image.original_filename,
         content_disposition_type="inline",

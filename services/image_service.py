@@ -229,6 +229,16 @@ def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) ->
             crud_batch.renumber_group(session, batch_id, label)
 
 
+def open_original(session: Session, settings: Settings, image_id: int) -> tuple[BinaryIO, Image]:
+    """The stored original, opened (a delete committing meanwhile cannot take it away), with
+    its row."""
+    path, image = original_file(session, settings, image_id)
+    try:
+        return path.open("rb"), image
+    except FileNotFoundError as exc:
+        raise NotFound(f"Image {image_id} not found.") from exc
+
+
 def delete_image(session: Session, settings: Settings, image_id: int) -> None:
     """Delete the row (and its batch memberships) now, the files once that has committed."""
     image = get_image(session, image_id)

@@ -165,6 +165,17 @@ def test_upload_and_add_lists_every_rejected_file_in_its_body(client: TestClient
     assert client.get(f"/batches/{batch_id}").json()["rejected"] is None
 
 
+def test_an_original_is_served_with_ranges(client: TestClient) -> None:
+    data = jpeg_bytes((320, 240), seed=6)
+    [image_id] = upload(client, [("r.jpg", data)])
+    whole = client.get(f"/images/{image_id}")
+    assert whole.content == data
+    assert whole.headers["content-length"] == str(len(data))
+    part = client.get(f"/images/{image_id}", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.content == data[:100]
+
+
 # --- Item 13: the next image of a group becomes its keeper ---------------------------------------
 
 

@@ -83,3 +83,27 @@ def test_thumbnails_racing_deletes_answer_a_whole_picture_or_404(
     for directory in ("images", "thumbnails", "incoming"):
         assert list((storage / directory).iterdir()) == [], directory
     assert "Traceback" not in server.log_path.read_text()
+
+
+def test_originals_racing_deletes_answer_the_whole_file_or_404(
+    server: ServerProcess, clean_database: Engine
+) -> None:
+    files = [(f"{n}.jpg", jpeg_bytes((1600, 1200), seed=700 + n)) for n in range(30)]
+    ids = upload_many(server.url, files)
+    original = dict(zip(ids, (data for _, data in files), strict=True))
+
+    def fetch_or_delete(n: int) -> tuple[str, int, int, bytes]:
+        image_id = ids[n // 2]
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            if n % 2:
+                return ("delete", client.delete(f"/images/{image_id}").status_code, image_id, b"")
+            response = client.get(f"/images/{image_id}")
+            return ("fetch", response.status_code, image_id, response.content)
+
+    outcomes = run_together(60, fetch_or_delete)
+
+    assert {status for kind, status, _, _ in outcomes if kind == "delete"} == {200}
+    fetched = [(status, i, body) for kind, status, i, body in outcomes if kind == "fetch"]
+    assert {status for status, _, _ in fetched} <= {200, 404}
+    assert all(body == original[i] for status, i, body in fetched if status == 200)
+    assert "Traceback" not in server.log_path.read_text()
