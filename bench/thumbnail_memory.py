@@ -1,5 +1,5 @@
 """Memory of on-demand thumbnails: six concurrent requests for the thumbnail of one large PNG
-(issue 10, item 6), against a real server on SQLite.
+(issue 10, item 6), against a real server on a scratch PostgreSQL database.
 
 For each code tree given (this one, and optionally an older checkout with --before DIR), the
 bench starts the server, uploads a 8000x6000 PNG, lets the worker finish, deletes the thumbnail
@@ -15,17 +15,21 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parents[1]
 REQUESTS = 6
@@ -65,25 +69,47 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -
     raise TimeoutError("server not idle")
 
 
-def measure(tree: Path, png: bytes, port: int) -> tuple[int, int, list[int]]:
-    with tempfile.TemporaryDirectory() as tmp:
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"bench_thumbs_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def measure(tree: Path, png: bytes, port: int, admin_url: str) -> tuple[int, int, list[int]]:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(admin_url) as database_url:
         storage = Path(tmp) / "assets"
-        db = Path(tmp) / "bench.db"
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{db}",
+            "DATABASE_URL": database_url,
             "STORAGE_ROOT": str(storage),
             "EMBEDDING_MODEL": "efficientnet-lite0",
             "EMBEDDING_DEVICE": "cpu",
             "TORCH_THREADS": "1",
             "API_KEY": "",
         }
+        url = env["DATABASE_URL"]
+        migrate = f"from database.migrations import upgrade_to_head; upgrade_to_head({url!r})"
+        subprocess.run([sys.executable, "-c", migrate], cwd=tree, env=env, check=True)
         command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
         log = (Path(tmp) / "server.log").open("wb")
         process = subprocess.Popen(command, cwd=tree, env=env, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(url, process)
+            try:
+                wait_for(url, process)
+            except RuntimeError:
+                log.flush()
+                print((Path(tmp) / "server.log").read_text()[-3000:])
+                raise
             files = [("files", ("big.png", png, "image/png"))]
             response = httpx.post(f"{url}/images/upload", files=files, timeout=300)
             response.raise_for_status()
@@ -91,8 +117,13 @@ def measure(tree: Path, png: bytes, port: int) -> tuple[int, int, list[int]]:
             wait_for(url, process)
             for thumbnail in (storage / "thumbnails").iterdir():
                 thumbnail.unlink()
-            with sqlite3.connect(db) as conn:
-                conn.execute("UPDATE images SET has_thumbnail = 0 WHERE id = ?", (image_id,))
+            engine = create_engine(database_url)
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE image_clustering.images SET has_thumbnail = false WHERE id = :i"),
+                    {"i": image_id},
+                )
+            engine.dispose()
             Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # resets VmHWM
             before = status_kb(process.pid, "VmRSS")
             with ThreadPoolExecutor(REQUESTS) as pool:
@@ -115,6 +146,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="an older checkout to compare with")
     parser.add_argument("--side", type=int, default=8000)
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+        help="where a scratch database is created (and dropped)",
+    )
     args = parser.parse_args()
     png = big_png(args.side)
     decoded_mb = args.side * (args.side * 3 // 4) * 3 / 2**20
@@ -126,7 +162,7 @@ def main() -> None:
     results = {}
     trees = [("this tree", HERE)] + ([("before", args.before)] if args.before else [])
     for port, (name, tree) in enumerate(trees, start=18731):
-        peak, kept, statuses = measure(tree, png, port)
+        peak, kept, statuses = measure(tree, png, port, args.postgres)
         results[name] = peak
         print(
             f"{name:>9}: peak RSS +{peak / 1024:.0f} MB, kept +{kept / 1024:.0f} MB, "
