@@ -25,6 +25,7 @@ from api.schemas import (
     GroupsUpdate,
     ImageIds,
     MessageResponse,
+    RejectedFile,
     RowId,
     error_responses,
 )
@@ -150,7 +151,12 @@ def upload_and_add_images_to_batch(
     batch, report = batch_service.upload_to_batch(session, settings, batch_id, incoming(files))
     background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
-    return present.batch(batch)
+    answer = present.batch(batch)
+    if report.rejected:
+        answer.rejected = [
+            RejectedFile(filename=r.filename, reason=r.reason) for r in report.rejected
+        ]
+    return answer
 
 
 @router.put(

@@ -18,6 +18,7 @@ from api.deps import (
     in_threadpool,
     require_api_key,
 )
+from api.responses import OpenedFileResponse
 from api.schemas import (
     MAX_SAFE_INTEGER,
     ImageResponse,
@@ -48,11 +49,36 @@ def incoming(files: list[UploadFile]) -> list[IncomingUpload]:
     return [IncomingUpload(filename=f.filename, stream=f.file) for f in files]
 
 
+# Proxies refuse headers from about 8 KB, and clients' parsers earlier: the header lists the
+# first few refused files only, and X-Rejected-Count says how many there were in all.
+MAX_REJECTED_HEADER = 2048
+MAX_REJECTED_NAME = 100
+MAX_REJECTED_REASON = 200
+
+
+def rejected_header(report: UploadReport) -> str:
+    """The first refused files that fit in MAX_REJECTED_HEADER characters, as ASCII JSON."""
+    listed: list[dict[str, str]] = []
+    header = "[]"
+    for rejection in report.rejected:
+        entry = {
+            "filename": rejection.filename[:MAX_REJECTED_NAME],
+            "reason": rejection.reason[:MAX_REJECTED_REASON],
+        }
+        candidate = json.dumps([*listed, entry], ensure_ascii=True)
+        if len(candidate) > MAX_REJECTED_HEADER:
+            break
+        listed.append(entry)
+        header = candidate
+    return header
+
+
 def report_rejections(response: Response, report: UploadReport) -> None:
-    """Files refused in an otherwise accepted upload are listed in a header (ASCII JSON)."""
+    """Files refused in an otherwise accepted upload: how many, and the first few (ASCII
+    JSON) in headers."""
     if report.rejected:
-        rejected = [{"filename": r.filename, "reason": r.reason} for r in report.rejected]
-        response.headers["X-Rejected-Files"] = json.dumps(rejected, ensure_ascii=True)
+        response.headers["X-Rejected-Files"] = rejected_header(report)
+        response.headers["X-Rejected-Count"] = str(len(report.rejected))
 
 
 @router.post(
@@ -100,12 +126,10 @@ def get_all_images(
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
 @in_threadpool
-def get_image_thumbnail(
-    image_id: RowId, session: SessionDep, settings: SettingsDep
-) -> FileResponse:
+def get_image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep) -> Response:
     """The JPEG thumbnail (made now if the background worker has not got to it yet)."""
-    path = image_service.thumbnail_file(session, settings, image_id)
-    return FileResponse(path, media_type="image/jpeg")
+    thumbnail = image_service.thumbnail_bytes(session, settings, image_id)
+    return Response(thumbnail, media_type="image/jpeg")
 
 
 @router.get(
@@ -150,11 +174,13 @@ def get_similar_images(
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
 @in_threadpool
-def get_image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_image_file(
+    image_id: RowId, session: SessionDep, settings: SettingsDep
+) -> OpenedFileResponse:
     """The original file, as uploaded."""
-    path, image = image_service.original_file(session, settings, image_id)
-    return FileResponse(
-        path,
+    file, image = image_service.open_original(session, settings, image_id)
+    return OpenedFileResponse(
+        file,
         media_type=image.mime_type,
         filename=image.original_filename,
         content_disposition_type="inline",

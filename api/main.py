@@ -8,21 +8,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
 from api.deps import EmbedderDep, SessionDep, SettingsDep, WorkerDep, in_threadpool
+from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.schemas import HealthResponse, RootResponse
 from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder
-from services.errors import AppError
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
 from services.startup_service import reconcile_storage
@@ -32,11 +31,6 @@ logger = logging.getLogger(__name__)
 
 # Threads reserved for finishing transactions (see api.deps.get_session).
 TRANSACTION_THREADS = 8
-
-
-async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.message, **exc.extra})
 
 
 def create_app(
@@ -95,9 +89,16 @@ def create_app(
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Total-Count", "X-Rejected-Files", "X-Page", "X-Total-Pages"],
+        expose_headers=[
+            "X-Total-Count",
+            "X-Rejected-Files",
+            "X-Rejected-Count",
+            "Retry-After",
+            "X-Page",
+            "X-Total-Pages",
+        ],
     )
-    app.add_exception_handler(AppError, app_error_handler)
+    install_exception_handlers(app)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
 
@@ -106,14 +107,28 @@ def create_app(
         """Say hello; handy to see that the server runs."""
         return {"message": "Pixal Judge server is running. API docs: /docs"}
 
-    @app.get("/health", operation_id="health", response_model=HealthResponse, tags=["Status"])
+    @app.get(
+        "/health",
+        operation_id="health",
+        response_model=HealthResponse,
+        tags=["Status"],
+        responses={503: {"model": HealthResponse, "description": "The database is unreachable"}},
+    )
     @in_threadpool
     def health(
-        session: SessionDep, embedder: EmbedderDep, worker: WorkerDep, settings: SettingsDep
+        session: SessionDep,
+        embedder: EmbedderDep,
+        worker: WorkerDep,
+        settings: SettingsDep,
+        response: Response,
     ) -> dict[str, Any]:
         """Database, storage and model state, and how much background processing is pending."""
         storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
-        return health_report(session, embedder, worker.queued, storage)
+        report = health_report(session, embedder, worker.queued, storage)
+        if report["database"] != "ok":
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return report
 
     return app
 

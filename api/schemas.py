@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
@@ -16,8 +17,14 @@ from pydantic import (
     model_validator,
 )
 
+# A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
+# as UTF-8 at all: both are refused as input (422), not found out by the database (500).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
 
 def _strip_non_blank(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
     stripped = value.strip()
     if not stripped:
         raise ValueError("must not be blank")
@@ -32,7 +39,8 @@ RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 
 # Names and labels are stripped and must not be blank; the pattern (at least one non-space
 # character) tells clients so, where min_length alone would promise that "  " is accepted.
-NOT_BLANK = r"\S"
+# No NUL anywhere, either (see _UNSTORABLE).
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
@@ -123,6 +131,11 @@ class ImageAssociation(BaseModel):
     rank_reason: str | None = None
 
 
+class RejectedFile(BaseModel):
+    filename: str
+    reason: str
+
+
 class BatchResponse(BaseModel):
     id: int
     batch_name: str
@@ -134,6 +147,8 @@ class BatchResponse(BaseModel):
     image_count: int
     embedded_count: int
     image_associations: list[ImageAssociation]
+    # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
+    rejected: list[RejectedFile] | None = None
 
 
 class BatchCreate(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from database.models import ImageBatch, ImageBatchAssociation
@@ -47,11 +48,19 @@ def member_ids(session: Session, batch_id: int) -> set[int]:
 
 
 def add_members(session: Session, batch_id: int, image_ids: Collection[int]) -> int:
-    """Add the images not already in the batch; returns how many were added."""
-    new_ids = sorted(set(image_ids) - member_ids(session, batch_id))
-    session.add_all(ImageBatchAssociation(batch_id=batch_id, image_id=i) for i in new_ids)
-    session.flush()
-    return len(new_ids)
+    """Add the images not already in the batch; returns how many were added.
+
+    The database settles races: a member another transaction adds meanwhile is skipped by
+    `ON CONFLICT DO NOTHING`, never a unique-key violation."""
+    if not image_ids:
+        return 0
+    session.flush()  # pending ORM changes first: the INSERT bypasses the unit of work
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{"batch_id": batch_id, "image_id": i} for i in sorted(set(image_ids))]
+    statement = insert(ImageBatchAssociation).values(rows).on_conflict_do_nothing()
+    result = session.execute(statement)
+    return max(int(result.rowcount), 0)  # type: ignore[attr-defined]
 
 
 def remove_members(session: Session, batch_id: int, image_ids: Collection[int]) -> int:
@@ -61,6 +70,31 @@ def remove_members(session: Session, batch_id: int, image_ids: Collection[int]) 
         .where(ImageBatchAssociation.image_id.in_(image_ids))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ranked_groups_of(session: Session, image_ids: Collection[int]) -> set[tuple[int, str]]:
+    """(batch id, group label) of every ranked group these images belong to."""
+    query = (
+        select(ImageBatchAssociation.batch_id, ImageBatchAssociation.group_label)
+        .where(ImageBatchAssociation.image_id.in_(image_ids))
+        .where(ImageBatchAssociation.group_label.is_not(None))
+        .where(ImageBatchAssociation.quality_rank.is_not(None))
+    )
+    return {(batch_id, label) for batch_id, label in session.execute(query) if label is not None}
+
+
+def renumber_group(session: Session, batch_id: int, group_label: str) -> None:
+    """Ranks of the group's remaining ranked members become 1..n, in their current order."""
+    query = (
+        select(ImageBatchAssociation)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .where(ImageBatchAssociation.group_label == group_label)
+        .where(ImageBatchAssociation.quality_rank.is_not(None))
+        .order_by(ImageBatchAssociation.quality_rank, ImageBatchAssociation.image_id)
+    )
+    for rank, association in enumerate(session.scalars(query), start=1):
+        association.quality_rank = rank
+    session.flush()
 
 
 def delete_batch(session: Session, batch_id: int) -> None:

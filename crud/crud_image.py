@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, undefer
+from sqlalchemy.types import TypeEngine
 
 from database.models import Image
 from processing.quality import QUALITY_VERSION
@@ -44,6 +59,51 @@ def get_images_with_features(session: Session, image_ids: Collection[int]) -> Se
 
 def get_images(session: Session, image_ids: Collection[int]) -> Sequence[Image]:
     return session.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)).all()
+
+
+_INTEGER_BITS = {SmallInteger: 16, BigInteger: 64, Integer: 32}
+
+
+def _integer_bits(column_type: TypeEngine[Any]) -> int | None:
+    for kind, bits in _INTEGER_BITS.items():  # subclasses first: BigInteger is an Integer
+        if isinstance(column_type, kind):
+            return bits
+    return None
+
+
+def _fit(column_type: TypeEngine[Any], value: object) -> tuple[object, str | None]:
+    """`value` made storable in a column of `column_type`, and what was changed (or None)."""
+    if isinstance(value, str) and isinstance(column_type, String):
+        # PostgreSQL refuses NUL in text, and no database can encode an unpaired surrogate.
+        fitted = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        if column_type.length is not None and len(fitted) > column_type.length:
+            return fitted[: column_type.length], f"cut to {column_type.length} characters"
+        return fitted, None if fitted == value else "unstorable characters removed"
+    bits = _integer_bits(column_type)
+    if bits is not None and isinstance(value, int):
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            return None, f"dropped: {value} is out of range"
+    if isinstance(column_type, Float) and isinstance(value, float) and not math.isfinite(value):
+        return None, f"dropped: {value} is not a finite number"
+    return value, None
+
+
+def fit_to_columns(
+    model: type[Any], values: dict[str, object]
+) -> tuple[dict[str, object], list[str]]:
+    """The values, each made to fit its column of `model` (strings cut to the column's
+    length, integers out of its range and non-finite floats dropped), with a note per change.
+
+    Metadata read from a file is the client's data: one over-long or absurd value must cost
+    that field, never the upload (a database error would lose the whole request)."""
+    columns = model.__table__.columns
+    fitted: dict[str, object] = {}
+    notes: list[str] = []
+    for name, value in values.items():
+        fitted[name], note = _fit(columns[name].type, value) if name in columns else (value, None)
+        if note is not None:
+            notes.append(f"{name} {note}")
+    return fitted, notes
 
 
 def add_image(session: Session, image: Image) -> Image:

@@ -99,7 +99,9 @@ def add_images(session: Session, batch_id: int, image_ids: Collection[int]) -> I
 def remove_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
     """Remove images from the batch; the others keep their labels, the images stay stored."""
     _require_batch(session, batch_id)
+    groups = {g for g in crud_batch.ranked_groups_of(session, image_ids) if g[0] == batch_id}
     crud_batch.remove_members(session, batch_id, image_ids)
+    image_service.promote_next_keepers(session, groups)
     return get_batch(session, batch_id)
 
 

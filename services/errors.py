@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+# OSErrors that say the storage is full or failing, not that the input or our code is wrong:
+# faults, answered with 503 (see api/errors.py).
+STORAGE_FAULTS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+)
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FAULTS
 
 
 class AppError(Exception):

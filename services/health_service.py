@@ -44,6 +44,7 @@ def health_report(
         database = "ok"
     except SQLAlchemyError as exc:
         logger.warning("health check: database unreachable: %s", exc)
+        session.rollback()  # the request's transaction then ends cleanly, without the database
         database = "unreachable"
     storage = _storage_state(storage_dirs)
     healthy = database == "ok" and storage == "ok" and model_state != "failed"

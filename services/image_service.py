@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +16,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import Settings
-from crud import crud_image
+from crud import crud_batch, crud_image
 from database.models import Image
+from processing.grouping import UNGROUPED
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
-from services.errors import InvalidInput, NotFound, PayloadTooLarge
-from services.processing_service import render_thumbnail
+from services.errors import InvalidInput, NotFound, PayloadTooLarge, is_storage_fault
 from utils.file_handling import (
+    SingleFlight,
     SpooledFile,
     UploadTooLarge,
+    decode_for_thumbnail,
+    make_thumbnail,
     move_after_commit,
     remove_after_commit,
     spool_upload,
     storage_path,
     thumbnail_relative_path,
+    write_jpeg_atomically,
 )
 
 logger = logging.getLogger(__name__)
@@ -163,6 +168,7 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
 
     filename = f"{uuid.uuid4().hex}{item.inspected.extension}"
     staged = settings.incoming_dir / filename
+    metadata, adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     os.replace(item.spooled.path, staged)
     image = Image(
         filename=filename,
@@ -172,7 +178,7 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
         file_size=item.spooled.size,
         mime_type=item.inspected.mime_type,
         has_thumbnail=False,
-        **item.inspected.metadata.as_dict(),
+        **metadata,
     )
     try:
         with session.begin_nested():
@@ -188,6 +194,9 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
         staged.unlink(missing_ok=True)
         raise
     move_after_commit(session, staged, settings.images_dir / filename)
+    if adjusted:
+        logger.info("upload %s: metadata adjusted: %s", item.original_filename, adjusted)
+        return UploadResult(image, message="Stored; metadata adjusted: " + "; ".join(adjusted))
     return UploadResult(image)
 
 
@@ -212,25 +221,69 @@ def original_file(session: Session, settings: Settings, image_id: int) -> tuple[
     return path, image
 
 
+def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) -> None:
+    """After members left these (batch, label) groups, the next image of each becomes its
+    keeper: ranks are 1..n again. "Ungrouped" images are each their own keeper already."""
+    for batch_id, label in sorted(groups):
+        if label != UNGROUPED:
+            crud_batch.renumber_group(session, batch_id, label)
+
+
+def open_original(session: Session, settings: Settings, image_id: int) -> tuple[BinaryIO, Image]:
+    """The stored original, opened (a delete committing meanwhile cannot take it away), with
+    its row."""
+    path, image = original_file(session, settings, image_id)
+    try:
+        return path.open("rb"), image
+    except FileNotFoundError as exc:
+        raise NotFound(f"Image {image_id} not found.") from exc
+
+
 def delete_image(session: Session, settings: Settings, image_id: int) -> None:
     """Delete the row (and its batch memberships) now, the files once that has committed."""
     image = get_image(session, image_id)
     paths = [image.file_path, thumbnail_relative_path(image.filename)]
+    groups = crud_batch.ranked_groups_of(session, [image_id])
     crud_image.delete_image(session, image)
+    promote_next_keepers(session, groups)
     for relative in paths:
         with suppress(ValueError):
             remove_after_commit(session, storage_path(settings.storage_root, relative))
 
 
-def thumbnail_file(session: Session, settings: Settings, image_id: int) -> Path:
-    """The image's thumbnail; made now when the worker has not made it yet."""
+# On-demand thumbnails: one decode per image however many requests wait for it, and at most
+# two decodes at a time in this process (a decode of a large PNG holds its full pixels).
+_ON_DEMAND_THUMBNAILS = SingleFlight(limit=2)
+
+
+def _render_thumbnail(settings: Settings, image_id: int, source: Path, path: Path) -> None:
+    try:
+        img = decode_for_thumbnail(source, settings.thumbnail_size)
+    except FileNotFoundError as exc:
+        raise NotFound(f"Image {image_id} not found.") from exc
+    except Exception as exc:
+        if is_storage_fault(exc):
+            raise  # the disk, not the picture: a 503
+        raise NotFound(f"Image {image_id} has no thumbnail: it could not be decoded.") from exc
+    # Writing may fail for want of space: that propagates as the fault it is, not as a 404.
+    write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), path)
+
+
+def thumbnail_bytes(session: Session, settings: Settings, image_id: int) -> bytes:
+    """The image's JPEG thumbnail; made now when the worker has not made it yet.
+
+    Read whole (it is small): a delete committing meanwhile then answers 404, never a
+    response cut off after its headers."""
     source, image = original_file(session, settings, image_id)
     path = storage_path(settings.storage_root, thumbnail_relative_path(image.filename))
-    if image.has_thumbnail and path.is_file():
-        return path
+    if not (image.has_thumbnail and path.is_file()):
+        _ON_DEMAND_THUMBNAILS.run(path, lambda: _render_thumbnail(settings, image_id, source, path))
+        # An UPDATE, not a change to the loaded row: a delete that committed meanwhile
+        # leaves nothing to update (no StaleDataError), and the file it made goes too.
+        if not crud_image.update_processed_image(session, image_id, has_thumbnail=True):
+            path.unlink(missing_ok=True)
+            raise NotFound(f"Image {image_id} not found.")
     try:
-        render_thumbnail(settings, source, path)
-    except Exception as exc:
-        raise NotFound(f"Image {image_id} has no thumbnail: it could not be decoded.") from exc
-    image.has_thumbnail = True
-    return path
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound(f"Image {image_id} not found.") from exc

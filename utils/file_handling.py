@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from config import Settings
+from processing.imaging import draft_request, open_image, to_rgb, upright
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +178,54 @@ def write_jpeg_atomically(img: Image.Image, destination: Path) -> None:
 def iter_files(directory: Path) -> Iterator[Path]:
     if directory.is_dir():
         yield from (path for path in directory.iterdir() if path.is_file())
+
+
+# --- On-demand thumbnails ----------------------------------------------------------------------
+
+# Modes Pillow's box `reduce` handles as they are; others are converted first, at full size.
+_REDUCIBLE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK"}
+
+
+def decode_for_thumbnail(source: Path, size: int) -> Image.Image:
+    """`source` as oriented RGB, at least `size` on its longest side and not much more: JPEG is
+    decoded at a reduced DCT scale (draft), other formats box-reduced right after decoding, so
+    the full-size pixels are held once, briefly, and never copied, turned or converted."""
+    with open_image(source) as img:
+        img.draft("RGB", draft_request(img.size, size))
+        img.load()
+        factor = max(img.size) // (2 * size)
+        small = img.reduce(factor) if factor >= 2 and img.mode in _REDUCIBLE_MODES else img
+        rgb = to_rgb(upright(small))
+        return rgb.copy() if rgb is img else rgb
+
+
+class SingleFlight:
+    """Calls with the same key share one run (later callers wait for its outcome); at most
+    `limit` runs at a time. A thumbnail of a 150 MB PNG decoded six times at once would take
+    gigabytes; shared and bounded, it takes one decode's worth."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Hashable, Future[None]] = {}
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def run(self, key: Hashable, work: Callable[[], None]) -> None:
+        with self._lock:
+            shared = self._running.get(key)
+            if shared is None:
+                mine: Future[None] = Future()
+                self._running[key] = mine
+        if shared is not None:
+            shared.result()  # raises what the run raised
+            return
+        try:
+            with self._slots:
+                work()
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        else:
+            mine.set_result(None)
+        finally:
+            with self._lock:
+                del self._running[key]

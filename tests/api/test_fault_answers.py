@@ -1,0 +1,221 @@
+"""Faults are not bugs (issue 10, item 8): a database that is unreachable or out of
+connections and a full disk answer a JSON 503 with Retry-After, never a plain-text 500.
+
+The outages are real: a TCP proxy between the app and PostgreSQL that the test cuts, a
+connection pool that the test holds empty, a small tmpfs that the test fills.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from config import Settings
+from database.database import create_db_engine, create_session_factory
+from database.models import Image
+from processing.feature_extraction import ManagedEmbedder
+from tests.api.helpers import upload
+from tests.factories import jpeg_bytes
+
+
+def assert_unavailable(response: httpx.Response, *, report: bool = False) -> None:
+    """A JSON 503 with Retry-After: `{"detail"}`, or /health's report."""
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["retry-after"]) > 0
+    if not report:
+        assert isinstance(response.json()["detail"], str)
+
+
+# --- The database: unreachable ------------------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to `upstream` until cut: then connections are reset and new
+    ones refused, as when the database host goes away; `restore` listens again."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            sockets, self._open = [self._listener, *self._open], set()
+        for sock in sockets:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    restore = start
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                return
+            with self._lock:
+                self._open.update((client, server))
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def proxied_client(
+    database_url: str,
+    on_sqlite: bool,
+    settings: Settings,
+    clean_database: Engine,
+    tiny_embedder: ManagedEmbedder,
+) -> Iterator[tuple[TestClient, TcpProxy]]:
+    if on_sqlite:
+        pytest.skip("SQLite is a file in the process: there is no server to lose")
+    url = make_url(database_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(
+        settings.model_copy(update={"database_url": proxied}),
+        embedder=tiny_embedder,
+        threaded_worker=False,
+    )
+    try:
+        with TestClient(app) as client:
+            yield client, proxy
+    finally:
+        proxy.cut()
+
+
+def test_an_unreachable_database_answers_503_and_health_says_so(
+    proxied_client: tuple[TestClient, TcpProxy],
+) -> None:
+    client, proxy = proxied_client
+    [image_id] = upload(client, [("a.jpg", jpeg_bytes(seed=1))])
+    assert client.get("/health").status_code == 200
+
+    proxy.cut()
+    for method, path in (
+        ("GET", "/images/"),
+        ("GET", f"/images/metadata/{image_id}"),
+        ("GET", "/batches/"),
+        ("POST", "/batches/"),
+    ):
+        assert_unavailable(client.request(method, path, json={"name": "n", "image_ids": []}))
+    assert_unavailable(
+        client.post("/images/upload", files=[("files", ("b.jpg", jpeg_bytes(seed=2)))])
+    )
+    health = client.get("/health")
+    assert_unavailable(health, report=True)
+    assert health.json()["database"] == "unreachable"
+
+    proxy.restore()
+    assert client.get("/health").status_code == 200
+    assert [i["id"] for i in client.get("/images/").json()] == [image_id]
+
+
+# --- The database: no connection free -----------------------------------------------------------
+
+
+def test_an_exhausted_connection_pool_answers_503(
+    database_url: str, settings: Settings, clean_database: Engine, tiny_embedder: ManagedEmbedder
+) -> None:
+    engine = create_db_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.5)
+    app = create_app(
+        settings,
+        session_factory=create_session_factory(engine),
+        embedder=tiny_embedder,
+        threaded_worker=False,
+    )
+    try:
+        with TestClient(app) as client:
+            assert client.get("/images/").status_code == 200
+            with engine.connect():  # the only connection, held
+                assert_unavailable(client.get("/images/"))
+                assert_unavailable(client.get("/health"), report=True)
+            assert client.get("/images/").status_code == 200
+    finally:
+        engine.dispose()
+
+
+# --- The disk: full -----------------------------------------------------------------------------
+
+
+def fill(directory: Path) -> Path:
+    """Write into `directory` until the filesystem refuses with ENOSPC."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for chunk in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    out.write(b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
+
+
+@pytest.fixture
+def small_disk(storage_root: Path) -> Iterator[Path]:
+    """STORAGE_ROOT on its own 8 MB tmpfs (needs the right to mount; skipped otherwise)."""
+    storage_root.mkdir(parents=True)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(storage_root)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here to fill")
+    try:
+        yield storage_root
+    finally:
+        subprocess.run(["umount", "-l", str(storage_root)], check=True)
+
+
+def test_a_full_disk_answers_503_and_a_thumbnail_is_not_called_undecodable(
+    small_disk: Path, client: TestClient, db: Session
+) -> None:
+    [image_id] = upload(client, [("a.jpg", jpeg_bytes((800, 600), seed=3))])
+    # The thumbnail has not been made yet (as when the worker is behind).
+    for thumbnail in (small_disk / "thumbnails").iterdir():
+        thumbnail.unlink()
+    db.execute(update(Image).where(Image.id == image_id).values(has_thumbnail=False))
+    db.flush()
+
+    filler = fill(small_disk)
+    assert_unavailable(
+        client.post("/images/upload", files=[("files", ("b.jpg", jpeg_bytes(seed=4)))])
+    )
+    assert_unavailable(client.get(f"/images/thumbnail/{image_id}"))
+    assert list((small_disk / "incoming").iterdir()) == []
+
+    filler.unlink()
+    response = client.get(f"/images/thumbnail/{image_id}")
+    assert response.status_code == 200
+    assert response.content.startswith(b"\xff\xd8")
+    assert len(upload(client, [("b.jpg", jpeg_bytes(seed=4))])) == 1
