@@ -173,7 +173,11 @@ def analyze_batch(
         session,
         batch_id,
         AnalysisParameters(
-            params.min_cluster_size, params.min_samples, params.metric, params.time_gap_seconds
+            params.min_cluster_size,
+            params.min_samples,
+            params.metric,
+            params.time_gap_seconds,
+            params.use_capture_time,
         ),
         active_model_id(embedder),
     )

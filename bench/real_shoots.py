@@ -13,6 +13,8 @@ scikit-image and scikit-learn samples). EXIF written with Pillow makes them look
 - bursts of 2-12 frames at the video's own frame intervals (0.1-0.4 s) or hand-clicked 1-3 s
   apart; the same place a moment later (the plaza 35 s later with other people in it, the tree
   45 s later, the other character of the dialogue) as separate bursts;
+- two subjects a few seconds apart (the photographer turns around: the Leuven street, then
+  the toy whale 2 s later; the aloe, then the graffiti 2 s later);
 - a second body of the same make and model (another serial) shooting another moment of the
   plaza, and the tree, at the very same seconds as the first body;
 - singles minutes apart, with look-alikes among them (apple/orange/fruit bowl, flowers, the
@@ -162,11 +164,11 @@ PHOTO_BURSTS = [
         "board",
     ),
     ("basketball", ["basketball1.png", "basketball2.png"], 0.04, BODY_A, 3000.0, ""),
-    ("rubberwhale", ["rubberwhale1.png", "rubberwhale2.png"], 0.04, BODY_A, 3100.0, ""),
+    ("rubberwhale", ["rubberwhale1.png", "rubberwhale2.png"], 0.04, BODY_A, 3203.0, ""),
     ("leuven", ["leuvenA.jpg", "leuvenB.jpg"], 1.0, BODY_A, 3200.0, "street"),
     ("aloe", ["aloeL.jpg", "aloeR.jpg"], 0.5, BODY_A, 3300.0, ""),
     ("books", ["left.jpg", "right.jpg"], 0.8, PHONE, 3400.0, ""),
-    ("graffiti", ["graf1.png", "graf3.png"], 2.0, BODY_A, 3500.0, ""),
+    ("graffiti", ["graf1.png", "graf3.png"], 2.0, BODY_A, 3302.5, ""),
 ]
 OPENCV_SINGLES = {
     "apple.jpg": "fruit",
