@@ -426,7 +426,7 @@ def make_embedder(descriptor: str) -> Any:
         Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
     )
     if descriptor != "default":
-        pooled = fe.EfficientNetLiteEmbedder(pooling=descriptor)  # type: ignore[call-arg]
+        pooled = fe.EfficientNetLiteEmbedder(pooling=descriptor)  # type: ignore[arg-type]
         pooled.load()
         embedder._active = pooled  # the pooling under test, through the same managed path
     embedder.load()

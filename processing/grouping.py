@@ -179,8 +179,13 @@ class ImageGrouper:
         fallback = bool(np.all(raw < 0))
         if fallback:
             # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
-            # to select the root. Always allowing it merges separate bursts into one group.
-            raw = self._cluster(x, large, unit_rows, allow_single_cluster=True, moments=apart)
+            # to select the root (always allowing it merges separate bursts into one group). Its
+            # root keeps only the rows that stay to the end, so the whole batch is the candidate
+            # here, cut by moment and looks, and kept only where it is one scene.
+            if large:  # the n x n comparisons of the whole batch would not fit in memory
+                raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
+            else:
+                raw = np.zeros(n, dtype=np.intp)
             raw = self._refined(raw, distances_of, moments, fallback=True)
         labels, n_groups = _named(raw)
         return GroupingResult(labels, n_groups, fallback, pca_dims)
