@@ -117,6 +117,22 @@ def video_frames(name: str, indices: Sequence[int]) -> dict[int, Image.Image]:
     return frames
 
 
+def distinct_frames(name: str, indices: Sequence[int]) -> dict[int, Image.Image]:
+    """Like video_frames, but a frame identical to one already chosen (tree.avi repeats frames,
+    a still scene encodes to the same pixels) is replaced by the next different frame: the
+    upload would store identical files once."""
+    frames = video_frames(name, range(min(indices), max(indices) + 24))
+    chosen: dict[int, Image.Image] = {}
+    seen: set[bytes] = set()
+    for index in indices:
+        at = index
+        while frames[at].tobytes() in seen:
+            at += 1
+        chosen[index] = frames[at]
+        seen.add(frames[at].tobytes())
+    return chosen
+
+
 def video_fps(name: str) -> float:
     import imageio_ffmpeg
 
@@ -231,7 +247,7 @@ def wedding_card() -> list[Shot]:
     for bid, video, first, count, step, camera, start, timed, kind in VIDEO_BURSTS:
         fps = video_fps(video)
         indices = [first + step * k for k in range(count)]
-        frames = video_frames(video, indices)
+        frames = distinct_frames(video, indices)
         for k, index in enumerate(indices):
             at = start + k * step / fps if timed else None
             shots.append(Shot(f"{bid}-{k:02d}", frames[index], bid, camera, at, kind))
