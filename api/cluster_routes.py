@@ -167,7 +167,7 @@ def analyze_batch(
     embedder: EmbedderDep,
     body: AnalyzeRequest | None = None,
 ) -> BatchResponse:
-    """Group the batch's images into similar shots (HDBSCAN) and rank each group."""
+    """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
     batch = analysis_service.analyze_batch(
         session,

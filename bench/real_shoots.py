@@ -29,6 +29,8 @@ recall (pairs put in one group vs pairs of one burst), bursts recovered exactly 
 least min_cluster_size frames, the ones the parameters ask for), true singles left Ungrouped, and
 groups that merge two moments.
 
+"before" rows: the grouping as it was before issue 9 (HDBSCAN alone, the API default was 5/5
+and capture time off), computed on the same stored vectors in the same run.
 Each analysis runs with the default request and, where the server supports it, with capture
 time turned off (`use_capture_time: false`), so the effect of time is measured in the same run.
 `--descriptors` embeds the cards once per pooling of the offline encoder (see
@@ -483,8 +485,26 @@ def row(shown: str, s: Scores) -> str:
     )
 
 
+def before_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> list[str]:
+    """The grouping before issue 9, on the same stored vectors: HDBSCAN alone (capture time
+    only on request), then the single-cluster fallback when nothing was found."""
+    from processing.exact_mst import exact_hdbscan_labels
+    from processing.grouping import UNGROUPED
+
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    ms = min(min_samples, len(x) - 1)
+    raw = exact_hdbscan_labels(
+        unit, min_cluster_size, ms, unit_rows=True, allow_single_cluster=False
+    )
+    if np.all(raw < 0):
+        raw = exact_hdbscan_labels(
+            unit, min_cluster_size, ms, unit_rows=True, allow_single_cluster=True
+        )
+    return [UNGROUPED if r < 0 else f"Group {r}" for r in raw]
+
+
 def card_rows(
-    server: Server, name: str, shots: Sequence[Shot], with_time_off: bool
+    server: Server, name: str, shots: Sequence[Shot], with_time_off: bool, before: bool
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
@@ -496,6 +516,11 @@ def card_rows(
     if with_time_off and name != "no-times":
         variants.append((" time off", {"use_capture_time": False}))
     yield HEADER
+    if before:
+        x = server.vectors(ids)
+        for label, body in PARAMETER_SETS[:3]:
+            mcs, ms = body["min_cluster_size"], body["min_samples"]
+            yield row(f"before {label}", score(truth, before_labels(x, mcs, ms), mcs))
     for label, body in PARAMETER_SETS:
         for suffix, extra in variants:
             got, params = server.analyze(batch_id, {**body, **extra})
@@ -525,7 +550,9 @@ def run(cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool) -
             with tempfile.TemporaryDirectory(prefix="real-shoots-") as tmp:
                 server = Server(Path(tmp), embedder)
                 try:
-                    yield from card_rows(server, name, all_cards[name], with_time_off)
+                    yield from card_rows(
+                        server, name, all_cards[name], with_time_off, descriptor == "default"
+                    )
                 finally:
                     server.close()
 
