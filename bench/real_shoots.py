@@ -3,7 +3,8 @@
 Run by hand, never in the tests (~2-4 min on 2 cores, most of it embedding):
     python -m bench.real_shoots                       # every card, every parameter set
     python -m bench.real_shoots --cards wedding       # one card
-    python -m bench.real_shoots --descriptors mean,gem  # compare pooling of the offline encoder
+    python -m bench.real_shoots --descriptors default,gem  # compare pooling of the offline encoder
+    python -m bench.real_shoots --cards wedding,fives --gaps 1,2,5,10,30,40,120  # the time gap
 
 The cards are real captures, not augmented copies of one photo: consecutive frames of real
 videos (opencv-doc's vtest.avi: a plaza filmed from a window; Megamind.avi: four shots of a
@@ -504,7 +505,12 @@ def before_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> lis
 
 
 def card_rows(
-    server: Server, name: str, shots: Sequence[Shot], with_time_off: bool, before: bool
+    server: Server,
+    name: str,
+    shots: Sequence[Shot],
+    with_time_off: bool,
+    before: bool,
+    gaps: Sequence[float] = (),
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
@@ -516,6 +522,15 @@ def card_rows(
     if with_time_off and name != "no-times":
         variants.append((" time off", {"use_capture_time": False}))
     yield HEADER
+    for gap in gaps if name != "no-times" else ():
+        for label, body in (PARAMETER_SETS[0], PARAMETER_SETS[2]):
+            got, params = server.analyze(batch_id, {**body, "time_gap_seconds": gap})
+            scores = score(
+                [s.truth for s in shots], [got[i] for i in ids], int(body["min_cluster_size"])
+            )
+            yield row(f"{label} gap {gap:g} s", scores)
+    if gaps:
+        return
     if before:
         x = server.vectors(ids)
         for label, body in PARAMETER_SETS[:3]:
@@ -530,7 +545,9 @@ def card_rows(
             yield row(label + suffix, scores)
 
 
-def run(cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool) -> Iterator[str]:
+def run(
+    cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool, gaps: Sequence[float]
+) -> Iterator[str]:
     started = time.perf_counter()
     wedding = wedding_card()
     all_cards = {
@@ -551,7 +568,7 @@ def run(cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool) -
                 server = Server(Path(tmp), embedder)
                 try:
                     yield from card_rows(
-                        server, name, all_cards[name], with_time_off, descriptor == "default"
+                        server, name, all_cards[name], with_time_off, descriptor == "default", gaps
                     )
                 finally:
                     server.close()
@@ -562,11 +579,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cards", default="wedding,fives,no-times")
     parser.add_argument("--descriptors", default="default", help="e.g. mean,gem")
     parser.add_argument("--no-time-off", action="store_true", help="skip the time-off variant")
+    parser.add_argument(
+        "--gaps", default="", help="only sweep time_gap_seconds, e.g. 1,2,5,10,30,40,120"
+    )
     args = parser.parse_args(argv)
+    gaps = [float(g) for g in args.gaps.split(",") if g]
     print(
         "command: python -m bench.real_shoots " + shlex.join(sys.argv[1:] if argv is None else argv)
     )
-    for line in run(args.cards.split(","), args.descriptors.split(","), not args.no_time_off):
+    cards, descriptors = args.cards.split(","), args.descriptors.split(",")
+    for line in run(cards, descriptors, not args.no_time_off, gaps):
         print(line, flush=True)
 
 
