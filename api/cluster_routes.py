@@ -173,13 +173,17 @@ def analyze_batch(
     embedder: EmbedderDep,
     body: AnalyzeRequest | None = None,
 ) -> BatchResponse:
-    """Group the batch's images into similar shots (HDBSCAN) and rank each group."""
+    """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
     batch = analysis_service.analyze_batch(
         session,
         batch_id,
         AnalysisParameters(
-            params.min_cluster_size, params.min_samples, params.metric, params.time_gap_seconds
+            params.min_cluster_size,
+            params.min_samples,
+            params.metric,
+            params.time_gap_seconds,
+            params.use_capture_time,
         ),
         active_model_id(embedder),
     )

@@ -17,6 +17,12 @@ from pydantic import (
     model_validator,
 )
 
+from processing.grouping import (
+    DEFAULT_MIN_CLUSTER_SIZE,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_TIME_GAP_SECONDS,
+)
+
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -92,6 +98,7 @@ class Metadata(BaseModel):
     longitude: float | None = None
     camera_make: str | None = None
     camera_model: str | None = None
+    camera_serial: str | None = None
     lens_model: str | None = None
     focal_length: str | None = None
     f_number: float | None = None
@@ -175,14 +182,36 @@ class ImageIds(BaseModel):
 
 
 class AnalyzeRequest(BaseModel):
-    min_cluster_size: int = Field(default=5, ge=2, le=100_000)
-    min_samples: int = Field(default=5, ge=1, le=100_000)
-    metric: Literal["cosine", "euclidean"] = "cosine"
+    """How to group a batch; an omitted field takes the default measured best on real shoots."""
+
+    min_cluster_size: int = Field(
+        default=DEFAULT_MIN_CLUSTER_SIZE,
+        ge=2,
+        le=100_000,
+        description="The smallest group: a burst with fewer frames stays Ungrouped "
+        "(2 = every pair of frames of one moment is a group).",
+    )
+    min_samples: int = Field(
+        default=DEFAULT_MIN_SAMPLES,
+        ge=1,
+        le=100_000,
+        description="How many look-alike neighbours an image needs to anchor a group (HDBSCAN's "
+        "min_samples): higher is more conservative, more images stay Ungrouped.",
+    )
+    metric: Literal["cosine", "euclidean"] = Field(
+        default="cosine", description="How embeddings are compared; cosine suits every model."
+    )
     time_gap_seconds: float | None = Field(
         default=None,
         gt=0,
         le=365 * 24 * 3600,
-        description="Split a group where consecutive shots are further apart than this.",
+        description="A group never spans a gap longer than this between consecutive shots of "
+        f"one camera (make, model and serial). Omitted or null: {DEFAULT_TIME_GAP_SECONDS:g} s. "
+        "Images without a capture time are grouped by looks alone.",
+    )
+    use_capture_time: bool = Field(
+        default=True,
+        description="false: ignore capture times and cameras, group by looks alone.",
     )
 
 

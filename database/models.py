@@ -94,6 +94,8 @@ class Image(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     camera_make: Mapped[str | None] = mapped_column(String(255))
     camera_model: Mapped[str | None] = mapped_column(String(255))
+    # Tells two bodies of one model apart (grouping compares frames per camera).
+    camera_serial: Mapped[str | None] = mapped_column(String(255))
     lens_model: Mapped[str | None] = mapped_column(String(255))
     focal_length: Mapped[str | None] = mapped_column(String(32))
     f_number: Mapped[float | None] = mapped_column(Float)

@@ -39,6 +39,20 @@ def _closeness_order(x: NDArray[np.float32], unit_rows: bool) -> NDArray[np.floa
     return scores
 
 
+def keep_moments_apart(
+    scores: NDArray[np.float32], moments: NDArray[np.intp], unit_rows: bool
+) -> NDArray[np.float32]:
+    """In place: rows of two different known moments (ids >= 0) become as far apart as
+    anything can be, so no tree edge joins them below the top; -1 (unknown) joins freely."""
+    far = np.float32(1.0) if unit_rows else np.float32(scores.max()) * 4 + 1
+    known = moments >= 0
+    for start in range(0, scores.shape[0], _BLOCK_ROWS):
+        rows = moments[start : start + _BLOCK_ROWS, None]
+        apart = (rows != moments[None, :]) & (rows >= 0) & known[None, :]
+        scores[start : start + _BLOCK_ROWS][apart] = far
+    return scores
+
+
 def mutual_reachability(scores: NDArray[np.float32], min_samples: int) -> NDArray[np.float32]:
     """In place: max(score(a, b), core(a), core(b)), where core is the score of the
     min_samples-th neighbour counting the point itself first (hdbscan's definition)."""
@@ -82,14 +96,17 @@ def exact_hdbscan_labels(
     *,
     unit_rows: bool,
     allow_single_cluster: bool,
+    moments: NDArray[np.intp] | None = None,
 ) -> NDArray[np.intp]:
     """Cluster labels (-1 = noise) as hdbscan's generic euclidean algorithm gives them.
 
-    `unit_rows`: the rows are L2-normalised (cosine), which saves two passes over n²."""
+    `unit_rows`: the rows are L2-normalised (cosine), which saves two passes over n².
+    `moments`: one id per row (-1 = unknown); rows of different moments are kept apart."""
     data = np.ascontiguousarray(x, dtype=np.float32)
-    tree = minimum_spanning_tree(
-        mutual_reachability(_closeness_order(data, unit_rows), min_samples)
-    )
+    scores = _closeness_order(data, unit_rows)
+    if moments is not None:
+        keep_moments_apart(scores, moments, unit_rows)
+    tree = minimum_spanning_tree(mutual_reachability(scores, min_samples))
     squared = 2.0 + 2.0 * tree[:, 2] if unit_rows else tree[:, 2]
     tree[:, 2] = np.sqrt(np.maximum(squared, 0.0))
     tree = tree[np.argsort(tree[:, 2], kind="stable")]

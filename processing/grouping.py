@@ -25,6 +25,8 @@ from typing import Any, Literal
 import hdbscan
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.decomposition import PCA
 
 from processing.exact_mst import exact_hdbscan_labels
@@ -35,6 +37,67 @@ Metric = Literal["cosine", "euclidean"]
 # Above this many rows the exact algorithm's n² distance matrix gets too big (see the docstring).
 LARGE_BATCH_ROWS = 20_000
 PCA_DIMS = 50
+_LINK_BLOCK_ROWS = 2048
+
+# The API's defaults, the best settings measured on bench/real_shoots.py's cards: every burst of
+# two frames or more is a group (with capture times: ARI 1.0, pair precision 1.0 there).
+DEFAULT_MIN_CLUSTER_SIZE = 2
+DEFAULT_MIN_SAMPLES = 1
+# Capture time (see README "Grouping"). Consecutive frames of one camera further apart than this
+# are different moments. Measured with bench/real_shoots.py: real bursts have frames 0.04-3 s
+# apart (video frame rates, hand-clicked series), and the same place a moment later came 35 s
+# later; every gap from 2 s to 30 s gives the same, best figures there (1 s splits hand-clicked
+# series, 40 s merges the plaza's moments), and 10 s sits inside that range with room on both
+# sides: for slower hand-clicked series, and for clocks that record whole seconds only.
+DEFAULT_TIME_GAP_SECONDS = 10.0
+# A member further from its group's medoid than OUTSIDER_RATIO times the members' median
+# distance to it, and at least OUTSIDER_MARGIN more (distances on unit vectors,
+# sqrt(2 - 2·cos)), is an outsider. Measured on bench/real_shoots.py's cards: a head turn or
+# closed eyes inside a burst is ~0.3 further than the burst's typical frame, an unrelated photo
+# HDBSCAN attaches to a group ~0.8.
+OUTSIDER_RATIO = 1.5
+OUTSIDER_MARGIN = 0.4
+# The single-cluster fallback (nothing else found) keeps its one group only if every pair of
+# members is at least this alike: a batch of one scene, not a handful of unrelated photos.
+FALLBACK_MIN_COSINE = 0.8
+# Frames of one moment (one camera, no gap over the time gap) at least this alike (cosine),
+# directly or through other frames of the moment, are one group. Measured with the offline
+# encoder on bench/real_shoots.py's cards: the weakest link inside a real burst is 0.79, the most
+# alike two unrelated photos are 0.73.
+MOMENT_LINK_COSINE = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """When and with which camera an image was taken; None where EXIF does not say."""
+
+    shot_at: datetime | None = None
+    camera: str | None = None
+
+
+def camera_key(make: str | None, model: str | None, serial: str | None) -> str | None:
+    """One camera body: make, model and serial number, as far as EXIF names them."""
+    parts = [part.strip().casefold() if part else "" for part in (make, model, serial)]
+    return "|".join(parts) if any(parts) else None
+
+
+def moment_ids(captures: Sequence[Capture], gap_seconds: float) -> NDArray[np.intp]:
+    """One id per image: a new moment starts wherever a camera's consecutive frames are more
+    than `gap_seconds` apart. -1 for images without a capture time."""
+    ids = np.full(len(captures), -1, dtype=np.intp)
+    by_camera: dict[str | None, list[tuple[datetime, int]]] = {}
+    for row, capture in enumerate(captures):
+        if capture.shot_at is not None:
+            by_camera.setdefault(capture.camera, []).append((capture.shot_at, row))
+    next_id = -1
+    for frames in by_camera.values():
+        previous: datetime | None = None
+        for moment, row in sorted(frames):
+            if previous is None or (moment - previous).total_seconds() > gap_seconds:
+                next_id += 1
+            ids[row] = next_id
+            previous = moment
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +132,37 @@ class ImageGrouper:
         self.metric = metric
         self.large_batch_rows = large_batch_rows
 
-    def fit_labels(self, vectors: NDArray[Any]) -> GroupingResult:
-        """Label each row "Group N" or "Ungrouped"; ValueError if not 2-D or not finite."""
+    def fit_labels(
+        self,
+        vectors: NDArray[Any],
+        captures: Sequence[Capture] | None = None,
+        time_gap_seconds: float | None = None,
+    ) -> GroupingResult:
+        """Label each row "Group N" or "Ungrouped"; ValueError if not 2-D or not finite.
+
+        With `captures` (one per row) and `time_gap_seconds`, a group never spans a gap longer
+        than that between one camera's consecutive frames; rows without a capture time are
+        grouped by looks alone."""
         x = _checked(vectors)
         n = x.shape[0]
         # A group smaller than min_cluster_size would contradict the caller's own parameter, so a
         # batch that small is all "Ungrouped", even if its images are identical.
         if n < self.min_cluster_size:
             return GroupingResult([UNGROUPED] * n, 0, False, None)
+        moments: NDArray[np.intp] | None = None
+        if captures is not None and time_gap_seconds is not None:
+            if len(captures) != n:
+                raise ValueError(f"{len(captures)} captures for {n} vectors")
+            moments = moment_ids(captures, time_gap_seconds)
         if self.metric == "cosine":
             x = _l2_normalised(x)
         if np.all(x == x[0]):
             # Identical rows have no density structure to find (and nothing for PCA to keep).
-            return GroupingResult(["Group 1"] * n, 1, True, None)
+            raw = self._refined(np.zeros(n, dtype=np.intp), x, moments, fallback=True)
+            labels, n_groups = _named(raw)
+            return GroupingResult(labels, n_groups, True, None)
 
+        distances_of = x
         large = n > self.large_batch_rows
         pca_dims = None
         if large and x.shape[1] > PCA_DIMS:
@@ -94,27 +174,72 @@ class ImageGrouper:
             x = PCA(n_components=pca_dims, svd_solver="covariance_eigh").fit_transform(x)
         unit_rows = self.metric == "cosine" and not large
 
-        raw = self._cluster(x, large, unit_rows, allow_single_cluster=False)
+        # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN.
+        apart = None if moments is None else np.where(moments < 0, moments.max() + 1, moments)
+        raw = self._cluster(x, large, unit_rows, allow_single_cluster=False, moments=apart)
+        raw = self._refined(raw, distances_of, moments, fallback=False)
         fallback = bool(np.all(raw < 0))
         if fallback:
             # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
-            # to select the root. Always allowing it merges separate bursts into one group.
-            raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
+            # to select the root (always allowing it merges separate bursts into one group). Its
+            # root keeps only the rows that stay to the end, so the whole batch is the candidate
+            # here, cut by moment and looks, and kept only where it is one scene.
+            if large:  # the n x n comparisons of the whole batch would not fit in memory
+                raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
+            else:
+                raw = np.zeros(n, dtype=np.intp)
+            raw = self._refined(raw, distances_of, moments, fallback=True)
         labels, n_groups = _named(raw)
         return GroupingResult(labels, n_groups, fallback, pca_dims)
 
+    def _refined(
+        self,
+        raw: NDArray[np.intp],
+        x: NDArray[np.float64],
+        moments: NDArray[np.intp] | None,
+        *,
+        fallback: bool,
+    ) -> NDArray[np.intp]:
+        """The final groups: HDBSCAN's clusters, or with capture times each moment's frames
+        that look alike, without outsiders; a group smaller than min_cluster_size is noise."""
+        unit = _l2_normalised(x)
+        if moments is not None:
+            raw = _by_moment(raw, unit, moments)
+        out = np.full(raw.shape[0], -1, dtype=np.intp)
+        next_id = 0
+        for rows in _members(raw):
+            for piece in _linked(rows, unit):
+                part = _without_outsiders(piece, unit)
+                if fallback and not _one_scene(part, unit):
+                    continue
+                if part.size >= self.min_cluster_size:
+                    out[part] = next_id
+                    next_id += 1
+        return out
+
     def _cluster(
-        self, x: NDArray[np.float64], large: bool, unit_rows: bool, *, allow_single_cluster: bool
+        self,
+        x: NDArray[np.float64],
+        large: bool,
+        unit_rows: bool,
+        *,
+        allow_single_cluster: bool,
+        moments: NDArray[np.intp] | None = None,
     ) -> NDArray[np.intp]:
         # hdbscan clamps min_samples too; done here so stored parameters never reach it unchecked.
         min_samples = min(self.min_samples, x.shape[0] - 1)
         if not large:
+            if moments is not None:
+                # A burst of exactly min_cluster_size frames, kept apart from every other
+                # moment, has only min_cluster_size - 1 neighbours to count.
+                min_samples = max(1, min(min_samples, self.min_cluster_size - 1))
             return exact_hdbscan_labels(
                 x,
                 self.min_cluster_size,
                 min_samples,
                 unit_rows=unit_rows,
                 allow_single_cluster=allow_single_cluster,
+                moments=moments,
             )
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size,
@@ -124,6 +249,88 @@ class ImageGrouper:
             allow_single_cluster=allow_single_cluster,
         )
         return np.asarray(clusterer.fit(x).labels_, dtype=np.intp)
+
+
+def _by_moment(
+    raw: NDArray[np.intp], unit: NDArray[np.float64], moments: NDArray[np.intp]
+) -> NDArray[np.intp]:
+    """Regroup timed rows by moment: within one camera's moment, frames joined by a chain of
+    pairs at least MOMENT_LINK_COSINE alike are one group, however HDBSCAN cut them (at small
+    min_cluster_size it splits a burst where a head turns). Rows without a capture time keep
+    the clusters HDBSCAN found among them (looks alone): their time is unknown, so a look-alike
+    of another moment cannot be told from a frame of the same moment."""
+    out = np.full(raw.shape[0], -1, dtype=np.intp)
+    next_id = 0
+    for rows in _members(moments):
+        for piece in _linked(rows, unit):
+            out[piece] = next_id
+            next_id += 1
+    for rows in _members(raw):
+        untimed = rows[moments[rows] < 0]
+        if untimed.size:
+            out[untimed] = next_id
+            next_id += 1
+    return out
+
+
+def _members(labels: NDArray[np.intp]) -> list[NDArray[np.intp]]:
+    """The rows of each label >= 0, in one sort (not one pass over the batch per label)."""
+    order = np.argsort(labels, kind="stable")
+    order = order[labels[order] >= 0]
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.split(order, cuts) if order.size else []
+
+
+def _linked(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> list[NDArray[np.intp]]:
+    """Connected parts of `rows` where an edge is a pair at least MOMENT_LINK_COSINE alike."""
+    vectors = unit[rows].astype(np.float32)
+    sources, targets = [], []
+    # In blocks of rows, as a sparse graph: a long moment (hours of frames a second apart)
+    # must not need an n x n matrix.
+    for start in range(0, rows.size, _LINK_BLOCK_ROWS):
+        block = vectors[start : start + _LINK_BLOCK_ROWS] @ vectors.T
+        source, target = np.nonzero(block >= MOMENT_LINK_COSINE)
+        sources.append(source + start)
+        targets.append(target)
+    edges = np.ones(sum(s.size for s in sources), dtype=np.int8)
+    graph = coo_matrix(
+        (edges, (np.concatenate(sources), np.concatenate(targets))), shape=(rows.size,) * 2
+    )
+    n_parts, part = connected_components(graph, directed=False)
+    return [rows[part == k] for k in range(n_parts)]
+
+
+def _without_outsiders(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> NDArray[np.intp]:
+    """The group without its outsiders: members much further from the group's medoid (the
+    member closest to all others) than its members typically are (see OUTSIDER_RATIO)."""
+    if rows.size < 3:
+        return rows
+    members = unit[rows]
+    if rows.size <= _LINK_BLOCK_ROWS:
+        medoid = int(np.argmin(np.median(_pairwise(members), axis=1)))
+    else:  # no m x m matrix for a huge group: the member nearest its mean direction
+        medoid = int(np.argmax(members @ members.mean(axis=0)))
+    distances = np.linalg.norm(members - members[medoid], axis=1)
+    to_medoid = np.delete(distances, medoid)
+    typical = float(np.median(to_medoid))
+    limit = max(typical * OUTSIDER_RATIO, typical + OUTSIDER_MARGIN)
+    kept: NDArray[np.intp] = rows[distances <= limit]
+    return kept
+
+
+def _pairwise(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    squared = np.einsum("ij,ij->i", x, x)
+    d2 = squared[:, None] + squared[None, :] - 2.0 * (x @ x.T)
+    distances: NDArray[np.float64] = np.sqrt(np.maximum(d2, 0.0))
+    return distances
+
+
+def _one_scene(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> bool:
+    """Whether a group found only by the single-cluster fallback is one scene: every pair of
+    members at least FALLBACK_MIN_COSINE alike."""
+    if rows.size < 2:
+        return False
+    return bool((unit[rows] @ unit[rows].T).min() >= FALLBACK_MIN_COSINE)
 
 
 def _checked(vectors: NDArray[Any]) -> NDArray[np.float64]:
@@ -157,43 +364,3 @@ def _named(raw: NDArray[np.intp]) -> tuple[list[str], int]:
     order = sorted(range(ids.size), key=lambda i: (-sizes[i], first_rows[i]))
     names = {int(ids[i]): f"Group {rank}" for rank, i in enumerate(order, start=1)}
     return [names.get(int(label), UNGROUPED) for label in raw], ids.size
-
-
-def split_by_time(
-    labels: Sequence[str], shot_at: Sequence[datetime | None], gap_seconds: float
-) -> tuple[list[str], int]:
-    """Split each group where consecutive capture times are more than `gap_seconds` apart.
-
-    Images without a capture time stay with the largest part of their visual group; a part
-    left with a single image becomes "Ungrouped" (one frame is not a burst). Groups are then
-    renumbered by size. Returns the labels and the number of groups."""
-    members: dict[str, list[int]] = {}
-    for row, label in enumerate(labels):
-        if label != UNGROUPED:
-            members.setdefault(label, []).append(row)
-    raw = np.full(len(labels), -1, dtype=np.intp)
-    next_id = 0
-    for rows in members.values():
-        for part in _time_segments(rows, shot_at, gap_seconds):
-            if len(part) > 1:
-                raw[part] = next_id
-                next_id += 1
-    return _named(raw)
-
-
-def _time_segments(
-    rows: list[int], shot_at: Sequence[datetime | None], gap_seconds: float
-) -> list[list[int]]:
-    timed = sorted((t, row) for row in rows if (t := shot_at[row]) is not None)
-    untimed = [row for row in rows if shot_at[row] is None]
-    parts: list[list[int]] = []
-    previous: datetime | None = None
-    for moment, row in timed:
-        if previous is None or (moment - previous).total_seconds() > gap_seconds:
-            parts.append([])
-        parts[-1].append(row)
-        previous = moment
-    if not parts:
-        return [untimed]
-    max(parts, key=len).extend(untimed)
-    return parts

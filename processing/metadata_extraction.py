@@ -75,6 +75,7 @@ class ImageMetadata:
     longitude: float | None = None  # decimal degrees, west negative
     camera_make: str | None = None
     camera_model: str | None = None
+    camera_serial: str | None = None  # the body's serial number (EXIF BodySerialNumber)
     lens_model: str | None = None
     focal_length: str | None = None  # "50mm", "4.3mm"
     f_number: float | None = None  # 2.8
@@ -123,6 +124,7 @@ def extract_metadata(img: Image.Image) -> ImageMetadata:
         longitude=position[1] if position else None,
         camera_make=_safe(_tag_text, src, Base.Make),
         camera_model=_safe(_tag_text, src, Base.Model),
+        camera_serial=_safe(_tag_text, src, Base.BodySerialNumber),
         lens_model=_safe(_tag_text, src, Base.LensModel),
         focal_length=_safe(_focal_length, src),
         f_number=_safe(_f_number, src),

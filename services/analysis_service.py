@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
 from database.models import Image, ImageBatch, ImageBatchAssociation
-from processing.grouping import UNGROUPED, ImageGrouper, split_by_time
+from processing.grouping import (
+    DEFAULT_MIN_CLUSTER_SIZE,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_TIME_GAP_SECONDS,
+    UNGROUPED,
+    Capture,
+    ImageGrouper,
+    camera_key,
+)
 from processing.quality import rank_reason
 from services import batch_service
 from services.errors import AppError, Conflict, InvalidInput, NotFound
@@ -34,10 +42,25 @@ class AnalysisFailed(AppError):
 
 @dataclass(frozen=True, slots=True)
 class AnalysisParameters:
-    min_cluster_size: int = 5
-    min_samples: int = 5
+    min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE
+    min_samples: int = DEFAULT_MIN_SAMPLES
     metric: Literal["cosine", "euclidean"] = "cosine"
-    time_gap_seconds: float | None = None
+    time_gap_seconds: float | None = None  # None: DEFAULT_TIME_GAP_SECONDS
+    use_capture_time: bool = True
+
+    @property
+    def effective_time_gap(self) -> float | None:
+        """The gap grouping uses; None when capture time is turned off."""
+        if not self.use_capture_time:
+            return None
+        return self.time_gap_seconds or DEFAULT_TIME_GAP_SECONDS
+
+
+def _captures(images: Sequence[Image]) -> list[Capture]:
+    return [
+        Capture(i.shot_at, camera_key(i.camera_make, i.camera_model, i.camera_serial))
+        for i in images
+    ]
 
 
 def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
@@ -119,15 +142,16 @@ def _apply_labels(
 def analyze_batch(
     session: Session, batch_id: int, params: AnalysisParameters, active_model: str
 ) -> ImageBatch:
-    """Group the batch's images by visual similarity and rank each group."""
+    """Group the batch's images into moments (capture time, camera, looks) and rank each group."""
     batch = _lock_batch(session, batch_id)
     usable, failed = _embedded_members(session, batch_id, active_model)
+    gap = params.effective_time_gap
     try:
         result = ImageGrouper(
             min_cluster_size=params.min_cluster_size,
             min_samples=params.min_samples,
             metric=params.metric,
-        ).fit_labels(_vectors(usable))
+        ).fit_labels(_vectors(usable), _captures(usable), gap)
     except Exception as exc:
         logger.exception("analysis of batch %s failed", batch_id)
         batch.status = "failed"
@@ -135,9 +159,6 @@ def analyze_batch(
         raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
 
     names, n_groups = result.labels, result.n_groups
-    if params.time_gap_seconds is not None:
-        times = [image.shot_at for image in usable]
-        names, n_groups = split_by_time(names, times, params.time_gap_seconds)
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: UNGROUPED for image in failed})
     batch_view = batch_service.get_batch(session, batch_id)
@@ -149,7 +170,8 @@ def analyze_batch(
         "min_cluster_size": params.min_cluster_size,
         "min_samples": params.min_samples,
         "metric": params.metric,
-        "time_gap_seconds": params.time_gap_seconds,
+        "time_gap_seconds": gap,
+        "use_capture_time": params.use_capture_time,
         "embedding_model": active_model,
         "groups": n_groups,
         "single_cluster_fallback": result.used_single_cluster_fallback,

@@ -9,6 +9,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from database.models import Image
+from processing.grouping import (
+    DEFAULT_MIN_CLUSTER_SIZE,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_TIME_GAP_SECONDS,
+)
 from tests.api.helpers import new_batch, upload
 from tests.factories import REAL_PHOTOS, burst, jpeg_bytes, real_photo
 
@@ -33,7 +38,7 @@ def test_analyze_puts_each_real_photo_burst_in_its_own_group(offline_client: Tes
 
     assert body["status"] == "complete"
     assert body["error"] is None
-    assert body["parameters"]["min_cluster_size"] == 5
+    assert body["parameters"]["min_cluster_size"] == DEFAULT_MIN_CLUSTER_SIZE
     assert body["parameters"]["embedding_model"] == "efficientnet-lite0"
     ids = sorted(truth)
     assert adjusted_rand_score([truth[i] for i in ids], [labels[i] for i in ids]) == 1.0
@@ -72,7 +77,10 @@ def test_analyze_without_a_body_uses_defaults(client: TestClient) -> None:
     batch_id = new_batch(client, ids)
     response = client.put(f"/batches/{batch_id}/analyze")
     assert response.status_code == 200, response.text
-    assert response.json()["parameters"]["min_samples"] == 5
+    parameters = response.json()["parameters"]
+    assert parameters["min_samples"] == DEFAULT_MIN_SAMPLES
+    assert parameters["time_gap_seconds"] == DEFAULT_TIME_GAP_SECONDS
+    assert parameters["use_capture_time"] is True
 
 
 @pytest.mark.parametrize(

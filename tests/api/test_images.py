@@ -214,13 +214,14 @@ def test_large_thumbnail_is_bounded_by_setting(client: TestClient) -> None:
 def test_metadata_of_an_exif_jpeg(client: TestClient) -> None:
     exif = build_exif(
         {0x010F: "Fujifilm", 0x0110: "X-T5"},
-        exif_ifd={0x8827: 800, 0x9003: "2024:05:01 10:20:30", 0x9011: "+02:00"},
+        exif_ifd={0x8827: 800, 0x9003: "2024:05:01 10:20:30", 0x9011: "+02:00", 0xA431: "5CA1"},
     )
     [item] = upload(client, ("exif.jpg", jpeg_bytes((120, 80), seed=15, exif=exif))).json()
 
     meta = client.get(f"/images/metadata/{item['id']}").json()
     assert meta["camera_make"] == "Fujifilm"
     assert meta["camera_model"] == "X-T5"
+    assert meta["camera_serial"] == "5CA1"  # BodySerialNumber: tells two bodies apart
     assert meta["iso"] == 800
     # The instant, written in the photographer's offset, and the wall clock the camera showed.
     assert meta["shot_at"] == "2024-05-01T10:20:30+02:00"

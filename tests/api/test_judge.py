@@ -171,7 +171,11 @@ def test_keeper_of_a_real_burst_is_a_sharp_frame(offline_client: TestClient) -> 
     ]
     batch_id = new_batch(offline_client, sharp + soft + [i for ids in others for i in ids])
 
-    body = offline_client.put(f"/batches/{batch_id}/analyze", json={}).json()
+    # 5/5: these copies carry no capture time, and at the API's 2/1 looks alone set the
+    # blurred copies apart from the sharp ones.
+    body = offline_client.put(
+        f"/batches/{batch_id}/analyze", json={"min_cluster_size": 5, "min_samples": 5}
+    ).json()
     by_id = {a["image"]["id"]: a for a in body["image_associations"]}
     group = by_id[sharp[0]]["group_label"]
     assert group.startswith("Group ")
@@ -214,8 +218,10 @@ def test_time_gap_splits_an_hour_apart_and_keeps_a_one_second_burst(
     batch_id = new_batch(offline_client, cat + coffee)
 
     plain = offline_client.put(
-        f"/batches/{batch_id}/analyze", json={"min_cluster_size": 3, "min_samples": 3}
+        f"/batches/{batch_id}/analyze",
+        json={"min_cluster_size": 3, "min_samples": 3, "use_capture_time": False},
     )
+    assert plain.json()["parameters"]["time_gap_seconds"] is None
     assert (
         len(
             {
@@ -227,18 +233,19 @@ def test_time_gap_splits_an_hour_apart_and_keeps_a_one_second_burst(
         == 1
     )
 
-    split = offline_client.put(
-        f"/batches/{batch_id}/analyze",
-        json={"min_cluster_size": 3, "min_samples": 3, "time_gap_seconds": 60},
-    )
-    assert split.status_code == 200, split.text
-    body = split.json()
-    assert body["parameters"]["time_gap_seconds"] == 60
-    labels = {a["image"]["id"]: a["group_label"] for a in body["image_associations"]}
-    first, second = {labels[i] for i in cat[:4]}, {labels[i] for i in cat[4:]}
-    assert len(first) == len(second) == 1
-    assert first != second
-    assert len({labels[i] for i in coffee}) == 1  # no capture times: left as one group
+    # Capture time is used by default (10 s), and time_gap_seconds sets another gap.
+    for extra in ({}, {"time_gap_seconds": 60}):
+        split = offline_client.put(
+            f"/batches/{batch_id}/analyze", json={"min_cluster_size": 3, "min_samples": 3, **extra}
+        )
+        assert split.status_code == 200, split.text
+        body = split.json()
+        assert body["parameters"]["time_gap_seconds"] == extra.get("time_gap_seconds", 10)
+        labels = {a["image"]["id"]: a["group_label"] for a in body["image_associations"]}
+        first, second = {labels[i] for i in cat[:4]}, {labels[i] for i in cat[4:]}
+        assert len(first) == len(second) == 1
+        assert first != second
+        assert len({labels[i] for i in coffee}) == 1  # no capture times: grouped by looks
 
 
 def test_similar_sees_images_added_and_deleted_after_a_first_query(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,15 @@ import pytest
 from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 
-from processing.grouping import UNGROUPED, GroupingResult, ImageGrouper, Metric
+from processing.grouping import (
+    UNGROUPED,
+    Capture,
+    GroupingResult,
+    ImageGrouper,
+    Metric,
+    camera_key,
+    moment_ids,
+)
 
 DIM = 384
 
@@ -199,45 +208,79 @@ def test_bad_parameters_are_refused(kwargs: dict[str, Any]) -> None:
         ImageGrouper(**kwargs)
 
 
-def test_split_by_time_splits_an_hour_apart_and_keeps_a_burst() -> None:
-    from datetime import UTC, datetime, timedelta
+START = datetime(2026, 6, 13, 14, 0, tzinfo=UTC)
 
-    from processing.grouping import split_by_time
 
-    start = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
-    hour_later = start + timedelta(hours=1)
-    labels = ["Group 1"] * 6 + ["Group 2"] * 3 + ["Ungrouped"]
-    shot_at = [
-        start,
-        start + timedelta(seconds=1),
-        start + timedelta(seconds=2),
-        hour_later,
-        hour_later + timedelta(seconds=1),
-        None,  # no capture time: stays with the larger part
-        start,
-        start + timedelta(seconds=1),
-        start + timedelta(seconds=1),
-        start,
+def at(seconds: float, camera: str | None = "canon|r6|1") -> Capture:
+    return Capture(START + timedelta(seconds=seconds), camera)
+
+
+def test_moment_ids_split_each_camera_at_the_gap() -> None:
+    captures = [
+        at(0),
+        at(0.5),
+        at(9.5),  # 9 s after the previous frame: same moment at a 10 s gap
+        at(30),  # 20.5 s: a new moment
+        at(0.2, "canon|r6|2"),  # another body at the same second: its own moment
+        Capture(None, "canon|r6|1"),  # no capture time
+        at(0.4, None),  # a time but no camera: one more camera
     ]
 
-    names, n_groups = split_by_time(labels, shot_at, gap_seconds=60)
+    ids = moment_ids(captures, 10.0).tolist()
 
-    assert n_groups == 3
-    assert names[0] == names[1] == names[2] == names[5]
-    assert names[3] == names[4] != names[0]
-    assert names[6] == names[7] == names[8] not in (names[0], names[3])
-    assert names[9] == "Ungrouped"
-    assert names[0] == "Group 1"  # the largest part (4 images) is numbered first
+    assert ids[0] == ids[1] == ids[2]
+    assert len({ids[0], ids[3], ids[4], ids[6]}) == 4
+    assert ids[5] == -1
 
 
-def test_split_by_time_leaves_no_group_of_one() -> None:
-    from datetime import UTC, datetime, timedelta
+def test_camera_key_uses_make_model_and_serial() -> None:
+    assert camera_key("Canon", "Canon EOS R6", "1") != camera_key("Canon", "Canon EOS R6", "2")
+    assert camera_key(" canon", "Canon EOS R6 ", None) == camera_key("Canon", "canon eos r6", "")
+    assert camera_key(None, None, None) is None
 
-    from processing.grouping import split_by_time
 
-    start = datetime(2024, 6, 1, tzinfo=UTC)
-    names, n_groups = split_by_time(
-        ["Group 1"] * 3, [start, start + timedelta(seconds=2), start + timedelta(days=1)], 10
-    )
-    assert names == ["Group 1", "Group 1", "Ungrouped"]
-    assert n_groups == 1
+def test_identical_frames_of_two_moments_are_two_groups() -> None:
+    x = np.tile(unit(np.arange(1.0, DIM + 1.0)), (6, 1))
+    captures = [at(0), at(0.2), at(0.4), at(300), at(300.2), at(300.4)]
+
+    result = ImageGrouper(min_cluster_size=3, min_samples=3).fit_labels(x, captures, 10.0)
+
+    assert result.labels[:3] == ["Group 1"] * 3
+    assert result.labels[3:] == ["Group 2"] * 3
+    # Without capture time they are one scene.
+    assert ImageGrouper(3, 3).fit_labels(x).labels == ["Group 1"] * 6
+
+
+def test_a_moment_is_one_group_however_hdbscan_cuts_it() -> None:
+    # Two bursts shot apart in time: at 2/1 HDBSCAN would pair frames inside each burst.
+    x, truth = blobs([6, 6], spread=0.3, seed=4)
+    captures = [at(0.3 * k) for k in range(6)] + [at(200 + 0.3 * k) for k in range(6)]
+
+    result = ImageGrouper(min_cluster_size=2, min_samples=1).fit_labels(x, captures, 10.0)
+
+    assert groups_of(result, truth) == {0: {"Group 1"}, 1: {"Group 2"}}
+
+
+def test_the_fallback_never_groups_unrelated_rows() -> None:
+    # min_cluster_size = the batch size: HDBSCAN finds nothing, and the fallback would make
+    # one group of six unrelated images.
+    x = unit(np.random.default_rng(3).normal(size=(6, DIM))).astype(np.float32)
+
+    result = ImageGrouper(min_cluster_size=6, min_samples=6).fit_labels(x)
+
+    assert result.used_single_cluster_fallback
+    assert result.labels == [UNGROUPED] * 6
+
+
+def test_an_outsider_linked_to_a_burst_is_ungrouped() -> None:
+    rng = np.random.default_rng(5)
+    centre = unit(rng.normal(size=DIM))
+    frames = unit(centre + 0.02 * unit(rng.normal(size=(5, DIM))))
+    away = unit(rng.normal(size=DIM))
+    away = unit(away - (away @ centre) * centre)
+    outsider = 0.8 * centre + 0.6 * away  # cosine 0.8 with the burst, which is ~0.9998 inside
+    x = np.vstack([frames, outsider]).astype(np.float32)
+
+    result = ImageGrouper(min_cluster_size=5, min_samples=5).fit_labels(x)
+
+    assert result.labels == ["Group 1"] * 5 + [UNGROUPED]

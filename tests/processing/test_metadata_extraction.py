@@ -456,6 +456,7 @@ def test_as_dict_has_every_field() -> None:
         "longitude",
         "camera_make",
         "camera_model",
+        "camera_serial",
         "lens_model",
         "focal_length",
         "f_number",
