@@ -83,18 +83,24 @@ def ranked_groups_of(session: Session, image_ids: Collection[int]) -> set[tuple[
     return {(batch_id, label) for batch_id, label in session.execute(query) if label is not None}
 
 
-def renumber_group(session: Session, batch_id: int, group_label: str) -> None:
-    """Ranks of the group's remaining ranked members become 1..n, in their current order."""
+def renumber_group(
+    session: Session, batch_id: int, group_label: str
+) -> list[ImageBatchAssociation]:
+    """Ranks of the group's remaining ranked members become 1..n, in their current order;
+    returns them in that order, with their images loaded."""
     query = (
         select(ImageBatchAssociation)
         .where(ImageBatchAssociation.batch_id == batch_id)
         .where(ImageBatchAssociation.group_label == group_label)
         .where(ImageBatchAssociation.quality_rank.is_not(None))
+        .options(selectinload(ImageBatchAssociation.image))
         .order_by(ImageBatchAssociation.quality_rank, ImageBatchAssociation.image_id)
     )
-    for rank, association in enumerate(session.scalars(query), start=1):
+    ranked = list(session.scalars(query))
+    for rank, association in enumerate(ranked, start=1):
         association.quality_rank = rank
     session.flush()
+    return ranked
 
 
 def delete_batch(session: Session, batch_id: int) -> None:

@@ -19,6 +19,7 @@ from config import Settings
 from crud import crud_batch, crud_image
 from database.models import Image
 from processing.grouping import UNGROUPED
+from processing.quality import rank_reason
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, is_storage_fault
 from utils.file_handling import (
@@ -225,8 +226,16 @@ def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) ->
     """After members left these (batch, label) groups, the next image of each becomes its
     keeper: ranks are 1..n again. "Ungrouped" images are each their own keeper already."""
     for batch_id, label in sorted(groups):
-        if label != UNGROUPED:
-            crud_batch.renumber_group(session, batch_id, label)
+        if label == UNGROUPED:
+            continue
+        ranked = crud_batch.renumber_group(session, batch_id, label)
+        # The reasons an image lost are said against the keeper: the new one's.
+        keeper = ranked[0].image if ranked else None
+        for position, association in enumerate(ranked):
+            association.rank_reason = (
+                rank_reason(association.image, keeper) if position and keeper else None
+            )
+    session.flush()
 
 
 def open_original(session: Session, settings: Settings, image_id: int) -> tuple[BinaryIO, Image]:

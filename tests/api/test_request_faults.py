@@ -218,6 +218,13 @@ def test_deleting_a_keeper_promotes_the_next_image_of_its_group(client: TestClie
     assert after[third] == ("Group 1", 2)
     assert sorted(after[i][1] or 0 for i in group_2) == [1, 2]
     assert keepers(client, batch_id)["Group 1"] == [second]
+    # The new keeper has no reason to have lost; the image below it is judged against it.
+    reasons = {
+        a["image"]["id"]: a["rank_reason"]
+        for a in client.get(f"/batches/{batch_id}").json()["image_associations"]
+    }
+    assert reasons[second] is None
+    assert reasons[third] is not None
 
 
 def test_removing_a_keeper_from_the_batch_promotes_the_next_image(client: TestClient) -> None:
