@@ -18,8 +18,9 @@ from config import Settings
 from crud import crud_image
 from database.models import Image
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services.background.pipeline import render_thumbnail
+from services.background.queue import enqueue_processing
 from services.errors import InvalidInput, NotFound, PayloadTooLarge
-from services.processing_service import render_thumbnail
 from utils.file_handling import (
     SpooledFile,
     UploadTooLarge,
@@ -118,7 +119,9 @@ def upload_images(
 
     if not accepted:
         _raise_all_rejected(rejected)
-    return UploadReport(accepted=accepted, rejected=rejected)
+    report = UploadReport(accepted=accepted, rejected=rejected)
+    enqueue_processing(session, report.new_image_ids)
+    return report
 
 
 def _raise_all_rejected(rejected: list[Rejection]) -> None:

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, undefer
 from config import Settings
 from crud import crud_image
 from database.models import Image
-from services import celery_app
-from services.task_queue import CeleryTaskQueue
+from services.background import celery_app
+from services.background.queue import CeleryTaskQueue
 from tests.factories import jpeg_bytes
 from tests.system.conftest import PROJECT_ROOT, ServerProcess
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE
@@ -48,7 +48,7 @@ SUCCEEDED = re.compile(r"Task pixal_judge\.process_images\[[^\]]+\] succeeded in
 
 @dataclass
 class CeleryWorker:
-    """`python -m services.celery_worker` in its own process group (main process + pool)."""
+    """`python -m services.background.celery_worker` in its own process group (main + pool)."""
 
     env: dict[str, str]
     log_path: Path
@@ -61,7 +61,7 @@ class CeleryWorker:
                 [
                     sys.executable,
                     "-m",
-                    "services.celery_worker",
+                    "services.background.celery_worker",
                     "--pool=prefork",
                     "--concurrency=1",
                     f"--hostname={self.name}@%h",

@@ -1,6 +1,6 @@
 """The Celery app and its task (TASK_BACKEND=celery): image processing on worker processes.
 
-The task is a thin call of `services.processing_service.process_images` on a batch of ids:
+The task is a thin call of `services.background.pipeline.process_images` on a batch of ids:
 thumbnail, quality score and embedding, from one decode of each file. Splitting thumbnails
 and embeddings into two tasks would decode every file twice.
 
@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
-from services.processing_service import process_images
-from services.task_queue import loaded_embedder
+from services.background.pipeline import process_images
+from services.background.queue import loaded_embedder
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,13 @@
-"""Where image processing is sent: the small interface both task backends implement.
+"""Where image processing is sent: the interface both task backends implement, and the one
+call services make to ask for work.
 
-`TASK_BACKEND=inline` (the default): `services.worker.ProcessingWorker`, a thread of the API
-process. `TASK_BACKEND=celery`: `CeleryTaskQueue` below sends the ids to Celery workers
-(`python -m services.celery_worker`), and the API process runs no model at all.
+A service calls `enqueue_processing(session, ids)` inside its transaction; the ids are handed
+to the queue once that transaction commits and forgotten if it rolls back, so a worker never
+looks for a row that is not there, and nothing outside this package knows how work runs.
+
+`TASK_BACKEND=inline` (the default): `services.background.inline.ProcessingWorker`, a thread of
+the API process. `TASK_BACKEND=celery`: `CeleryTaskQueue` below sends the ids to Celery workers
+(`python -m services.background.celery_worker`), and the API process runs no model at all.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from config import Settings
 from processing.feature_extraction import (
@@ -39,6 +46,53 @@ class TaskQueue(Protocol):
         ...
 
     def wait_idle(self, timeout: float | None = None) -> bool: ...
+
+
+_QUEUE_KEY = "pixal_task_queue"
+_ENQUEUED_KEY = "pixal_enqueued_image_ids"
+
+
+def enqueue_processing(session: Session, image_ids: Iterable[int]) -> None:
+    """Process these images (thumbnail, quality, embedding) once `session` commits."""
+    ids = list(image_ids)
+    if ids:
+        session.info.setdefault(_ENQUEUED_KEY, []).extend(ids)
+
+
+def install_queue(factory: sessionmaker[Session], queue: TaskQueue) -> None:
+    """Make sessions from `factory` hand what they enqueue to `queue` when they commit.
+
+    Install after `utils.file_handling.install_file_hooks`: listeners run in order, so an
+    upload's file is in place before a worker is told about it."""
+    info = dict(factory.kw.get("info") or {})
+    info[_QUEUE_KEY] = queue
+    factory.configure(info=info)
+    # A mark on the factory, as for the file hooks: the queue is looked up per session.
+    if getattr(factory, "_pixal_queue_hooks", False):
+        return
+    event.listen(factory, "after_commit", _submit_after_commit)
+    event.listen(factory, "after_transaction_end", _forget_after_rollback)
+    factory._pixal_queue_hooks = True  # type: ignore[attr-defined]
+
+
+def _submit_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released: the request's transaction is still open
+    ids = session.info.pop(_ENQUEUED_KEY, None)
+    queue: TaskQueue | None = session.info.get(_QUEUE_KEY)
+    if not ids or queue is None:
+        return
+    try:
+        queue.submit(ids)
+    except Exception:
+        # The rows are committed and unfinished: the next start-up's backfill queues them.
+        logger.exception("could not queue images %s; the next start-up will", ids)
+
+
+def _forget_after_rollback(session: Session, transaction: SessionTransaction) -> None:
+    # After _submit_after_commit; ids still here belong to a transaction that did not commit.
+    if transaction.parent is None:
+        session.info.pop(_ENQUEUED_KEY, None)
 
 
 def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
@@ -126,7 +180,7 @@ class RemoteEmbedder(ManagedEmbedder):
     """The API's view of the model when Celery workers embed (TASK_BACKEND=celery).
 
     Every worker embeds with the configured EMBEDDING_MODEL and never falls back to another
-    model (see services.celery_app), so the id the vectors carry is known here without
+    model (see services.background.celery_app), so the id the vectors carry is known here without
     loading anything: analysis, similarity and /health use it. Loading is refused, so the
     API process cannot run the model by mistake."""
 
