@@ -18,8 +18,8 @@ from config import Settings
 from crud import crud_image
 from database.models import Image
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services.background import enqueue_processing
 from services.background.pipeline import render_thumbnail
-from services.background.queue import enqueue_processing
 from services.errors import InvalidInput, NotFound, PayloadTooLarge
 from utils.file_handling import (
     SpooledFile,

@@ -9,7 +9,7 @@ skips deleted images and writes each result with one UPDATE of the image's row (
 nothing), and thumbnails are renamed into place. So a task is acknowledged only when it is
 done (`acks_late`), given back to the queue when its worker dies (`reject_on_worker_lost`;
 with Redis, after CELERY_VISIBILITY_TIMEOUT when the whole worker dies), and retried with
-backoff when the database or the storage fails.
+backoff, for as long as it takes, when the database or the storage fails.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from typing import Any
 import torch
 from celery import Celery, signals
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
@@ -31,18 +29,21 @@ from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
 from services.background.pipeline import process_images
 from services.background.queue import loaded_embedder
+from services.background.retry import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 
 PROCESS_IMAGES_TASK = "pixal_judge.process_images"
 QUEUE = "pixal_judge"
-# Database outages, pool exhaustion, a storage mount that went away: worth a retry.
-RETRY_ON = (DBAPIError, PoolTimeoutError, OSError)
-# 1, 2, 4 ... 60 s (jittered) between tries, 12 retries: up to ~7 minutes, then the images wait
-# for the next start-up backfill. A retry waits in a worker; with Redis, keep
-# CELERY_VISIBILITY_TIMEOUT above the longest wait or the broker hands it out a second time.
+# Database outages, pool exhaustion, a storage mount that went away or filled up: retried
+# with backoff (1, 2, 4 ... 60 s, jittered) for as long as it takes; the work is never dropped
+# (max_retries=None). An image that is itself broken is not an error here: the pipeline marks
+# it failed and the task succeeds. A retry waits in a worker; with Redis, keep
+# CELERY_VISIBILITY_TIMEOUT above the longest wait or the broker hands it out a second time
+# (harmless: the task is idempotent).
+RETRY_ON = TRANSIENT_ERRORS
 RETRY_BACKOFF_MAX_SECONDS = 60
-MAX_RETRIES = 12
+MAX_RETRIES = None
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -25,7 +25,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 FIRST_DELAY_SECONDS = 0.5
-MAX_DELAY_SECONDS = 30.0
+MAX_DELAY_SECONDS = 5.0
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -36,7 +36,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Backoff:
-    """Exponential delays with full jitter: 0.5, 1, 2 ... `cap` seconds, reset on success."""
+    """Exponential delays, jittered: about 0.5, 1, 2, 4, then `cap` seconds; reset on success."""
 
     def __init__(self, first: float = FIRST_DELAY_SECONDS, cap: float = MAX_DELAY_SECONDS) -> None:
         self._first = first
@@ -46,7 +46,7 @@ class Backoff:
     def next_delay(self) -> float:
         ceiling = min(self._cap, self._first * 2.0**self._failures)
         self._failures = min(self._failures + 1, 32)
-        # Jitter: workers that failed together do not all come back at the same instant.
+        # Half fixed, half random: workers that failed together do not all retry at once.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def reset(self) -> None:
