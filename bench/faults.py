@@ -137,6 +137,13 @@ def main() -> None:
             time.sleep(args.outage)
             proxy.restore()
             restored_at = time.monotonic()
+            done_at_restore, _ = done_and_missing(engine, sorted(acknowledged.values()))
+            first_progress_at: float | None = None
+            while time.monotonic() - restored_at < args.settle:
+                if done_and_missing(engine, sorted(acknowledged.values()))[0] > done_at_restore:
+                    first_progress_at = time.monotonic()
+                    break
+                time.sleep(0.05)
             for client in clients:
                 client.join()
             uploaded_at = time.monotonic()
@@ -169,11 +176,19 @@ def main() -> None:
     )
     print(f"acknowledged images:           {len(ids)} (rows missing: {missing_rows})")
     print(f"images lost (never processed): {lost}")
+    if first_progress_at is not None:
+        print(
+            f"first image done {first_progress_at - restored_at:.1f} s after the database "
+            f"returned ({done_at_restore} of the acknowledged were done when it did)"
+        )
     if recovered_at is not None:
         print(
             f"all done {recovered_at - restored_at:.1f} s after the database returned "
             f"(uploads finished {uploaded_at - restored_at:.1f} s after it)"
         )
+        if first_progress_at is not None and recovered_at > first_progress_at:
+            rate = (len(ids) - done_at_restore) / (recovered_at - first_progress_at)
+            print(f"processing after the outage: {rate:.1f} images/s")
     else:
         print(
             f"never recovered: no progress for {args.settle:.0f} s; /health: "

@@ -30,6 +30,7 @@ from processing.feature_extraction import ManagedEmbedder, configure_torch_threa
 from services.background.pipeline import process_images
 from services.background.queue import loaded_embedder
 from services.background.retry import TRANSIENT_ERRORS
+from services.background.startup import StorageLease
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class WorkerProcess:
     engine: Engine
     session_factory: sessionmaker[Session]
     embedder: ManagedEmbedder
+    # Shared with the servers: one that starts meanwhile leaves our thumbnail writes alone.
+    lease: StorageLease | None = None
 
 
 _worker: WorkerProcess | None = None
@@ -109,7 +112,11 @@ def worker_process() -> WorkerProcess:
             # still makes thumbnails and quality scores.
             embedder = ManagedEmbedder(settings.model_copy(update={"embedding_fallback": False}))
             engine = create_db_engine(settings.resolved_database_url)
-            _worker = WorkerProcess(settings, engine, create_session_factory(engine), embedder)
+            lease = StorageLease.acquire(settings.storage_root)
+            lease.share()
+            _worker = WorkerProcess(
+                settings, engine, create_session_factory(engine), embedder, lease
+            )
             # Here, not in the loading thread: under OpenMP the thread count set in one
             # thread does not reach threads that already exist, like this one, which runs
             # the tasks.
@@ -132,6 +139,8 @@ def close_worker_process(**_: Any) -> None:
     with _worker_lock:
         if _worker is not None:
             _worker.engine.dispose()
+            if _worker.lease is not None:
+                _worker.lease.release()
             _worker = None
 
 
