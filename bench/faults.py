@@ -8,10 +8,11 @@ a throwaway PostgreSQL database through a TCP proxy (tests/system/db_proxy.py). 
 proxy cuts every database connection and refuses new ones for `--outage` seconds. A client
 whose request fails waits a second and sends it again, as a client told "try again" does.
 
-Reported: images lost (acknowledged with 200 but, once the server says it is idle, still
-without thumbnail, quality score or embedding: must be 0), seconds from the database's return
-until every image is done, and every status code the clients saw. The shared PostgreSQL is
-never stopped.
+The same upload runs first without an outage (the baseline), then with it. Reported: images
+lost (acknowledged with 200 but still without thumbnail, quality score or embedding once
+nothing moves any more: must be 0), seconds from the database's return until the next image
+is done and until every image is done, against the baseline, and every status code the
+clients saw. The shared PostgreSQL is never stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -80,27 +82,25 @@ def done_and_missing(engine: object, ids: list[int]) -> tuple[int, int]:
     return int(done or 0), len(ids) - int(rows or 0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--outage", type=float, default=10.0, help="seconds")
-    parser.add_argument("--per-request", type=int, default=10)
-    parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--size", type=int, nargs=2, default=(1024, 768))
-    parser.add_argument("--settle", type=float, default=60.0, help="give up after no progress")
-    parser.add_argument(
-        "--postgres-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
-    args = parser.parse_args()
+@dataclass
+class Run:
+    outage: float
+    acknowledged: int = 0
+    missing_rows: int = 0
+    lost: int = 0
+    cut_after: float = 0.0
+    first_progress: float | None = None  # s from the database's return to the next image done
+    done_at_restore: int = 0
+    all_done: float | None = None  # s from the start of the upload until every image is done
+    recovered: float | None = None  # s from the database's return until every image is done
+    seen: collections.Counter[str] = field(default_factory=collections.Counter)
+    health: dict[str, object] = field(default_factory=dict)
+    tracebacks: int = 0
 
-    print(f"making {args.images} JPEGs ...", file=sys.stderr)
-    photos = [
-        (f"shot{n}.jpg", jpeg_bytes((args.size[0], args.size[1]), seed=5000 + n))
-        for n in range(args.images)
-    ]
-    requests = [photos[i : i + args.per_request] for i in range(0, len(photos), args.per_request)]
+
+def run(args: argparse.Namespace, requests: list[list[tuple[str, bytes]]], outage: float) -> Run:
+    result = Run(outage=outage)
     shares = [requests[c :: args.clients] for c in range(args.clients)]
-
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as db_url:
         proxy = DatabaseProxy.for_url(db_url)
         engine = create_db_engine(db_url)  # direct: the bench's own view is never cut
@@ -118,85 +118,127 @@ def main() -> None:
         server = ServerProcess(env=env, log_path=Path(tmp) / "server.log")
         server.start()
         try:
-            seen: collections.Counter[str] = collections.Counter()
             acknowledged: dict[str, int] = {}
             lock = threading.Lock()
             started = time.monotonic()
             clients = [
                 threading.Thread(
-                    target=upload_all, args=(server.url, share, seen, acknowledged, lock)
+                    target=upload_all, args=(server.url, share, result.seen, acknowledged, lock)
                 )
                 for share in shares
             ]
             for client in clients:
                 client.start()
-            while len(acknowledged) < args.images // 3 and any(c.is_alive() for c in clients):
-                time.sleep(0.05)
-            cut_at = time.monotonic()
-            proxy.cut()
-            time.sleep(args.outage)
-            proxy.restore()
-            restored_at = time.monotonic()
-            done_at_restore, _ = done_and_missing(engine, sorted(acknowledged.values()))
-            first_progress_at: float | None = None
-            while time.monotonic() - restored_at < args.settle:
-                if done_and_missing(engine, sorted(acknowledged.values()))[0] > done_at_restore:
-                    first_progress_at = time.monotonic()
-                    break
-                time.sleep(0.05)
+            restored_at = started
+            if outage > 0:
+                while len(acknowledged) < args.images // 3 and any(c.is_alive() for c in clients):
+                    time.sleep(0.05)
+                result.cut_after = time.monotonic() - started
+                proxy.cut()
+                time.sleep(outage)
+                proxy.restore()
+                restored_at = time.monotonic()
+                result.done_at_restore, _ = done_and_missing(engine, list(acknowledged.values()))
+                while time.monotonic() - restored_at < args.settle:
+                    done, _ = done_and_missing(engine, list(acknowledged.values()))
+                    if done > result.done_at_restore:
+                        result.first_progress = time.monotonic() - restored_at
+                        break
+                    time.sleep(0.05)
             for client in clients:
                 client.join()
-            uploaded_at = time.monotonic()
 
             ids = sorted(acknowledged.values())
-            last_done, last_change, recovered_at = -1, time.monotonic(), None
+            last_done, last_change = -1, time.monotonic()
             while True:
-                done, missing_rows = done_and_missing(engine, ids)
+                done, result.missing_rows = done_and_missing(engine, ids)
                 now = time.monotonic()
                 if done == len(ids):
-                    recovered_at = now
+                    result.all_done = now - started
+                    result.recovered = now - restored_at
                     break
                 if done != last_done:
                     last_done, last_change = done, now
                 elif now - last_change > args.settle:
                     break  # nothing moves any more: what is left is lost
                 time.sleep(0.25)
-            health = server.health()
-            log = server.log_path.read_text(errors="replace")
+            result.acknowledged = len(ids)
+            result.lost = len(ids) - done
+            result.health = server.health()
+            result.tracebacks = server.log_path.read_text(errors="replace").count("Traceback")
         finally:
             server.stop()
             proxy.close()
             engine.dispose()
+    return result
 
-    lost = len(ids) - done
-    print(f"command: python -m bench.faults {' '.join(sys.argv[1:])}".rstrip())
+
+def report(result: Run, args: argparse.Namespace) -> None:
+    title = f"with a {result.outage:.0f} s database outage" if result.outage else "no outage"
+    print(f"--- {title}")
+    if result.outage:
+        print(f"database cut {result.cut_after:.1f} s after the start of the upload")
     print(
-        f"{args.images} images in {len(requests)} requests from {args.clients} clients; "
-        f"database cut {cut_at - started:.1f} s after the start, for {args.outage:.0f} s"
+        f"acknowledged images:           {result.acknowledged} (rows missing: "
+        f"{result.missing_rows})"
     )
-    print(f"acknowledged images:           {len(ids)} (rows missing: {missing_rows})")
-    print(f"images lost (never processed): {lost}")
-    if first_progress_at is not None:
+    print(f"images lost (never processed): {result.lost}")
+    if result.first_progress is not None:
         print(
-            f"first image done {first_progress_at - restored_at:.1f} s after the database "
-            f"returned ({done_at_restore} of the acknowledged were done when it did)"
+            f"next image done {result.first_progress:.1f} s after the database returned "
+            f"({result.done_at_restore} were done when it did)"
         )
-    if recovered_at is not None:
-        print(
-            f"all done {recovered_at - restored_at:.1f} s after the database returned "
-            f"(uploads finished {uploaded_at - restored_at:.1f} s after it)"
-        )
-        if first_progress_at is not None and recovered_at > first_progress_at:
-            rate = (len(ids) - done_at_restore) / (recovered_at - first_progress_at)
-            print(f"processing after the outage: {rate:.1f} images/s")
+    if result.all_done is not None:
+        print(f"every image done {result.all_done:.1f} s after the upload started", end="")
+        print(f", {result.recovered:.1f} s after the database returned" if result.outage else "")
     else:
+        health = result.health
         print(
             f"never recovered: no progress for {args.settle:.0f} s; /health: "
             f"pending_thumbnails={health.get('pending_thumbnails')} "
             f"pending_embeddings={health.get('pending_embeddings')} queued={health.get('queued')}"
         )
-    print("clients saw: " + ", ".join(f"{k}: {v}" for k, v in sorted(seen.items())))
-    print(f"server log: {log.count('Traceback')} tracebacks")
+    print("clients saw: " + ", ".join(f"{k}: {v}" for k, v in sorted(result.seen.items())))
+    print(f"server log: {result.tracebacks} tracebacks")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--outage", type=float, default=10.0, help="seconds")
+    parser.add_argument("--per-request", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--size", type=int, nargs=2, default=(640, 480))
+    parser.add_argument("--settle", type=float, default=60.0, help="give up after no progress")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the run without outage")
+    parser.add_argument(
+        "--postgres-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+
+    print(f"making {args.images} JPEGs ...", file=sys.stderr)
+    photos = [
+        (f"shot{n}.jpg", jpeg_bytes((args.size[0], args.size[1]), seed=5000 + n))
+        for n in range(args.images)
+    ]
+    requests = [photos[i : i + args.per_request] for i in range(0, len(photos), args.per_request)]
+    baseline = None if args.no_baseline else run(args, requests, 0.0)
+    faulty = run(args, requests, args.outage)
+
+    print(f"command: python -m bench.faults {' '.join(sys.argv[1:])}".rstrip())
+    print(
+        f"{args.images} JPEGs of {args.size[0]}x{args.size[1]} in {len(requests)} requests "
+        f"from {args.clients} clients; server: inline worker, EfficientNet-Lite0, 1 torch thread"
+    )
+    if baseline is not None:
+        report(baseline, args)
+    report(faulty, args)
+    if baseline is not None and baseline.all_done and faulty.all_done:
+        print(
+            f"every image done: {faulty.all_done:.1f} s with the outage vs "
+            f"{baseline.all_done:.1f} s without (x{faulty.all_done / baseline.all_done:.2f}; "
+            f"the outage itself is {args.outage:.0f} s)"
+        )
 
 
 if __name__ == "__main__":
