@@ -20,6 +20,7 @@ from config import Settings
 from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
 from services.background.inline import ProcessingWorker
+from services.background.pipeline import process_images
 from services.background.retry import Backoff
 from services.background.startup import STALE_SECONDS, StorageLease, reconcile_storage
 from tests.factories import jpeg_bytes
@@ -246,3 +247,25 @@ def test_stop_leaves_the_queue_and_does_not_wait_for_it() -> None:
     assert not stopper.is_alive()
     assert processed == [[0, 1]]  # the batch in hand is finished, the rest left queued
     assert worker.queued == 8
+
+
+def test_storage_that_cannot_be_read_marks_no_image_failed(
+    live_client: TestClient, settings: Settings, engine: Engine, storage_root: Path
+) -> None:
+    """Issue 10, item 1: only a file that is itself broken is marked failed; unreadable
+    storage (here the images folder gone, as with a mount that went away) is retried."""
+    items = post_files(live_client, *[(f"{i}.jpg", jpeg_bytes(seed=400 + i)) for i in range(3)])
+    wait_for_worker(live_client)
+    ids = [item["id"] for item in items]
+    with Session(engine) as session, session.begin():
+        session.execute(update(Image).values(has_thumbnail=False, quality_score=None))
+    images = storage_root / "images"
+    images.rename(storage_root / "images-away")
+    factory = sessionmaker(engine)
+    with pytest.raises(FileNotFoundError):
+        process_images(factory, settings, None, ids)
+    assert all(row.processing_error is None for row in rows(engine))
+
+    (storage_root / "images-away").rename(images)
+    summary = process_images(factory, settings, None, ids)
+    assert (summary.thumbnails, summary.failures) == (3, 0)
