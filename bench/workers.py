@@ -167,6 +167,7 @@ def time_celery(
         lambda batch: app.send_task(PROCESS_IMAGES_TASK, args=[batch]),
         settings.embedding_batch_size,
     )
+    queue.start()
     rates = []
     for _ in range(repeats):
         reset(factory)
@@ -174,6 +175,7 @@ def time_celery(
         queue.submit(ids)
         wait_for(lambda: pending(factory, settings.embedding_model) == 0, 600)
         rates.append(len(ids) / (time.perf_counter() - start))
+    queue.stop()
     app.close()
     return rates
 

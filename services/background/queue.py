@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from processing.feature_extraction import (
     EmbedderStatus,
     ManagedEmbedder,
 )
+from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +108,11 @@ def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
 class CeleryTaskQueue:
     """Sends ids to Celery, EMBEDDING_BATCH_SIZE ids per task (one task embeds one batch).
 
-    Nothing is counted here once sent: progress comes from the database (`/health`'s pending
-    counts). `queued` is only what the start-up backfill has not sent yet."""
+    Sending happens on a thread of its own, so a commit never waits for the broker. A broker
+    that cannot be reached keeps the ids here, sent again with backoff until it answers (and
+    they stay pending in the database: if this process ends first, the next start-up sends
+    them). Nothing is counted once sent: progress comes from the database (`/health`'s
+    pending counts). `queued` is what has not been sent yet."""
 
     def __init__(
         self,
@@ -115,65 +120,107 @@ class CeleryTaskQueue:
         batch_size: int,
         backfill: Callable[[], list[int]] | None = None,
         close: Callable[[], Any] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._send = send
         self._batch_size = batch_size
         self._backfill = backfill
         self._close = close
-        self._unsent = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run_backfill, name="celery-backfill")
+        self._backoff = backoff or Backoff()
+        self._order: deque[int] = deque()
+        self._pending: set[int] = set()
+        self._changed = threading.Condition()
+        self._sending = self._backfill is not None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="celery-sender", daemon=True)
 
     def start(self) -> None:
-        # On a thread: a large backlog must not delay serving requests.
-        if self._backfill is not None:
-            self._thread.start()
+        self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop sending; what is unsent stays pending in the database for the next start."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._close is not None:
             self._close()
 
     def submit(self, image_ids: Iterable[int]) -> None:
-        """Send the ids in batches. A broker that cannot be reached is logged, not raised:
-        the images stay pending in the database and the next start-up sends them again."""
-        self._send_batches(list(image_ids), counted=False)
+        with self._changed:
+            for image_id in image_ids:
+                if image_id not in self._pending:
+                    self._pending.add(image_id)
+                    self._order.append(image_id)
+            self._changed.notify_all()
 
     @property
     def queued(self) -> int:
-        with self._lock:
-            return self._unsent
+        with self._changed:
+            return len(self._pending)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until the start-up backfill is sent (the workers' progress is in /health)."""
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Block until everything is sent (the workers' progress is in /health)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending and not self._sending, timeout)
 
-    def _send_batches(self, ids: list[int], *, counted: bool) -> None:
-        for start in range(0, len(ids), self._batch_size):
-            batch = ids[start : start + self._batch_size]
+    def _run(self) -> None:
+        if self._backfill is not None:
+            self._run_backfill(self._backfill)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._stopping or bool(self._order))
+                if self._stopping:
+                    return
+                count = min(self._batch_size, len(self._order))
+                batch = [self._order.popleft() for _ in range(count)]
+                self._pending.difference_update(batch)
+                self._sending = True
             try:
                 self._send(batch)
-            except Exception:
-                logger.exception("could not queue images %s on the Celery broker", batch)
-            if counted:
-                with self._lock:
-                    self._unsent -= len(batch)
+                self._backoff.reset()
+            except Exception as exc:
+                delay = self._backoff.next_delay()
+                logger.warning(
+                    "could not queue images %s on the Celery broker (%s); kept, next try in %.1f s",
+                    batch,
+                    exc,
+                    delay,
+                )
+                with self._changed:
+                    for image_id in reversed(batch):
+                        if image_id not in self._pending:
+                            self._pending.add(image_id)
+                            self._order.appendleft(image_id)
+                self._sleep(delay)
+            finally:
+                with self._changed:
+                    self._sending = False
+                    self._changed.notify_all()
 
-    def _run_backfill(self) -> None:
-        assert self._backfill is not None
+    def _run_backfill(self, find_pending: Callable[[], list[int]]) -> None:
         try:
-            pending = self._backfill()
-            with self._lock:
-                self._unsent = len(pending)
-            self._send_batches(pending, counted=True)
-        except Exception:
-            logger.exception("start-up backfill failed; new uploads are still queued")
+            while not self._stopping:
+                try:
+                    self.submit(find_pending())
+                    break
+                except Exception as exc:
+                    if not is_transient(exc):
+                        logger.exception("start-up backfill failed; new uploads are still queued")
+                        break
+                    delay = self._backoff.next_delay()
+                    logger.warning("start-up backfill failed (%s); again in %.1f s", exc, delay)
+                    self._sleep(delay)
+            self._backoff.reset()
         finally:
-            with self._lock:
-                self._unsent = 0
+            with self._changed:
+                self._sending = False
+                self._changed.notify_all()
+
+    def _sleep(self, seconds: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopping, seconds)
 
 
 class RemoteEmbedder(ManagedEmbedder):

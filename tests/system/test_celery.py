@@ -33,6 +33,7 @@ from config import Settings
 from database.models import Image
 from services.background import celery_app
 from services.background.queue import CeleryTaskQueue
+from services.background.retry import Backoff
 from tests.factories import jpeg_bytes
 from tests.system.conftest import PROJECT_ROOT, ServerProcess
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE
@@ -390,29 +391,37 @@ def test_celery_backend_needs_a_broker_url() -> None:
     assert settings.celery_broker_url == "redis://127.0.0.1:6379/0"
 
 
-def test_celery_queue_sends_batches_and_counts_only_the_unsent_backfill() -> None:
+def test_celery_queue_sends_batches_and_the_backfill() -> None:
     sent: list[list[int]] = []
     queue = CeleryTaskQueue(sent.append, batch_size=3, backfill=lambda: [1, 2, 3, 4])
     queue.submit(range(10, 17))
-    assert sent == [[10, 11, 12], [13, 14, 15], [16]]
-    assert queue.queued == 0
     queue.start()
     assert queue.wait_idle(timeout=10)
-    assert sent[3:] == [[1, 2, 3], [4]]
+    # In arrival order: ids submitted before the start, then the backfill's.
+    assert sent == [[10, 11, 12], [13, 14, 15], [16, 1, 2], [3, 4]]
     assert queue.queued == 0
     queue.stop()
 
 
-def test_celery_queue_logs_a_broker_failure_instead_of_raising(
+def test_celery_queue_keeps_what_the_broker_refused_until_it_answers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def unreachable(_batch: list[int]) -> None:
-        raise ConnectionError("broker down")
+    """Issue 10, item 1 (Celery): ids the broker refused used to be logged and dropped."""
+    sent: list[list[int]] = []
+    refusals = [ConnectionError("broker down")] * 3
 
-    queue = CeleryTaskQueue(unreachable, batch_size=2)
+    def flaky(batch: list[int]) -> None:
+        if refusals:
+            raise refusals.pop()
+        sent.append(batch)
+
+    queue = CeleryTaskQueue(flaky, batch_size=2, backoff=Backoff(first=0.01, cap=0.05))
+    queue.start()
     queue.submit([1, 2, 3])
-    assert "could not queue images [1, 2]" in caplog.text
-    assert "could not queue images [3]" in caplog.text
+    assert queue.wait_idle(timeout=10)
+    queue.stop()
+    assert sent == [[1, 2], [3]]
+    assert "could not queue images [1, 2] on the Celery broker (broker down); kept" in caplog.text
 
 
 @pytest.mark.parametrize(
