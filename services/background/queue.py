@@ -81,8 +81,12 @@ def _submit_after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a SAVEPOINT was released: the request's transaction is still open
     ids = session.info.pop(_ENQUEUED_KEY, None)
+    if not ids:
+        return
     queue: TaskQueue | None = session.info.get(_QUEUE_KEY)
-    if not ids or queue is None:
+    if queue is None:
+        # A session factory without install_queue: a wiring bug, not a fault to wait out.
+        logger.error("images %s were enqueued on a session with no queue installed", ids)
         return
     try:
         queue.submit(ids)
