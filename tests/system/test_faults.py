@@ -121,20 +121,20 @@ def test_database_outage_mid_processing_loses_nothing(
         proxy.cut()
         done_at_cut = done_count(clean_database)
         assert done_at_cut < len(ids), "the outage did not land mid-processing"
-        time.sleep(6)  # several failed tries of the worker, each backing off
+        # The worker's next batch fails; it stays queued, tried again with backoff.
+        wait_for(lambda: "kept queued" in server.log_path.read_text(), "a failed batch", 120)
+        time.sleep(4)  # a few more failed tries
         done_in_outage = done_count(clean_database)
         proxy.restore()
         health = server.wait_until_processed(timeout=180)
         check_all_done(clean_database, storage_root, ids)
         assert health["failed_images"] == 0
-        log = server.log_path.read_text()
-        assert "kept queued" in log, "the outage hit no batch"
     finally:
         server.stop()
     with capsys.disabled():
         print(  # noqa: T201 - the figures of the run
             f"\n[outage test] {len(ids)} images; {done_at_cut} done at the cut, "
-            f"{done_in_outage} after 6 s of outage; all done after the database returned"
+            f"{done_in_outage} at the end of the outage; all done after the database returned"
         )
 
 
