@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.deps import (
@@ -12,7 +12,6 @@ from api.deps import (
     PresenterDep,
     SessionDep,
     SettingsDep,
-    WorkerDep,
     in_threadpool,
     require_api_key,
 )
@@ -29,9 +28,9 @@ from api.schemas import (
     RowId,
     error_responses,
 )
-from api.tasks import active_model_id, queue_image_processing
 from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
 from services.analysis_service import AnalysisParameters
+from services.background.wiring import active_model_id
 
 router = APIRouter(
     prefix="/batches",
@@ -143,13 +142,10 @@ def upload_and_add_images_to_batch(
     session: SessionDep,
     present: PresenterDep,
     settings: SettingsDep,
-    worker: WorkerDep,
-    background_tasks: BackgroundTasks,
     response: Response,
 ) -> BatchResponse:
     """Upload images and add them, new and duplicate alike, to the batch."""
     batch, report = batch_service.upload_to_batch(session, settings, batch_id, incoming(files))
-    background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
     answer = present.batch(batch)
     if report.rejected:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from api.schemas import Presenter
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
+from services.background.queue import TaskQueue
 from services.errors import AppError
 from services.similarity_service import EmbeddingIndex
-from services.task_queue import TaskQueue
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from api.deps import (
@@ -14,7 +14,6 @@ from api.deps import (
     PresenterDep,
     SessionDep,
     SettingsDep,
-    WorkerDep,
     in_threadpool,
     require_api_key,
 )
@@ -28,8 +27,8 @@ from api.schemas import (
     SimilarImage,
     error_responses,
 )
-from api.tasks import active_model_id, queue_image_processing
 from services import image_service, similarity_service
+from services.background.wiring import active_model_id
 from services.image_service import IncomingUpload, UploadReport
 
 router = APIRouter(
@@ -93,13 +92,10 @@ def upload_images(
     session: SessionDep,
     present: PresenterDep,
     settings: SettingsDep,
-    worker: WorkerDep,
-    background_tasks: BackgroundTasks,
     response: Response,
 ) -> list[ImageResponse]:
     """Upload images; duplicates (same bytes) answer with the existing image."""
     report = image_service.upload_images(session, settings, incoming(files))
-    background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
     return [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
 

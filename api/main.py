@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +19,13 @@ from api import cluster_routes, image_routes
 from api.deps import EmbedderDep, SessionDep, SettingsDep, WorkerDep, in_threadpool
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.schemas import HealthResponse, RootResponse
-from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder
+from services.background.startup import StorageLease, reconcile_storage
+from services.background.wiring import build_embedder, build_worker
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
-from services.startup_service import reconcile_storage
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,13 @@ def create_app(
             engine = create_db_engine(settings.resolved_database_url)
             factory = create_session_factory(engine)
         install_file_hooks(factory)
-        await anyio.to_thread.run_sync(reconcile_storage, factory, settings)
+        lease = await anyio.to_thread.run_sync(StorageLease.acquire, settings.storage_root)
+        try:
+            await anyio.to_thread.run_sync(
+                functools.partial(reconcile_storage, factory, settings, alone=lease.alone)
+            )
+        finally:
+            lease.share()
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         app.state.settings = settings
@@ -70,6 +77,7 @@ def create_app(
             yield
         finally:
             await anyio.to_thread.run_sync(worker.stop)
+            lease.release()
             if engine is not None:
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit

@@ -279,13 +279,14 @@ class HealthResponse(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Presenter:
-    """Builds responses; an embedding counts only when the active model made it."""
+    """Builds responses; an embedding counts only when the active model made it (while no
+    model is active, e.g. still loading after a restart, none counts)."""
 
     active_model: str | None
 
     def has_embedding(self, image: Any) -> bool:
         model = image.embedding_model
-        return model is not None and (self.active_model is None or model == self.active_model)
+        return model is not None and model == self.active_model
 
     def image(
         self, image: Any, is_duplicate: bool = False, message: str | None = None

@@ -5,10 +5,11 @@
 Each run resets the images (no thumbnail, quality or embedding) and times until the database
 says every one is done: decode, thumbnail, quality, DINOv3 ViT-S/16 forward (random weights,
 nothing to download), results written. Inline = the server's own thread (TASK_BACKEND=inline,
-torch's default threads, and once with 1 thread); Celery = `python -m services.celery_worker`
-processes with TORCH_THREADS=1 each, fed through Redis, already started and with the model
-loaded. Needs PostgreSQL (a throwaway database is created and dropped; --postgres-url) and
-Redis (database 14 is flushed; --redis-url).
+torch's default threads, and once with 1 thread); Celery =
+`python -m services.background.celery_worker` processes with TORCH_THREADS=1 each, fed
+through Redis, already started and with the model loaded. Needs PostgreSQL (a throwaway
+database is created and dropped; --postgres-url) and Redis (database 14 is flushed;
+--redis-url).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.tasks import build_worker
 from bench.embedding import make_photo, save_vits16
 from config import Settings
 from crud import crud_image
@@ -40,9 +40,10 @@ from database.database import create_db_engine, create_session_factory
 from database.migrations import upgrade_to_head
 from database.models import Image as ImageRow
 from processing.feature_extraction import ManagedEmbedder
-from services.celery_app import PROCESS_IMAGES_TASK, create_celery_app
+from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
+from services.background.queue import CeleryTaskQueue
+from services.background.wiring import build_worker
 from services.image_service import IncomingUpload, upload_images
-from services.task_queue import CeleryTaskQueue
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def start_workers(env: dict[str, str], count: int, logs: Path) -> list[subproces
         with log_path.open("wb") as log:
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "services.celery_worker", f"-n=bench{n}@%h"],
+                    [sys.executable, "-m", "services.background.celery_worker", f"-n=bench{n}@%h"],
                     cwd=PROJECT_ROOT,
                     env=env,
                     stdout=log,
@@ -166,6 +167,7 @@ def time_celery(
         lambda batch: app.send_task(PROCESS_IMAGES_TASK, args=[batch]),
         settings.embedding_batch_size,
     )
+    queue.start()
     rates = []
     for _ in range(repeats):
         reset(factory)
@@ -173,6 +175,7 @@ def time_celery(
         queue.submit(ids)
         wait_for(lambda: pending(factory, settings.embedding_model) == 0, 600)
         rates.append(len(ids) / (time.perf_counter() - start))
+    queue.stop()
     app.close()
     return rates
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, undefer
@@ -151,10 +152,14 @@ def update_processed_image(session: Session, image_id: int, **values: object) ->
 
 
 def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:
-    """How many images still wait for a thumbnail / quality / embedding; how many failed."""
+    """How many images still wait for a thumbnail / quality / embedding; how many failed.
+
+    An embedding counts only when `active_model` made it: one from another model (a restart
+    with another EMBEDDING_MODEL) is re-embedding work, and while no model is active yet
+    every image waits for one."""
     ok = Image.processing_error.is_(None)
     missing_embedding = (
-        Image.embedding_model.is_(None)
+        true()
         if active_model is None
         else or_(Image.embedding_model.is_(None), Image.embedding_model != active_model)
     )

@@ -21,6 +21,7 @@ from database.models import Image
 from processing.grouping import UNGROUPED
 from processing.quality import rank_reason
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services.background import enqueue_processing
 from services.errors import InvalidInput, NotFound, PayloadTooLarge, is_storage_fault
 from utils.file_handling import (
     SingleFlight,
@@ -124,7 +125,9 @@ def upload_images(
 
     if not accepted:
         _raise_all_rejected(rejected)
-    return UploadReport(accepted=accepted, rejected=rejected)
+    report = UploadReport(accepted=accepted, rejected=rejected)
+    enqueue_processing(session, report.new_image_ids)
+    return report
 
 
 def _raise_all_rejected(rejected: list[Rejection]) -> None:

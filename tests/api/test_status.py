@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
 from config import Settings
+from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
+from tests.api.helpers import new_batch, upload
 from tests.factories import jpeg_bytes
 
 
@@ -174,3 +177,47 @@ def test_openapi_keeps_the_frontend_contract(client: TestClient) -> None:
     }
     for key, operation_id in SPEC_OPERATIONS.items():
         assert found.get(key) == operation_id, key
+
+
+def test_vectors_of_another_model_are_not_embeddings_but_pending_work(
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    db: Session,
+) -> None:
+    """Issue 10, item 12: after a restart with another EMBEDDING_MODEL, old vectors said
+    `has_embedding: true` and /health showed nothing pending."""
+    shots = [("a.jpg", jpeg_bytes(seed=3)), ("b.jpg", jpeg_bytes(seed=4))]
+    ids = upload(client, shots)
+    batch_id = new_batch(client, ids)
+    db.execute(update(Image).values(embedding_model="some-older-model"))
+    db.commit()
+
+    # The restart: its model is not loaded yet (the worker loads it in the background).
+    restarted = create_app(
+        settings,
+        session_factory=session_factory,
+        embedder=ManagedEmbedder(settings),
+        threaded_worker=False,
+    )
+    with TestClient(restarted) as again:
+        listed = again.get("/images/").json()
+        batch = again.get(f"/batches/{batch_id}").json()
+        duplicate = again.post(
+            "/images/upload", files=[("files", (*shots[0], "image/jpeg"))]
+        ).json()
+        health = again.get("/health").json()
+        assert [i["has_embedding"] for i in listed] == [False, False]
+        assert batch["embedded_count"] == 0
+        assert [a["image"]["has_embedding"] for a in batch["image_associations"]] == [False] * 2
+        assert duplicate[0]["is_duplicate"]
+        assert duplicate[0]["has_embedding"] is False
+        assert health["pending_embeddings"] == 2
+
+        # Re-embedded by the active model: now they count.
+        again.app.state.worker.submit(ids)  # type: ignore[attr-defined]
+        health = again.get("/health").json()
+        assert health["model"]["active_model"] == settings.embedding_model
+        assert [i["has_embedding"] for i in again.get("/images/").json()] == [True, True]
+        assert again.get(f"/batches/{batch_id}").json()["embedded_count"] == 2
+        assert health["pending_embeddings"] == 0

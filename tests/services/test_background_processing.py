@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
 from config import Settings
 from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
+from services.background.inline import ProcessingWorker
+from services.background.pipeline import process_images
+from services.background.retry import Backoff
+from services.background.startup import STALE_SECONDS, StorageLease, reconcile_storage
 from tests.factories import jpeg_bytes
+from utils.file_handling import ensure_storage_dirs
 
 
 def post_files(client: TestClient, *files: tuple[str, bytes]) -> list[dict]:
@@ -124,3 +134,138 @@ def test_start_up_reconciles_interrupted_file_operations(
 
     assert sorted(p.name for p in images.iterdir()) == [item["filename"]]
     assert list((storage_root / "incoming").iterdir()) == []
+
+
+def test_start_up_beside_a_live_process_removes_only_stale_leftovers(
+    settings: Settings, clean_database: Engine, storage_root: Path
+) -> None:
+    """Issue 10, item 3: with another process holding the storage lease, a file in incoming/
+    may be an upload in flight; only one older than any upload can take is removed."""
+    ensure_storage_dirs(settings)
+    incoming = storage_root / "incoming"
+    fresh = incoming / "in-flight.part"
+    staged = incoming / "0123456789abcdef.jpg"  # staged, its row not committed yet
+    writing = storage_root / "thumbnails" / ".abc.jpg.0123.tmp"  # a worker's write
+    stale = incoming / "crashed-long-ago.part"
+    for path in (fresh, staged, writing, stale):
+        path.write_bytes(b"bytes")
+    long_ago = time.time() - STALE_SECONDS - 60
+    os.utime(stale, (long_ago, long_ago))
+    factory = sessionmaker(clean_database)
+
+    first = StorageLease.acquire(storage_root)
+    assert first.alone
+    first.share()
+    second = StorageLease.acquire(storage_root)
+    try:
+        assert not second.alone
+        report = reconcile_storage(factory, settings, alone=second.alone)
+    finally:
+        second.release()
+        first.release()
+    assert report.removed_incoming == 1
+    assert sorted(p.name for p in incoming.iterdir()) == sorted([fresh.name, staged.name])
+    assert writing.exists()
+
+    # Alone (every other process gone): a crash's leftovers all go.
+    lease = StorageLease.acquire(storage_root)
+    try:
+        assert lease.alone
+        reconcile_storage(factory, settings, alone=lease.alone)
+    finally:
+        lease.release()
+    assert list(incoming.iterdir()) == []
+    assert not writing.exists()
+
+
+def test_transient_failures_keep_the_batch_queued_until_it_succeeds() -> None:
+    """Issue 10, item 1: a failed batch used to be logged and dropped."""
+    faults: list[Exception] = [
+        OperationalError("SELECT", {}, ConnectionError("database down")),
+        OSError(errno.ENOSPC, "No space left on device"),
+        OperationalError("UPDATE", {}, ConnectionError("server closed the connection")),
+    ]
+    calls: list[list[int]] = []
+    done: list[int] = []
+
+    def process(ids: list[int]) -> None:
+        calls.append(ids)
+        if faults:
+            raise faults.pop(0)
+        done.extend(ids)
+
+    worker = ProcessingWorker(process, batch_size=4, backoff=Backoff(first=0.01, cap=0.05))
+    worker.start()
+    try:
+        worker.submit(range(1, 7))
+        assert worker.wait_idle(timeout=30)
+    finally:
+        worker.stop()
+    assert sorted(done) == [1, 2, 3, 4, 5, 6]
+    assert calls[:4] == [[1, 2, 3, 4]] * 4  # the same batch, first in line, until it passed
+    assert worker.queued == 0
+
+
+def test_a_bug_is_not_retried_forever(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[list[int]] = []
+
+    def process(ids: list[int]) -> None:
+        calls.append(ids)
+        if ids == [1]:
+            raise ValueError("a bug")
+
+    worker = ProcessingWorker(process, batch_size=1, backoff=Backoff(first=0.01, cap=0.05))
+    worker.start()
+    try:
+        worker.submit([1, 2])
+        assert worker.wait_idle(timeout=30)
+    finally:
+        worker.stop()
+    assert calls == [[1], [2]]
+    assert "processing images [1] failed" in caplog.text
+
+
+def test_stop_leaves_the_queue_and_does_not_wait_for_it() -> None:
+    """Issue 10, item 14: stopping used to process the whole queue first (up to 30 s)."""
+    started = threading.Event()
+    release = threading.Event()
+    processed: list[list[int]] = []
+
+    def process(ids: list[int]) -> None:
+        started.set()
+        release.wait(10)
+        processed.append(ids)
+
+    worker = ProcessingWorker(process, batch_size=2)
+    worker.start()
+    worker.submit(range(10))
+    assert started.wait(10)
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert processed == [[0, 1]]  # the batch in hand is finished, the rest left queued
+    assert worker.queued == 8
+
+
+def test_storage_that_cannot_be_read_marks_no_image_failed(
+    live_client: TestClient, settings: Settings, engine: Engine, storage_root: Path
+) -> None:
+    """Issue 10, item 1: only a file that is itself broken is marked failed; unreadable
+    storage (here the images folder gone, as with a mount that went away) is retried."""
+    items = post_files(live_client, *[(f"{i}.jpg", jpeg_bytes(seed=400 + i)) for i in range(3)])
+    wait_for_worker(live_client)
+    ids = [item["id"] for item in items]
+    with Session(engine) as session, session.begin():
+        session.execute(update(Image).values(has_thumbnail=False, quality_score=None))
+    images = storage_root / "images"
+    images.rename(storage_root / "images-away")
+    factory = sessionmaker(engine)
+    with pytest.raises(FileNotFoundError):
+        process_images(factory, settings, None, ids)
+    assert all(row.processing_error is None for row in rows(engine))
+
+    (storage_root / "images-away").rename(images)
+    summary = process_images(factory, settings, None, ids)
+    assert (summary.thumbnails, summary.failures) == (3, 0)

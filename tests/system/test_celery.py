@@ -10,6 +10,7 @@ unfinished images to the workers.
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import os
 import re
@@ -24,15 +25,15 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from config import Settings
-from crud import crud_image
 from database.models import Image
-from services import celery_app
-from services.task_queue import CeleryTaskQueue
+from services.background import celery_app
+from services.background.queue import CeleryTaskQueue
+from services.background.retry import Backoff
 from tests.factories import jpeg_bytes
 from tests.system.conftest import PROJECT_ROOT, ServerProcess
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE
@@ -48,7 +49,7 @@ SUCCEEDED = re.compile(r"Task pixal_judge\.process_images\[[^\]]+\] succeeded in
 
 @dataclass
 class CeleryWorker:
-    """`python -m services.celery_worker` in its own process group (main process + pool)."""
+    """`python -m services.background.celery_worker` in its own process group (main + pool)."""
 
     env: dict[str, str]
     log_path: Path
@@ -61,7 +62,7 @@ class CeleryWorker:
                 [
                     sys.executable,
                     "-m",
-                    "services.celery_worker",
+                    "services.background.celery_worker",
                     "--pool=prefork",
                     "--concurrency=1",
                     f"--hostname={self.name}@%h",
@@ -157,8 +158,14 @@ def kill_mid_task(
 
 
 def pending_embeddings(engine: Engine) -> int:
+    """Images without any vector yet (one model throughout this test)."""
     with Session(engine) as session:
-        return crud_image.processing_counts(session, None)["pending_embeddings"]
+        return (
+            session.scalar(
+                select(func.count()).select_from(Image).where(Image.embedding_model.is_(None))
+            )
+            or 0
+        )
 
 
 def wait_for_log(worker: CeleryWorker, text: str, timeout: float) -> None:
@@ -385,52 +392,72 @@ def test_celery_backend_needs_a_broker_url() -> None:
     assert settings.celery_broker_url == "redis://127.0.0.1:6379/0"
 
 
-def test_celery_queue_sends_batches_and_counts_only_the_unsent_backfill() -> None:
+def test_celery_queue_sends_batches_and_the_backfill() -> None:
     sent: list[list[int]] = []
     queue = CeleryTaskQueue(sent.append, batch_size=3, backfill=lambda: [1, 2, 3, 4])
     queue.submit(range(10, 17))
-    assert sent == [[10, 11, 12], [13, 14, 15], [16]]
-    assert queue.queued == 0
     queue.start()
     assert queue.wait_idle(timeout=10)
-    assert sent[3:] == [[1, 2, 3], [4]]
+    # In arrival order: ids submitted before the start, then the backfill's.
+    assert sent == [[10, 11, 12], [13, 14, 15], [16, 1, 2], [3, 4]]
     assert queue.queued == 0
     queue.stop()
 
 
-def test_celery_queue_logs_a_broker_failure_instead_of_raising(
+def test_celery_queue_keeps_what_the_broker_refused_until_it_answers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def unreachable(_batch: list[int]) -> None:
-        raise ConnectionError("broker down")
+    """Issue 10, item 1 (Celery): ids the broker refused used to be logged and dropped."""
+    sent: list[list[int]] = []
+    refusals = [ConnectionError("broker down")] * 3
 
-    queue = CeleryTaskQueue(unreachable, batch_size=2)
+    def flaky(batch: list[int]) -> None:
+        if refusals:
+            raise refusals.pop()
+        sent.append(batch)
+
+    queue = CeleryTaskQueue(flaky, batch_size=2, backoff=Backoff(first=0.01, cap=0.05))
+    queue.start()
     queue.submit([1, 2, 3])
-    assert "could not queue images [1, 2]" in caplog.text
-    assert "could not queue images [3]" in caplog.text
+    assert queue.wait_idle(timeout=10)
+    queue.stop()
+    assert sent == [[1, 2], [3]]
+    assert "could not queue images [1, 2] on the Celery broker (broker down); kept" in caplog.text
 
 
-def test_task_is_acked_late_and_retries_database_errors(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "fault",
+    [
+        OperationalError("SELECT", {}, ConnectionError("database down")),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["database-down", "disk-full"],
+)
+def test_task_is_acked_late_and_retried_until_the_fault_is_gone(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, fault: Exception
 ) -> None:
     settings = Settings(_env_file=None, task_backend="celery", celery_broker_url=REDIS_URL)
     app = celery_app.create_celery_app(settings)
     task = app.tasks[celery_app.PROCESS_IMAGES_TASK]
     assert (task.acks_late, task.reject_on_worker_lost, task.serializer) == (True, True, "json")
     assert app.conf.worker_prefetch_multiplier == 1
+    # Longer than the 12 retries the task used to give up after (the work was then dropped).
+    failing_attempts = 20
     attempts: list[int] = []
+    working = sessionmaker(engine)
 
-    def database_down() -> Session:
+    def flaky_database() -> Session:
         attempts.append(1)
-        raise OperationalError("SELECT", {}, ConnectionError("database down"))
+        if len(attempts) <= failing_attempts:
+            raise fault
+        return working()
 
     class NoModel:
         def load(self) -> None:
             raise RuntimeError("no model")
 
-    worker = celery_app.WorkerProcess(settings, None, database_down, NoModel())  # type: ignore[arg-type]
+    worker = celery_app.WorkerProcess(settings, None, flaky_database, NoModel())  # type: ignore[arg-type]
     monkeypatch.setattr(celery_app, "worker_process", lambda: worker)
     result = task.apply(args=[[1, 2]])  # eager: the retries run at once, without the backoff
-    assert result.state == "FAILURE"
-    assert isinstance(result.result, OperationalError)
-    assert len(attempts) == 1 + celery_app.MAX_RETRIES
+    assert result.state == "SUCCESS", result.result
+    assert len(attempts) == failing_attempts + 1

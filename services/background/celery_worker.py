@@ -1,14 +1,14 @@
 """Run a Celery worker for the image processing (TASK_BACKEND=celery):
 
-    python -m services.celery_worker [celery worker options, e.g. --concurrency=2 -n w2@%h]
+    python -m services.background.celery_worker [worker options, e.g. --concurrency=2 -n w2@%h]
 
 It reads the same settings as the API (environment or `.env`): CELERY_BROKER_URL,
 DATABASE_URL, STORAGE_ROOT (the same files the API sees), EMBEDDING_MODEL, EMBEDDING_DEVICE,
 TORCH_THREADS. One process by default, using TORCH_THREADS threads (torch's default: every
 core); with --concurrency=N set TORCH_THREADS to about cores / N. `celery -A
-services.celery_worker worker` works too.
+services.background.celery_worker worker` works too.
 
-(`services.worker` is the API's own in-process thread worker, for TASK_BACKEND=inline.)
+(`services.background.inline` is the API's own in-process thread worker, for TASK_BACKEND=inline.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery
 
 from config import Settings, get_settings
-from services.celery_app import connect_worker_signals, create_celery_app
+from services.background.celery_app import connect_worker_signals, create_celery_app
 
 # Later options win, so these are only defaults.
 DEFAULT_ARGS = ["worker", "--loglevel=INFO", "--concurrency=1"]
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # `celery -A services.celery_worker` reads `app`; built on first access, not at import.
+    # `celery -A services.background.celery_worker` reads `app`; built on first access.
     if name == "app":
         return _default_app()
     raise AttributeError(name)

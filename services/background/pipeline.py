@@ -77,6 +77,18 @@ def _decode(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image:
     return load_oriented_rgb(job.source, side)
 
 
+def _storage_fault(settings: Settings, exc: Exception) -> bool:
+    """True when reading failed because of the storage (I/O error, a mount gone), not the file.
+
+    Pillow's decoding errors carry no errno; the system's do. A single missing file is lost
+    (its image is marked failed) unless the whole images folder is gone with it."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return False
+    if isinstance(exc, FileNotFoundError):
+        return not settings.images_dir.is_dir()
+    return True
+
+
 def _thumbnail_and_quality(settings: Settings, job: _Job, img: PILImage.Image) -> None:
     if job.needs_thumbnail:
         write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), job.thumbnail)
@@ -130,6 +142,8 @@ def process_images(
         try:
             img = _decode(settings, job, embed_side)
         except Exception as exc:
+            if _storage_fault(settings, exc):
+                raise  # not the file's fault: the batch stays queued and is tried again
             # The file itself is broken: record it, and never block its batch-mates.
             logger.warning("image %s could not be decoded: %s", job.image_id, exc)
             job.values["processing_error"] = f"could not be decoded: {exc}"[:500]

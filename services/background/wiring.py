@@ -1,23 +1,28 @@
-"""Background task wiring: what the worker runs, and the hand-off from a request.
+"""Background task wiring: which backend runs the pipeline, and the model as the API sees it.
 
 TASK_BACKEND=inline runs it on a thread of this process; TASK_BACKEND=celery sends it to
-Celery workers (services.celery_app), and this process loads no model."""
+Celery workers (services.background.celery_app), and this process loads no model."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
-from services.celery_app import PROCESS_IMAGES_TASK, create_celery_app
+from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
+from services.background.inline import InlineWorker, ProcessingWorker
+from services.background.pipeline import process_images
+from services.background.queue import (
+    CeleryTaskQueue,
+    RemoteEmbedder,
+    TaskQueue,
+    install_queue,
+    loaded_embedder,
+)
+from services.background.startup import find_pending_image_ids
 from services.errors import Unavailable
-from services.processing_service import process_images
-from services.startup_service import find_pending_image_ids
-from services.task_queue import CeleryTaskQueue, RemoteEmbedder, TaskQueue, loaded_embedder
-from services.worker import InlineWorker, ProcessingWorker
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +52,20 @@ def build_worker(
     *,
     threaded: bool = True,
 ) -> TaskQueue:
-    """The backend TASK_BACKEND names; `threaded=False` makes the inline one run in the
-    caller's thread (tests)."""
+    """The backend TASK_BACKEND names, receiving what sessions from `session_factory`
+    enqueue; `threaded=False` makes the inline one run in the caller's thread (tests)."""
+    queue = _build_queue(settings, session_factory, embedder, threaded=threaded)
+    install_queue(session_factory, queue)
+    return queue
+
+
+def _build_queue(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    embedder: ManagedEmbedder,
+    *,
+    threaded: bool,
+) -> TaskQueue:
     if settings.task_backend == "celery":
         return _celery_queue(settings, session_factory, embedder)
 
@@ -78,8 +95,3 @@ def _celery_queue(
         return find_pending_image_ids(session_factory, active_model_id(embedder))
 
     return CeleryTaskQueue(send, settings.embedding_batch_size, backfill, close=app.close)
-
-
-def queue_image_processing(worker: TaskQueue, image_ids: Iterable[int]) -> None:
-    """Run by BackgroundTasks after the upload's transaction committed."""
-    worker.submit(image_ids)

@@ -1,6 +1,6 @@
 """The Celery app and its task (TASK_BACKEND=celery): image processing on worker processes.
 
-The task is a thin call of `services.processing_service.process_images` on a batch of ids:
+The task is a thin call of `services.background.pipeline.process_images` on a batch of ids:
 thumbnail, quality score and embedding, from one decode of each file. Splitting thumbnails
 and embeddings into two tasks would decode every file twice.
 
@@ -9,7 +9,7 @@ skips deleted images and writes each result with one UPDATE of the image's row (
 nothing), and thumbnails are renamed into place. So a task is acknowledged only when it is
 done (`acks_late`), given back to the queue when its worker dies (`reject_on_worker_lost`;
 with Redis, after CELERY_VISIBILITY_TIMEOUT when the whole worker dies), and retried with
-backoff when the database or the storage fails.
+backoff, for as long as it takes, when the database or the storage fails.
 """
 
 from __future__ import annotations
@@ -22,27 +22,29 @@ from typing import Any
 import torch
 from celery import Celery, signals
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
-from services.processing_service import process_images
-from services.task_queue import loaded_embedder
+from services.background.pipeline import process_images
+from services.background.queue import loaded_embedder
+from services.background.retry import TRANSIENT_ERRORS
+from services.background.startup import StorageLease
 
 logger = logging.getLogger(__name__)
 
 PROCESS_IMAGES_TASK = "pixal_judge.process_images"
 QUEUE = "pixal_judge"
-# Database outages, pool exhaustion, a storage mount that went away: worth a retry.
-RETRY_ON = (DBAPIError, PoolTimeoutError, OSError)
-# 1, 2, 4 ... 60 s (jittered) between tries, 12 retries: up to ~7 minutes, then the images wait
-# for the next start-up backfill. A retry waits in a worker; with Redis, keep
-# CELERY_VISIBILITY_TIMEOUT above the longest wait or the broker hands it out a second time.
+# Database outages, pool exhaustion, a storage mount that went away or filled up: retried
+# with backoff (1, 2, 4 ... 60 s, jittered) for as long as it takes; the work is never dropped
+# (max_retries=None). An image that is itself broken is not an error here: the pipeline marks
+# it failed and the task succeeds. A retry waits in a worker; with Redis, keep
+# CELERY_VISIBILITY_TIMEOUT above the longest wait or the broker hands it out a second time
+# (harmless: the task is idempotent).
+RETRY_ON = TRANSIENT_ERRORS
 RETRY_BACKOFF_MAX_SECONDS = 60
-MAX_RETRIES = 12
+MAX_RETRIES = None
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -91,6 +93,8 @@ class WorkerProcess:
     engine: Engine
     session_factory: sessionmaker[Session]
     embedder: ManagedEmbedder
+    # Shared with the servers: one that starts meanwhile leaves our thumbnail writes alone.
+    lease: StorageLease | None = None
 
 
 _worker: WorkerProcess | None = None
@@ -108,7 +112,11 @@ def worker_process() -> WorkerProcess:
             # still makes thumbnails and quality scores.
             embedder = ManagedEmbedder(settings.model_copy(update={"embedding_fallback": False}))
             engine = create_db_engine(settings.resolved_database_url)
-            _worker = WorkerProcess(settings, engine, create_session_factory(engine), embedder)
+            lease = StorageLease.acquire(settings.storage_root)
+            lease.share()
+            _worker = WorkerProcess(
+                settings, engine, create_session_factory(engine), embedder, lease
+            )
             # Here, not in the loading thread: under OpenMP the thread count set in one
             # thread does not reach threads that already exist, like this one, which runs
             # the tasks.
@@ -131,6 +139,8 @@ def close_worker_process(**_: Any) -> None:
     with _worker_lock:
         if _worker is not None:
             _worker.engine.dispose()
+            if _worker.lease is not None:
+                _worker.lease.release()
             _worker = None
 
 

@@ -1,0 +1,262 @@
+"""Where image processing is sent: the interface both task backends implement, and the one
+call services make to ask for work.
+
+A service calls `enqueue_processing(session, ids)` inside its transaction; the ids are handed
+to the queue once that transaction commits and forgotten if it rolls back, so a worker never
+looks for a row that is not there, and nothing outside this package knows how work runs.
+
+`TASK_BACKEND=inline` (the default): `services.background.inline.ProcessingWorker`, a thread of
+the API process. `TASK_BACKEND=celery`: `CeleryTaskQueue` below sends the ids to Celery workers
+(`python -m services.background.celery_worker`), and the API process runs no model at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from config import Settings
+from processing.feature_extraction import (
+    Embedder,
+    EmbedderLoadError,
+    EmbedderStatus,
+    ManagedEmbedder,
+)
+from services.background.retry import Backoff, is_transient
+
+logger = logging.getLogger(__name__)
+
+
+class TaskQueue(Protocol):
+    """Queue these image ids for thumbnail, quality and embedding."""
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 30.0) -> None: ...
+    def submit(self, image_ids: Iterable[int]) -> None: ...
+
+    @property
+    def queued(self) -> int:
+        """Ids this process holds that no worker has been handed yet."""
+        ...
+
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
+
+
+_QUEUE_KEY = "pixal_task_queue"
+_ENQUEUED_KEY = "pixal_enqueued_image_ids"
+
+
+def enqueue_processing(session: Session, image_ids: Iterable[int]) -> None:
+    """Process these images (thumbnail, quality, embedding) once `session` commits."""
+    ids = list(image_ids)
+    if ids:
+        session.info.setdefault(_ENQUEUED_KEY, []).extend(ids)
+
+
+def install_queue(factory: sessionmaker[Session], queue: TaskQueue) -> None:
+    """Make sessions from `factory` hand what they enqueue to `queue` when they commit.
+
+    Install after `utils.file_handling.install_file_hooks`: listeners run in order, so an
+    upload's file is in place before a worker is told about it."""
+    info = dict(factory.kw.get("info") or {})
+    info[_QUEUE_KEY] = queue
+    factory.configure(info=info)
+    # A mark on the factory, as for the file hooks: the queue is looked up per session.
+    if getattr(factory, "_pixal_queue_hooks", False):
+        return
+    event.listen(factory, "after_commit", _submit_after_commit)
+    event.listen(factory, "after_transaction_end", _forget_after_rollback)
+    factory._pixal_queue_hooks = True  # type: ignore[attr-defined]
+
+
+def _submit_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released: the request's transaction is still open
+    ids = session.info.pop(_ENQUEUED_KEY, None)
+    if not ids:
+        return
+    queue: TaskQueue | None = session.info.get(_QUEUE_KEY)
+    if queue is None:
+        # A session factory without install_queue: a wiring bug, not a fault to wait out.
+        logger.error("images %s were enqueued on a session with no queue installed", ids)
+        return
+    try:
+        queue.submit(ids)
+    except Exception:
+        # The rows are committed and unfinished: the next start-up's backfill queues them.
+        logger.exception("could not queue images %s; the next start-up will", ids)
+
+
+def _forget_after_rollback(session: Session, transaction: SessionTransaction) -> None:
+    # After _submit_after_commit; ids still here belong to a transaction that did not commit.
+    if transaction.parent is None:
+        session.info.pop(_ENQUEUED_KEY, None)
+
+
+def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
+    """The active embedder, or None (thumbnails still get made) if no model can load."""
+    try:
+        return embedder.load()
+    except Exception:
+        return None
+
+
+class CeleryTaskQueue:
+    """Sends ids to Celery, EMBEDDING_BATCH_SIZE ids per task (one task embeds one batch).
+
+    Sending happens on a thread of its own, so a commit never waits for the broker. A broker
+    that cannot be reached keeps the ids here, sent again with backoff until it answers (and
+    they stay pending in the database: if this process ends first, the next start-up sends
+    them). Nothing is counted once sent: progress comes from the database (`/health`'s
+    pending counts). `queued` is what has not been sent yet."""
+
+    def __init__(
+        self,
+        send: Callable[[list[int]], Any],
+        batch_size: int,
+        backfill: Callable[[], list[int]] | None = None,
+        close: Callable[[], Any] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._send = send
+        self._batch_size = batch_size
+        self._backfill = backfill
+        self._close = close
+        self._backoff = backoff or Backoff()
+        self._order: deque[int] = deque()
+        self._pending: set[int] = set()
+        self._changed = threading.Condition()
+        self._sending = self._backfill is not None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="celery-sender", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop sending; what is unsent stays pending in the database for the next start."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._close is not None:
+            self._close()
+
+    def submit(self, image_ids: Iterable[int]) -> None:
+        with self._changed:
+            for image_id in image_ids:
+                if image_id not in self._pending:
+                    self._pending.add(image_id)
+                    self._order.append(image_id)
+            self._changed.notify_all()
+
+    @property
+    def queued(self) -> int:
+        with self._changed:
+            return len(self._pending)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until everything is sent (the workers' progress is in /health)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending and not self._sending, timeout)
+
+    def _run(self) -> None:
+        if self._backfill is not None:
+            self._run_backfill(self._backfill)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._stopping or bool(self._order))
+                if self._stopping:
+                    return
+                count = min(self._batch_size, len(self._order))
+                batch = [self._order.popleft() for _ in range(count)]
+                self._pending.difference_update(batch)
+                self._sending = True
+            try:
+                self._send(batch)
+                self._backoff.reset()
+            except Exception as exc:
+                delay = self._backoff.next_delay()
+                logger.warning(
+                    "could not queue images %s on the Celery broker (%s); kept, next try in %.1f s",
+                    batch,
+                    exc,
+                    delay,
+                )
+                with self._changed:
+                    for image_id in reversed(batch):
+                        if image_id not in self._pending:
+                            self._pending.add(image_id)
+                            self._order.appendleft(image_id)
+                self._sleep(delay)
+            finally:
+                with self._changed:
+                    self._sending = False
+                    self._changed.notify_all()
+
+    def _run_backfill(self, find_pending: Callable[[], list[int]]) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    self.submit(find_pending())
+                    break
+                except Exception as exc:
+                    if not is_transient(exc):
+                        logger.exception("start-up backfill failed; new uploads are still queued")
+                        break
+                    delay = self._backoff.next_delay()
+                    logger.warning("start-up backfill failed (%s); again in %.1f s", exc, delay)
+                    self._sleep(delay)
+            self._backoff.reset()
+        finally:
+            with self._changed:
+                self._sending = False
+                self._changed.notify_all()
+
+    def _sleep(self, seconds: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopping, seconds)
+
+
+class RemoteEmbedder(ManagedEmbedder):
+    """The API's view of the model when Celery workers embed (TASK_BACKEND=celery).
+
+    Every worker embeds with the configured EMBEDDING_MODEL and never falls back to another
+    model (see services.background.celery_app), so the id the vectors carry is known here without
+    loading anything: analysis, similarity and /health use it. Loading is refused, so the
+    API process cannot run the model by mistake."""
+
+    def __init__(self, settings: Settings) -> None:  # no super(): it would pick a device
+        self._model_id = settings.embedding_model
+        self._configured_device = settings.embedding_device
+
+    def load(self) -> Embedder:
+        raise EmbedderLoadError(
+            "with TASK_BACKEND=celery the model runs on the Celery workers, not in the API"
+        )
+
+    @property
+    def status(self) -> EmbedderStatus:
+        return EmbedderStatus(
+            configured_model=self._model_id,
+            active_model=self._model_id,
+            fallback_reason=None,
+            loaded=False,
+            device=f"celery workers ({self._configured_device})",
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        raise EmbedderLoadError("with TASK_BACKEND=celery the Celery workers embed images")
