@@ -7,11 +7,8 @@ connection pool that the test holds empty, a small tmpfs that the test fills.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +16,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from api.main import create_app
@@ -29,6 +25,7 @@ from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
 from tests.api.helpers import upload
 from tests.factories import jpeg_bytes
+from tests.system.db_proxy import DatabaseProxy
 
 
 def assert_unavailable(response: httpx.Response, *, report: bool = False) -> None:
@@ -43,53 +40,6 @@ def assert_unavailable(response: httpx.Response, *, report: bool = False) -> Non
 # --- The database: unreachable ------------------------------------------------------------------
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to `upstream` until cut: then connections are reset and new
-    ones refused, as when the database host goes away; `restore` listens again."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            sockets, self._open = [self._listener, *self._open], set()
-        for sock in sockets:
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    restore = start
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                return
-            with self._lock:
-                self._open.update((client, server))
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
-
-
 @pytest.fixture
 def proxied_client(
     database_url: str,
@@ -97,15 +47,12 @@ def proxied_client(
     settings: Settings,
     clean_database: Engine,
     tiny_embedder: ManagedEmbedder,
-) -> Iterator[tuple[TestClient, TcpProxy]]:
+) -> Iterator[tuple[TestClient, DatabaseProxy]]:
     if on_sqlite:
         pytest.skip("SQLite is a file in the process: there is no server to lose")
-    url = make_url(database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    proxy.start()
-    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy = DatabaseProxy.for_url(database_url)
     app = create_app(
-        settings.model_copy(update={"database_url": proxied}),
+        settings.model_copy(update={"database_url": proxy.url_through(database_url)}),
         embedder=tiny_embedder,
         threaded_worker=False,
     )
@@ -113,11 +60,11 @@ def proxied_client(
         with TestClient(app) as client:
             yield client, proxy
     finally:
-        proxy.cut()
+        proxy.close()
 
 
 def test_an_unreachable_database_answers_503_and_health_says_so(
-    proxied_client: tuple[TestClient, TcpProxy],
+    proxied_client: tuple[TestClient, DatabaseProxy],
 ) -> None:
     client, proxy = proxied_client
     [image_id] = upload(client, [("a.jpg", jpeg_bytes(seed=1))])
