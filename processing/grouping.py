@@ -11,8 +11,10 @@ near-duplicates plus scattered shots, 384-d; see bench/grouping.py):
   2.5 s vs 0.17 s at 2k rows); after a PCA to 50 dims they are no faster at 10k (8-12 s) and
   agree with the exact result only at ARI ~0.9. The exact path's cost is memory, 4·n² bytes:
   400 MB at 10k rows, 1.6 GB at 20k.
-- above it: PCA to 50 dims + prims_kdtree, whose memory is linear in n (2-3x faster here than
-  boruvka_kdtree, the algorithm "best" would pick).
+- above it: HDBSCAN on an approximate k-nearest-neighbour graph (processing/knn_hdbscan.py),
+  linear in memory, on the full vectors (no PCA). It replaced PCA to 50 dims + prims_kdtree,
+  which took ~345 s at 50k rows and labelled none of the planted noise as noise; see
+  bench/analyze_scale.py for the crossover, times, memory and agreement.
 """
 
 from __future__ import annotations
@@ -22,19 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import hdbscan
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.decomposition import PCA
 
 from processing.exact_mst import exact_hdbscan_labels
+from processing.knn_hdbscan import knn_hdbscan_labels
 
 UNGROUPED = "Ungrouped"
 Metric = Literal["cosine", "euclidean"]
 
-# Above this many rows the exact algorithm's n² distance matrix gets too big (see the docstring).
+# Above this many rows the kNN-graph path is used: the exact algorithm's n² matrix gets too big
+# (4·n² bytes) and slower than the graph (bench/analyze_scale.py measures the crossover).
 LARGE_BATCH_ROWS = 20_000
-PCA_DIMS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,9 @@ class ImageGrouper:
 
     def fit_labels(self, vectors: NDArray[Any]) -> GroupingResult:
         """Label each row "Group N" or "Ungrouped"; ValueError if not 2-D or not finite."""
-        x = _checked(vectors)
+        large = len(vectors) > self.large_batch_rows
+        # Large batches stay in float32: a float64 copy of 100k 1280-d rows alone is 1 GB.
+        x = _checked(vectors, np.float32 if large else np.float64)
         n = x.shape[0]
         # A group smaller than min_cluster_size would contradict the caller's own parameter, so a
         # batch that small is all "Ungrouped", even if its images are identical.
@@ -83,16 +86,8 @@ class ImageGrouper:
             # Identical rows have no density structure to find (and nothing for PCA to keep).
             return GroupingResult(["Group 1"] * n, 1, True, None)
 
-        large = n > self.large_batch_rows
         pca_dims = None
-        if large and x.shape[1] > PCA_DIMS:
-            # covariance_eigh: exact and deterministic, and cheap when n >> dims. No
-            # re-normalisation afterwards: measured, it lowers the agreement with the exact result
-            # at the sizes that take this path (ARI 0.88 vs 0.91 at 10k rows, 0.89 vs 0.91 at 15k).
-            # (min with n only matters when a caller lowers large_batch_rows below PCA_DIMS.)
-            pca_dims = min(PCA_DIMS, n)
-            x = PCA(n_components=pca_dims, svd_solver="covariance_eigh").fit_transform(x)
-        unit_rows = self.metric == "cosine" and not large
+        unit_rows = self.metric == "cosine"
 
         raw = self._cluster(x, large, unit_rows, allow_single_cluster=False)
         fallback = bool(np.all(raw < 0))
@@ -116,19 +111,18 @@ class ImageGrouper:
                 unit_rows=unit_rows,
                 allow_single_cluster=allow_single_cluster,
             )
-        clusterer = hdbscan.HDBSCAN(
-            min_cluster_size=self.min_cluster_size,
-            min_samples=min_samples,
-            metric="euclidean",
-            algorithm="prims_kdtree",
+        return knn_hdbscan_labels(
+            x,
+            self.min_cluster_size,
+            min_samples,
+            unit_rows=unit_rows,
             allow_single_cluster=allow_single_cluster,
         )
-        return np.asarray(clusterer.fit(x).labels_, dtype=np.intp)
 
 
-def _checked(vectors: NDArray[Any]) -> NDArray[np.float64]:
-    # float64 for the checks and PCA; the exact path works in float32 itself.
-    x = np.asarray(vectors, dtype=np.float64)
+def _checked(vectors: NDArray[Any], dtype: type[np.floating[Any]] = np.float64) -> NDArray[Any]:
+    # float64 for the checks on the exact path, which works in float32 itself.
+    x = np.asarray(vectors, dtype=dtype)
     if x.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (one row per image), got shape {x.shape}")
     if x.shape[0] and not x.shape[1]:
