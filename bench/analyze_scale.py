@@ -84,7 +84,7 @@ def _maxrss_mb() -> float:
 def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
     """One measure in this (fresh) process; prints one JSON line."""
     started = time.perf_counter()
-    from processing.grouping import ImageGrouper  # noqa: PLC0415  (the import is measured)
+    from processing.grouping import ImageGrouper
 
     imported = time.perf_counter() - started
     x, _ = photo_like(n, dim, seed=n + dim)
@@ -119,8 +119,8 @@ def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
 def _old_pca_path(x: NDArray[np.float32]) -> tuple[list[str], float]:
     """What large batches ran before: PCA to 50 dims + hdbscan's prims_kdtree (labels named
     only by id: agreement and noise do not need the names)."""
-    import hdbscan  # noqa: PLC0415
-    from sklearn.decomposition import PCA  # noqa: PLC0415
+    import hdbscan
+    from sklearn.decomposition import PCA
 
     start = time.perf_counter()
     reduced = PCA(n_components=50, svd_solver="covariance_eigh").fit_transform(x.astype(np.float64))
@@ -174,7 +174,7 @@ def measure(n: int, dim: int, path: str, *, cold: bool = False) -> Measure:
 
 
 def _ari(a: NDArray[np.str_], b: NDArray[np.str_]) -> float:
-    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415
+    from sklearn.metrics import adjusted_rand_score
 
     return float(adjusted_rand_score(a, b))
 
