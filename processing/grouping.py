@@ -5,7 +5,7 @@ so distances keep their order and the (faster) euclidean code paths of hdbscan a
 
 Which algorithm, measured on this kind of machine (2 cores) with photo-like vectors (bursts of
 near-duplicates plus scattered shots, 384-d; see bench/grouping.py):
-- up to LARGE_BATCH_ROWS rows: the exact algorithm (hdbscan's "generic"), computed in float32
+- up to LARGE_BATCH_ROWS (5k) rows: the exact algorithm (hdbscan's "generic"), computed in float32
   with BLAS by processing/exact_mst.py: 2.2 s at 10k rows against 8-9.5 s for hdbscan's own,
   same labels. In 384-d hdbscan's KD-tree algorithms are 10-15x slower than exact (prims_kdtree
   2.5 s vs 0.17 s at 2k rows); after a PCA to 50 dims they are no faster at 10k (8-12 s) and
@@ -33,9 +33,10 @@ from processing.knn_hdbscan import knn_hdbscan_labels
 UNGROUPED = "Ungrouped"
 Metric = Literal["cosine", "euclidean"]
 
-# Above this many rows the kNN-graph path is used: the exact algorithm's n² matrix gets too big
-# (4·n² bytes) and slower than the graph (bench/analyze_scale.py measures the crossover).
-LARGE_BATCH_ROWS = 20_000
+# Above this many rows the kNN-graph path is used. Measured with bench/analyze_scale.py (384-d
+# photo-like rows, one run): 5k rows, exact 4.9 s vs graph 4.7 s; 10k, exact 7.1 s and 686 MB
+# peak vs graph 3.9 s and 249 MB; 20k, exact 68 s and 2.0 GB vs graph 13.8 s and 297 MB.
+LARGE_BATCH_ROWS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
