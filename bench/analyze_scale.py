@@ -5,6 +5,12 @@ own and a cold start is really cold):
     python -m bench.analyze_scale                         # 1k..100k at 384-d, 1k..50k at 1280-d
     python -m bench.analyze_scale --sizes 1000,20000 --dims 384 --no-cold
     python -m bench.analyze_scale --before 20000          # + the old PCA + prims_kdtree path
+    python -m bench.analyze_scale --http 50000 --sizes "" # end to end: a real server, PostgreSQL
+
+--http N: a fresh PostgreSQL database (BENCH_POSTGRES_URL, default the local server), N image
+rows with 384-d photo-like vectors inserted directly, a real `uvicorn api.main:app` process, then
+`PUT /batches/{id}/analyze` timed while another client polls `GET /images/?limit=100` (its
+p50/p99 while the analysis runs), and the server's peak RSS (VmHWM) around it.
 
 Vectors imitate photo embeddings on the unit sphere: scenes sharing a common direction, bursts of
 3-30 near-duplicates around them (power-law spectrum, as bench/grouping.py), 10% unrelated
@@ -21,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -78,7 +83,8 @@ def photo_like(n: int, dim: int, seed: int = 0) -> tuple[NDArray[np.float32], ND
 
 
 def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS since its exec (VmHWM; ru_maxrss would carry the parent's)."""
+    return _vm_hwm_mb(os.getpid())
 
 
 def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
@@ -87,7 +93,7 @@ def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
     from processing.grouping import ImageGrouper
 
     imported = time.perf_counter() - started
-    x, _ = photo_like(n, dim, seed=n + dim)
+    x, planted = photo_like(n, dim, seed=n + dim)
     rss_before = _maxrss_mb()
     if path == "pca":
         labels, seconds = _old_pca_path(x)
@@ -102,7 +108,8 @@ def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
         start = time.perf_counter()
         ImageGrouper().fit_labels(x)
         second = time.perf_counter() - start
-    np.save(out, np.array(["" if label == "Ungrouped" else label for label in labels]))
+    named = np.array(["" if label == "Ungrouped" else label for label in labels])
+    np.save(out, named)
     print(
         json.dumps(
             {
@@ -111,6 +118,7 @@ def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
                 "import_seconds": imported,
                 "rss_mb": _maxrss_mb(),
                 "rss_before_mb": rss_before,
+                "noise_found": float(np.mean(named[planted] == "")),
             }
         )
     )
@@ -148,6 +156,7 @@ class Measure:
     labels: NDArray[np.str_]
     second_seconds: float | None = None
     import_seconds: float = 0.0
+    noise_found: float = 0.0
 
 
 def measure(n: int, dim: int, path: str, *, cold: bool = False) -> Measure:
@@ -170,6 +179,7 @@ def measure(n: int, dim: int, path: str, *, cold: bool = False) -> Measure:
         labels,
         result["second_seconds"],
         result["import_seconds"],
+        result["noise_found"],
     )
 
 
@@ -180,8 +190,7 @@ def _ari(a: NDArray[np.str_], b: NDArray[np.str_]) -> float:
 
 
 def _noise_found(m: Measure) -> float:
-    _, planted = photo_like(m.n, m.dim, seed=m.n + m.dim)
-    return float(np.mean(m.labels[planted] == ""))
+    return m.noise_found
 
 
 def figures(
@@ -253,6 +262,137 @@ def figures(
     return lines
 
 
+def http_figures(n: int) -> list[str]:
+    """End to end through the API on PostgreSQL; see the module docstring."""
+    import socket
+    import threading
+    import uuid
+
+    import httpx
+    from sqlalchemy import create_engine, insert, make_url, select, text
+    from sqlalchemy.orm import Session
+
+    from database.migrations import upgrade_to_head
+    from database.models import Image
+
+    admin_url = make_url(
+        os.environ.get(
+            "BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+        )
+    )
+    name = f"pixal_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    lines: list[str] = []
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        upgrade_to_head(url)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        with tempfile.TemporaryDirectory() as storage:
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "STORAGE_ROOT": storage,
+                "EMBEDDING_MODEL": "efficientnet-lite0",
+                "EMBEDDING_DEVICE": "cpu",
+                "API_KEY": "",
+            }
+            args = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+            server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    health = httpx.get(f"{base}/health", timeout=5).json()
+                    break
+                except (httpx.HTTPError, ValueError):
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("the server did not start") from None
+                    time.sleep(0.5)
+            model = health["model"]["active_model"] or health["model"]["configured_model"]
+            x, _ = photo_like(n, 384, seed=n + 384)
+            engine = create_engine(url)
+            tag = uuid.uuid4().hex[:8]
+            with Session(engine) as session:
+                for start in range(0, n, 5000):
+                    session.execute(
+                        insert(Image),
+                        [
+                            {
+                                "filename": f"{tag}-{i}.jpg",
+                                "original_filename": f"{i}.jpg",
+                                "file_path": f"bench/{tag}-{i}.jpg",
+                                "image_hash": f"{tag}{i:056d}",
+                                "file_size": 1,
+                                "mime_type": "image/jpeg",
+                                "features": x[i].tobytes(),
+                                "embedding_model": model,
+                            }
+                            for i in range(start, min(n, start + 5000))
+                        ],
+                    )
+                session.commit()
+                ids = list(session.scalars(select(Image.id).order_by(Image.id)))
+            engine.dispose()
+            with httpx.Client(base_url=base, timeout=3600) as client:
+                batch = client.post("/batches/", json={"name": "bench", "image_ids": ids})
+                batch.raise_for_status()
+                batch_id = batch.json()["id"]
+                rss_before = _vm_hwm_mb(server.pid)
+                latencies: list[float] = []
+                done = threading.Event()
+
+                def poll() -> None:
+                    with httpx.Client(base_url=base, timeout=60) as other:
+                        while not done.is_set():
+                            start = time.perf_counter()
+                            other.get("/images/", params={"limit": 100}).raise_for_status()
+                            latencies.append(time.perf_counter() - start)
+                            time.sleep(0.05)
+
+                poller = threading.Thread(target=poll)
+                poller.start()
+                start = time.perf_counter()
+                response = client.put(f"/batches/{batch_id}/analyze", json={})
+                seconds = time.perf_counter() - start
+                done.set()
+                poller.join()
+                response.raise_for_status()
+                groups = response.json()["parameters"]["groups"]
+                peak = _vm_hwm_mb(server.pid)
+        p50, p99 = (float(np.percentile(latencies, q)) * 1000 for q in (50, 99))
+        target = TARGET_SECONDS.get(n)
+        for line in [
+            f"HTTP analyze {n} x 384 (PostgreSQL, real server): {seconds:.2f} s, {groups} groups"
+            + (f" | target <= {target:.0f} s" if target else ""),
+            f"server peak RSS {peak:.0f} MB (before the analyze {rss_before:.0f} MB)"
+            f" | target <= {TARGET_RSS_MB:.0f} MB",
+            f"GET /images/?limit=100 during it: p50 {p50:.0f} ms, p99 {p99:.0f} ms over "
+            f"{len(latencies)} requests | target p99 < 100 ms",
+        ]:
+            print(line, flush=True)
+            lines.append(line)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return lines
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--child", nargs=4, metavar=("N", "DIM", "PATH", "OUT"))
@@ -263,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-dim-limit", type=int, default=50_000, help="max rows above 384-d")
     parser.add_argument("--before", default="", help="sizes to also run the old PCA path at")
     parser.add_argument("--no-cold", action="store_true")
+    parser.add_argument("--http", default="", help="rows for the end-to-end measure(s)")
     args = parser.parse_args(argv)
     if args.child:
         n, dim, path, out = args.child
@@ -280,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
         not args.no_cold,
         args.big_dim_limit,
     )
+    for n in [int(n) for n in args.http.split(",") if n]:
+        http_figures(n)
 
 
 if __name__ == "__main__":
