@@ -44,6 +44,8 @@ MIN_SAMPLES = 5
 TARGET_SECONDS = {50_000: 20.0, 100_000: 45.0}
 TARGET_RSS_MB = 1536.0
 TARGET_ARI = 0.95
+# The exact path at 10k 384-d rows on this machine when idle (processing/grouping.py).
+IDLE_EXACT_10K_SECONDS = 2.2
 
 
 def photo_like(n: int, dim: int, seed: int = 0) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -207,6 +209,15 @@ def figures(
         print(line, flush=True)
         lines.append(line)
 
+    if sizes:
+        # The machine is shared: one known workload, timed in this run, says how loaded it is.
+        reference = measure(10_000, 384, "exact")
+        factor = reference.seconds / IDLE_EXACT_10K_SECONDS
+        say(
+            f"load reference: exact path 10000 x 384 {reference.seconds:.2f} s here vs "
+            f"{IDLE_EXACT_10K_SECONDS} s on an idle machine (processing/grouping.py): "
+            f"times below are ~{factor:.1f}x idle"
+        )
     for dim in dims:
         say(f"== {dim}-d ==")
         crossover = None
