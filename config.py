@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(default=500, ge=1)
     max_image_pixels: int = Field(default=250_000_000, ge=1)
 
+    # Clustering runs on its own small pool: how many at once, how many may wait for a place,
+    # and how long a request waits for one before answering 503 (services/clustering_pool.py).
+    # The wait is short: a waiting request holds one of the request threads every route shares.
+    analysis_workers: int = Field(default=1, ge=1, le=32)
+    analysis_queue: int = Field(default=2, ge=0, le=1000)
+    analysis_wait_seconds: float = Field(default=0.25, ge=0.0, le=600.0)
+
     task_backend: Literal["inline", "celery"] = "inline"
     celery_broker_url: str | None = None
     celery_visibility_timeout: int = Field(default=600, ge=1)

@@ -5,14 +5,16 @@ so distances keep their order and the (faster) euclidean code paths of hdbscan a
 
 Which algorithm, measured on this kind of machine (2 cores) with photo-like vectors (bursts of
 near-duplicates plus scattered shots, 384-d; see bench/grouping.py):
-- up to LARGE_BATCH_ROWS rows: the exact algorithm (hdbscan's "generic"), computed in float32
+- up to LARGE_BATCH_ROWS (5k) rows: the exact algorithm (hdbscan's "generic"), computed in float32
   with BLAS by processing/exact_mst.py: 2.2 s at 10k rows against 8-9.5 s for hdbscan's own,
   same labels. In 384-d hdbscan's KD-tree algorithms are 10-15x slower than exact (prims_kdtree
   2.5 s vs 0.17 s at 2k rows); after a PCA to 50 dims they are no faster at 10k (8-12 s) and
   agree with the exact result only at ARI ~0.9. The exact path's cost is memory, 4·n² bytes:
   400 MB at 10k rows, 1.6 GB at 20k.
-- above it: PCA to 50 dims + prims_kdtree, whose memory is linear in n (2-3x faster here than
-  boruvka_kdtree, the algorithm "best" would pick).
+- above it: HDBSCAN on an approximate k-nearest-neighbour graph (processing/knn_hdbscan.py),
+  linear in memory, on the full vectors (no PCA). It replaced PCA to 50 dims + prims_kdtree,
+  which took ~345 s at 50k rows and labelled none of the planted noise as noise; see
+  bench/analyze_scale.py for the crossover, times, memory and agreement.
 """
 
 from __future__ import annotations
@@ -22,22 +24,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import hdbscan
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.decomposition import PCA
 
 from processing.exact_mst import exact_hdbscan_labels
+from processing.knn_hdbscan import knn_hdbscan_labels
 
 UNGROUPED = "Ungrouped"
 Metric = Literal["cosine", "euclidean"]
 
-# Above this many rows the exact algorithm's n² distance matrix gets too big (see the docstring).
-LARGE_BATCH_ROWS = 20_000
-PCA_DIMS = 50
+# Above this many rows the kNN-graph path is used. Measured with bench/analyze_scale.py (384-d
+# photo-like rows, one run): 5k rows, exact 4.9 s vs graph 4.7 s; 10k, exact 7.1 s and 686 MB
+# peak vs graph 3.9 s and 249 MB; 20k, exact 68 s and 2.0 GB vs graph 13.8 s and 297 MB.
+LARGE_BATCH_ROWS = 5_000
 _LINK_BLOCK_ROWS = 2048
+# At most this many similarities computed at once (64 MB of float32).
+_LINK_BLOCK_CELLS = 1 << 24
 
 # The API's defaults, the best settings measured on bench/real_shoots.py's cards: every burst of
 # two frames or more is a group (with capture times: ARI 1.0, pair precision 1.0 there).
@@ -143,7 +147,9 @@ class ImageGrouper:
         With `captures` (one per row) and `time_gap_seconds`, a group never spans a gap longer
         than that between one camera's consecutive frames; rows without a capture time are
         grouped by looks alone."""
-        x = _checked(vectors)
+        large = len(vectors) > self.large_batch_rows
+        # Large batches stay in float32: a float64 copy of 100k 1280-d rows alone is 1 GB.
+        x = _checked(vectors, np.float32 if large else np.float64)
         n = x.shape[0]
         # A group smaller than min_cluster_size would contradict the caller's own parameter, so a
         # batch that small is all "Ungrouped", even if its images are identical.
@@ -162,22 +168,12 @@ class ImageGrouper:
             labels, n_groups = _named(raw)
             return GroupingResult(labels, n_groups, True, None)
 
-        distances_of = x
-        large = n > self.large_batch_rows
-        pca_dims = None
-        if large and x.shape[1] > PCA_DIMS:
-            # covariance_eigh: exact and deterministic, and cheap when n >> dims. No
-            # re-normalisation afterwards: measured, it lowers the agreement with the exact result
-            # at the sizes that take this path (ARI 0.88 vs 0.91 at 10k rows, 0.89 vs 0.91 at 15k).
-            # (min with n only matters when a caller lowers large_batch_rows below PCA_DIMS.)
-            pca_dims = min(PCA_DIMS, n)
-            x = PCA(n_components=pca_dims, svd_solver="covariance_eigh").fit_transform(x)
-        unit_rows = self.metric == "cosine" and not large
+        unit_rows = self.metric == "cosine"
 
         # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN.
         apart = None if moments is None else np.where(moments < 0, moments.max() + 1, moments)
         raw = self._cluster(x, large, unit_rows, allow_single_cluster=False, moments=apart)
-        raw = self._refined(raw, distances_of, moments, fallback=False)
+        raw = self._refined(raw, x, moments, fallback=False)
         fallback = bool(np.all(raw < 0))
         if fallback:
             # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
@@ -188,9 +184,9 @@ class ImageGrouper:
                 raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
             else:
                 raw = np.zeros(n, dtype=np.intp)
-            raw = self._refined(raw, distances_of, moments, fallback=True)
+            raw = self._refined(raw, x, moments, fallback=True)
         labels, n_groups = _named(raw)
-        return GroupingResult(labels, n_groups, fallback, pca_dims)
+        return GroupingResult(labels, n_groups, fallback, None)
 
     def _refined(
         self,
@@ -241,14 +237,14 @@ class ImageGrouper:
                 allow_single_cluster=allow_single_cluster,
                 moments=moments,
             )
-        clusterer = hdbscan.HDBSCAN(
-            min_cluster_size=self.min_cluster_size,
-            min_samples=min_samples,
-            metric="euclidean",
-            algorithm="prims_kdtree",
+        # Moments are applied afterwards (_refined regroups timed rows by moment).
+        return knn_hdbscan_labels(
+            x,
+            self.min_cluster_size,
+            min_samples,
+            unit_rows=unit_rows,
             allow_single_cluster=allow_single_cluster,
         )
-        return np.asarray(clusterer.fit(x).labels_, dtype=np.intp)
 
 
 def _by_moment(
@@ -284,20 +280,25 @@ def _members(labels: NDArray[np.intp]) -> list[NDArray[np.intp]]:
 def _linked(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> list[NDArray[np.intp]]:
     """Connected parts of `rows` where an edge is a pair at least MOMENT_LINK_COSINE alike."""
     vectors = unit[rows].astype(np.float32)
-    sources, targets = [], []
-    # In blocks of rows, as a sparse graph: a long moment (hours of frames a second apart)
-    # must not need an n x n matrix.
-    for start in range(0, rows.size, _LINK_BLOCK_ROWS):
-        block = vectors[start : start + _LINK_BLOCK_ROWS] @ vectors.T
+    m = rows.size
+    # In blocks of rows, as a sparse graph: a long moment (hours of frames a second apart) must
+    # not need an m x m matrix. After each block only a spanning forest of what is linked so far
+    # is kept (each row to the first row of its part), so a moment of many near-identical frames
+    # does not pile up m² edges either.
+    block_rows = max(1, min(_LINK_BLOCK_ROWS, _LINK_BLOCK_CELLS // max(m, 1)))
+    part = np.arange(m)
+    forest_rows = np.arange(m)
+    for start in range(0, m, block_rows):
+        block = vectors[start : start + block_rows] @ vectors.T
         source, target = np.nonzero(block >= MOMENT_LINK_COSINE)
-        sources.append(source + start)
-        targets.append(target)
-    edges = np.ones(sum(s.size for s in sources), dtype=np.int8)
-    graph = coo_matrix(
-        (edges, (np.concatenate(sources), np.concatenate(targets))), shape=(rows.size,) * 2
-    )
-    n_parts, part = connected_components(graph, directed=False)
-    return [rows[part == k] for k in range(n_parts)]
+        sources = np.concatenate([forest_rows, source + start])
+        targets = np.concatenate([part, target])
+        graph = coo_matrix((np.ones(sources.size, dtype=np.int8), (sources, targets)), (m, m))
+        _, labels = connected_components(graph, directed=False)
+        first = np.full(labels.max() + 1, m, dtype=np.intp)
+        np.minimum.at(first, labels, np.arange(m))
+        part = first[labels]
+    return [rows[piece] for piece in _members(part)]
 
 
 def _without_outsiders(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> NDArray[np.intp]:
@@ -330,12 +331,17 @@ def _one_scene(rows: NDArray[np.intp], unit: NDArray[np.float64]) -> bool:
     members at least FALLBACK_MIN_COSINE alike."""
     if rows.size < 2:
         return False
-    return bool((unit[rows] @ unit[rows].T).min() >= FALLBACK_MIN_COSINE)
+    members = unit[rows].astype(np.float32)
+    block_rows = max(1, min(_LINK_BLOCK_ROWS, _LINK_BLOCK_CELLS // rows.size))
+    return all(
+        (members[start : start + block_rows] @ members.T).min() >= FALLBACK_MIN_COSINE
+        for start in range(0, rows.size, block_rows)
+    )
 
 
-def _checked(vectors: NDArray[Any]) -> NDArray[np.float64]:
-    # float64 for the checks and PCA; the exact path works in float32 itself.
-    x = np.asarray(vectors, dtype=np.float64)
+def _checked(vectors: NDArray[Any], dtype: type[np.floating[Any]] = np.float64) -> NDArray[Any]:
+    # float64 for the checks on the exact path, which works in float32 itself.
+    x = np.asarray(vectors, dtype=dtype)
     if x.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (one row per image), got shape {x.shape}")
     if x.shape[0] and not x.shape[1]:

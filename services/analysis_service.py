@@ -1,7 +1,10 @@
 """Grouping a batch: HDBSCAN analysis, manual groups, and ranking within groups.
 
-Work on one batch is serialised by locking its row for the length of the request's
-transaction, so two analyses of the same batch run one after the other.
+Manual changes and ranking lock the batch row for the length of the request's transaction.
+An analysis does not: it reads the vectors in a short transaction, releases its connection,
+clusters on the dedicated pool (services/clustering_pool.py), then writes the labels in a
+second short transaction that locks the batch and checks that its members did not change in
+between. So waiting analyses never hold connections, however many there are.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
@@ -28,6 +32,7 @@ from processing.grouping import (
 )
 from processing.quality import rank_reason
 from services import batch_service
+from services.clustering_pool import shared_pool
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -139,32 +144,58 @@ def _apply_labels(
         association.rank_reason = reasons[association.image_id]
 
 
+def _snapshot(session: Session, batch_id: int) -> dict[int, tuple[str | None, bool]]:
+    """What the clustering depended on: each member's embedding model and whether it failed."""
+    rows = session.execute(
+        select(Image.id, Image.embedding_model, Image.processing_error.is_not(None))
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+    )
+    return {image_id: (model, bool(failed)) for image_id, model, failed in rows}
+
+
 def analyze_batch(
     session: Session, batch_id: int, params: AnalysisParameters, active_model: str
 ) -> ImageBatch:
     """Group the batch's images into moments (capture time, camera, looks) and rank each group."""
-    batch = _lock_batch(session, batch_id)
-    usable, failed = _embedded_members(session, batch_id, active_model)
+    pool = shared_pool()
     gap = params.effective_time_gap
-    try:
-        result = ImageGrouper(
+    # A place first (or 503), so that at most workers + queue batches' vectors are read at once.
+    with pool.place():
+        if crud_batch.get_batch(session, batch_id, with_images=False) is None:
+            raise NotFound(f"Batch {batch_id} not found.")
+        usable, failed = _embedded_members(session, batch_id, active_model)
+        before = _snapshot(session, batch_id)
+        # End the read-only transaction: its connection goes back to the pool while the
+        # clustering waits and runs. The images stay readable (detached, attributes loaded).
+        session.expunge_all()
+        session.rollback()
+        grouper = ImageGrouper(
             min_cluster_size=params.min_cluster_size,
             min_samples=params.min_samples,
             metric=params.metric,
-        ).fit_labels(_vectors(usable), _captures(usable), gap)
-    except Exception as exc:
-        logger.exception("analysis of batch %s failed", batch_id)
-        batch.status = "failed"
-        batch.error = f"Analysis failed: {exc}"[:2000]
-        raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
+        )
+        vectors, captures = _vectors(usable), _captures(usable)
+        try:
+            result = pool.run(lambda: grouper.fit_labels(vectors, captures, gap))
+        except Exception as exc:
+            logger.exception("analysis of batch %s failed", batch_id)
+            batch = _lock_batch(session, batch_id)
+            batch.status = "failed"
+            batch.error = f"Analysis failed: {exc}"[:2000]
+            raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
 
+    batch = _lock_batch(session, batch_id)
+    if _snapshot(session, batch_id) != before:
+        raise Conflict(
+            f"Batch {batch_id} changed while it was being analysed (images added, removed or "
+            "re-embedded); analyze it again."
+        )
     names, n_groups = result.labels, result.n_groups
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: UNGROUPED for image in failed})
     batch_view = batch_service.get_batch(session, batch_id)
     images = {a.image_id: a.image for a in batch_view.image_associations}
-    for image in usable:
-        images[image.id] = image
     _apply_labels(batch_view.image_associations, labels, images)
     parameters: dict[str, Any] = {
         "min_cluster_size": params.min_cluster_size,

@@ -130,19 +130,19 @@ def test_fallback_is_not_used_when_groups_are_found() -> None:
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_pca_path_agrees_with_exact_path(metric: Metric) -> None:
-    # No scattered rows: PCA (which centres the data) pulls rows that point anywhere together
-    # near the origin, where they can form a group of their own; see bench/grouping.py.
+def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
     rng = np.random.default_rng(6)
-    x, _ = blobs([int(s) for s in rng.integers(8, 25, size=40)], spread=0.3)
+    x, truth = blobs([int(s) for s in rng.integers(8, 25, size=40)], n_scattered=30, spread=0.3)
 
     exact = ImageGrouper(metric=metric).fit_labels(x)
-    reduced = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
+    graph = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
 
     assert exact.pca_dims is None
-    assert reduced.pca_dims == 50
-    assert exact.n_groups == reduced.n_groups == 40
-    assert adjusted_rand_score(exact.labels, reduced.labels) >= 0.95
+    assert graph.pca_dims is None
+    assert exact.n_groups == graph.n_groups == 40
+    assert adjusted_rand_score(exact.labels, graph.labels) >= 0.95
+    # The scattered rows stay "Ungrouped" on the graph path too.
+    assert {graph.labels[i] for i in np.flatnonzero(truth == -1)} == {UNGROUPED}
 
 
 def test_no_rows() -> None:
