@@ -175,9 +175,9 @@ def analyze_batch(
             min_samples=params.min_samples,
             metric=params.metric,
         )
-        vectors, captures = _vectors(usable), _captures(usable)
+        captures = _captures(usable)
         try:
-            result = pool.run(lambda: grouper.fit_labels(vectors, captures, gap))
+            result = pool.run(lambda: grouper.fit_labels(_vectors(usable), captures, gap))
         except Exception as exc:
             logger.exception("analysis of batch %s failed", batch_id)
             batch = _lock_batch(session, batch_id)
