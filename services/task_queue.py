@@ -21,6 +21,7 @@ from processing.feature_extraction import (
     EmbedderLoadError,
     EmbedderStatus,
     ManagedEmbedder,
+    expected_model_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class RemoteEmbedder(ManagedEmbedder):
     API process cannot run the model by mistake."""
 
     def __init__(self, settings: Settings) -> None:  # no super(): it would pick a device
-        self._model_id = settings.embedding_model
+        self._model_id = expected_model_id(settings)
         self._configured_device = settings.embedding_device
 
     def load(self) -> Embedder:
