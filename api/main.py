@@ -20,6 +20,7 @@ from api.schemas import HealthResponse, RootResponse
 from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
+from database.vector_version import track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
 from services.health_service import health_report
@@ -61,6 +62,7 @@ def create_app(
             engine = create_db_engine(settings.resolved_database_url)
             factory = create_session_factory(engine)
         install_file_hooks(factory)
+        track_vector_changes()  # also for a factory passed in (tests)
         await anyio.to_thread.run_sync(reconcile_storage, factory, settings)
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
