@@ -8,6 +8,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -357,18 +358,38 @@ class ManagedEmbedder:
         self._active: Embedder | None = None
         self._failure: EmbedderLoadError | None = None
         self._fallback_reason: str | None = None
+        self._loading: Future[Embedder] | None = None
 
-    def load(self) -> Embedder:
-        """The active embedder, loaded on first call; a failure is remembered, not retried."""
+    def start_loading(self) -> Future[Embedder]:
+        """Start loading on this embedder's one loader thread (once); the future of it.
+
+        Loading never runs on a caller's thread: a request can wait for it with a timeout
+        (then answer 503) instead of holding a server thread for as long as a download takes,
+        and however many callers arrive, one thread loads."""
+        with self._lock:
+            if self._loading is None:
+                self._loading = Future()
+                threading.Thread(
+                    target=self._load_into, args=(self._loading,), name="model-load", daemon=True
+                ).start()
+            return self._loading
+
+    def load(self, timeout: float | None = None) -> Embedder:
+        """The active embedder, loaded on first call; a failure is remembered, not retried.
+
+        `timeout`: seconds to wait for a load in progress (TimeoutError after)."""
         if self._active is not None:
             return self._active
-        with self._lock:
-            if self._active is None:
-                if self._failure is not None:
-                    raise self._failure
-                configure_torch_threads(self._settings.torch_threads)
-                self._active = self._load_with_fallback()
-            return self._active
+        return self.start_loading().result(timeout)
+
+    def _load_into(self, future: Future[Embedder]) -> None:
+        try:
+            configure_torch_threads(self._settings.torch_threads)
+            self._active = self._load_with_fallback()
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(self._active)
 
     def _load_with_fallback(self) -> Embedder:
         name = self._settings.embedding_model
@@ -409,6 +430,10 @@ class ManagedEmbedder:
     @property
     def model_id(self) -> str:
         return self.load().model_id
+
+    def ready_model_id(self, timeout: float) -> str:
+        """The active model's id, waiting `timeout` s at most for it to load (TimeoutError)."""
+        return self.load(timeout).model_id
 
     @property
     def input_size(self) -> int:

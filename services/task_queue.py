@@ -135,7 +135,7 @@ class RemoteEmbedder(ManagedEmbedder):
         self._model_id = expected_model_id(settings)
         self._configured_device = settings.embedding_device
 
-    def load(self) -> Embedder:
+    def load(self, timeout: float | None = None) -> Embedder:
         raise EmbedderLoadError(
             "with TASK_BACKEND=celery the model runs on the Celery workers, not in the API"
         )
@@ -152,6 +152,9 @@ class RemoteEmbedder(ManagedEmbedder):
 
     @property
     def model_id(self) -> str:
+        return self._model_id
+
+    def ready_model_id(self, timeout: float) -> str:
         return self._model_id
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
