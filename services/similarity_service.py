@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,7 +49,8 @@ class _Snapshot:
     model: str
     version: int
     ids: NDArray[np.int64]  # sorted
-    vectors: NDArray[np.float16]  # row i is ids[i]'s vector
+    # Row i is ids[i]'s vector; None once the graph holds them (one copy in memory, not two).
+    vectors: NDArray[np.float16] | None
 
 
 class EmbeddingIndex:
@@ -75,12 +76,13 @@ class EmbeddingIndex:
             old = self._snapshot
             if old is not None and (old.model, old.version) == (model, version):
                 return old
+            added = None
             if old is not None and old.model == model:
-                new = _refreshed(session, old, version)
+                new, added = _refreshed(session, old, version)
             else:
                 new = _loaded(session, model, version)
             self._snapshot = new
-            self._sync_ann(new)
+            self._sync_ann(new, added)
         return new
 
     def ann_ready(self) -> bool:
@@ -94,14 +96,29 @@ class EmbeddingIndex:
             building.join(timeout)
         return self.ann_ready()
 
+    def vectors_of(self, snap: _Snapshot, rows: NDArray[np.intp]) -> NDArray[np.float32]:
+        """The vectors of these rows of `snap`, as float32."""
+        if snap.vectors is not None:
+            return snap.vectors[rows].astype(np.float32)
+        keys = snap.ids[rows].astype(np.uint64)
+        with self._lock:
+            if self._ann is None or self._ann_model != snap.model:
+                raise Conflict("The similarity index changed meanwhile; try again.")
+            found = self._ann.get(keys, dtype="f32")
+        if not len(keys) or not isinstance(found, tuple):
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([np.asarray(vector, dtype=np.float32) for vector in found])
+
     def nearest(self, snap: _Snapshot, row: int, count: int) -> list[tuple[int, float]]:
         """(image id, similarity) of the `count` nearest vectors to row `row`, itself excluded."""
-        query = snap.vectors[row]
+        query = self.vectors_of(snap, np.array([row]))[0]
         with self._lock:
             ann = self._ann if self._ann_model == snap.model else None
             if ann is not None:
                 found = ann.search(query, count + 1)
         if ann is None:
+            if snap.vectors is None:
+                raise Conflict("The similarity index changed meanwhile; try again.")
             wanted = min(count + 1, snap.ids.size)
             found = search(snap.vectors, query, wanted, metric="ip", exact=True)
             keys = snap.ids[np.asarray(found.keys, dtype=np.int64)]
@@ -111,10 +128,10 @@ class EmbeddingIndex:
         pairs = zip(keys.tolist(), np.asarray(found.distances).tolist(), strict=True)
         return [(key, 1.0 - distance) for key, distance in pairs if key != own][:count]
 
-    def _sync_ann(self, snap: _Snapshot) -> None:
+    def _sync_ann(self, snap: _Snapshot, added: _Rows | None) -> None:
         """Keep the graph in step with `snap` (caller holds the lock); start one if worth it."""
         if self._ann is not None and self._ann_model == snap.model:
-            self._apply_diff(snap)
+            self._apply_diff(snap, added)
             return
         if self._ann is not None:  # another model is active now
             self._ann, self._ann_model = None, None
@@ -125,19 +142,25 @@ class EmbeddingIndex:
             )
             self._building.start()
 
-    def _apply_diff(self, snap: _Snapshot) -> None:
+    def _apply_diff(self, snap: _Snapshot, added: _Rows | None) -> None:
+        """Remove from the graph what `snap` lost, add what it gained: from `snap`'s vectors,
+        or (when the graph holds them) from the rows just read."""
         assert self._ann is not None
         gone = np.setdiff1d(self._ann_ids, snap.ids, assume_unique=True)
         new = np.setdiff1d(snap.ids, self._ann_ids, assume_unique=True)
         for key in gone.tolist():
             self._ann.remove(key)
         if new.size:
-            rows = np.searchsorted(snap.ids, new)
-            self._ann.add(new.astype(np.uint64), snap.vectors[rows])
+            source = snap if snap.vectors is not None else added
+            assert source is not None
+            assert source.vectors is not None
+            rows = np.searchsorted(source.ids, new)
+            self._ann.add(new.astype(np.uint64), source.vectors[rows])
         self._ann_ids = snap.ids
 
     def _build(self, snap: _Snapshot) -> None:
         start = time.perf_counter()
+        assert snap.vectors is not None
         try:
             ann = Index(
                 ndim=snap.vectors.shape[1],
@@ -156,7 +179,9 @@ class EmbeddingIndex:
             if current is None or current.model != snap.model:
                 return
             self._ann, self._ann_model, self._ann_ids = ann, snap.model, snap.ids
-            self._apply_diff(current)  # what changed while it was built
+            self._apply_diff(current, None)  # what changed while it was built
+            # From now on the graph is the one copy of the vectors.
+            self._snapshot = replace(current, vectors=None)
         took = time.perf_counter() - start
         logger.info("similarity graph of %d vectors built in %.1f s", snap.ids.size, took)
 
@@ -205,8 +230,9 @@ def _loaded(session: Session, model: str, version: int) -> _Snapshot:
     return _Snapshot(model, version, rows.ids, rows.vectors)
 
 
-def _refreshed(session: Session, old: _Snapshot, version: int) -> _Snapshot:
-    """`old` brought to `version`: drop the ids no longer embedded, read the new ones.
+def _refreshed(session: Session, old: _Snapshot, version: int) -> tuple[_Snapshot, _Rows]:
+    """`old` brought to `version`: drop the ids no longer embedded, read the new ones (also
+    returned, for the graph).
 
     A vector never changes in place: the same file through the same model id gives the same
     vector, and another model or precision is another id (another snapshot)."""
@@ -218,14 +244,16 @@ def _refreshed(session: Session, old: _Snapshot, version: int) -> _Snapshot:
     new_ids = np.setdiff1d(ids, old.ids, assume_unique=True)
     added = _read_vectors(session, old.model, new_ids.tolist())
     if keep.all() and not added.ids.size:
-        return _Snapshot(old.model, version, old.ids, old.vectors)
-    if not old.ids.size:
-        return _Snapshot(old.model, version, added.ids, added.vectors)
+        return replace(old, version=version), added
     merged_ids = np.concatenate([old.ids[keep], added.ids])
     order = np.argsort(merged_ids, kind="stable")
+    if old.vectors is None:  # the graph holds the vectors
+        return _Snapshot(old.model, version, merged_ids[order], None), added
+    if not old.ids.size:
+        return _Snapshot(old.model, version, added.ids, added.vectors), added
     kept = old.vectors[keep]
     merged = np.vstack([kept, added.vectors]) if added.ids.size else kept
-    return _Snapshot(old.model, version, merged_ids[order], merged[order])
+    return _Snapshot(old.model, version, merged_ids[order], merged[order]), added
 
 
 def similar_images(
@@ -256,21 +284,21 @@ def similar_images(
     if batch_id is None:
         ranked = index.nearest(snap, row, limit + _SLACK)
     else:
-        ranked = _nearest_within(session, snap, row, batch_id, limit + _SLACK)
+        ranked = _nearest_within(session, index, snap, row, batch_id, limit + _SLACK)
     # An image deleted since the snapshot was taken is simply skipped.
     found = {i.id: i for i in crud_image.get_images(session, [key for key, _ in ranked])}
     return [(found[key], sim) for key, sim in ranked if key in found][:limit]
 
 
 def _nearest_within(
-    session: Session, snap: _Snapshot, row: int, batch_id: int, count: int
+    session: Session, index: EmbeddingIndex, snap: _Snapshot, row: int, batch_id: int, count: int
 ) -> list[tuple[int, float]]:
     members = np.fromiter(crud_batch.member_ids(session, batch_id), dtype=np.int64)
     rows = np.flatnonzero(np.isin(snap.ids, members) & (snap.ids != snap.ids[row]))
     if rows.size == 0:
         return []
     # Vectors are stored L2-normalised, so the dot product is the cosine similarity.
-    similarity = snap.vectors[rows].astype(np.float32) @ snap.vectors[row].astype(np.float32)
+    similarity = index.vectors_of(snap, rows) @ index.vectors_of(snap, np.array([row]))[0]
     count = min(count, rows.size)
     top = np.argpartition(-similarity, count - 1)[:count]
     top = top[np.argsort(-similarity[top], kind="stable")]

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
+from crud import crud_batch
 from database.models import Image
 from database.vector_version import current_version, track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
@@ -175,3 +176,23 @@ def test_results_follow_deletes_and_additions(
     assert not set(doomed) & {i.id for i, _ in result}
     if ann_min == 100:
         assert index.ann_ready()
+
+
+@pytest.mark.parametrize("ann_min", [10**9, 100], ids=["exact", "hnsw"])
+def test_batch_filter_ranks_members_exactly(
+    db: Session, library: tuple[list[int], np.ndarray], ann_min: int
+) -> None:
+    ids, vectors = library
+    index = EmbeddingIndex(ann_min_vectors=ann_min, ann_threads=1)
+    similar_images(db, index, ids[0], MODEL, 5, None)
+    if ann_min == 100:
+        assert index.wait_for_ann(timeout=60)
+    members = ids[::7]
+    batch = crud_batch.create_batch(db, "members")
+    crud_batch.add_members(db, batch.id, members)
+    db.commit()
+    result = similar_images(db, index, ids[0], MODEL, 8, batch.id)
+    assert [i.id for i, _ in result] == exact_top(ids, vectors, set(members), ids[0], 8)
+    for image, similarity in result:
+        expected = float(vectors[ids.index(image.id)] @ vectors[0])
+        assert similarity == pytest.approx(expected, abs=3e-3)
