@@ -3,14 +3,19 @@ exact below the ANN threshold and an HNSW graph (usearch) above it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from crud import crud_batch
+from database.database import create_session_factory
 from database.models import Image
 from database.vector_version import current_version, track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
@@ -196,3 +201,55 @@ def test_batch_filter_ranks_members_exactly(
     for image, similarity in result:
         expected = float(vectors[ids.index(image.id)] @ vectors[0])
         assert similarity == pytest.approx(expected, abs=3e-3)
+
+
+WRITER = """
+import sys
+from sqlalchemy import delete
+from database.database import create_db_engine, create_session_factory
+from database.database import create_session_factory
+from database.models import Image
+factory = create_session_factory(create_db_engine(sys.argv[1]))
+with factory() as session, session.begin():
+    session.execute(delete(Image).where(Image.id == int(sys.argv[2])))
+"""
+
+
+def test_a_change_committed_by_another_process_is_seen(
+    clean_database: Engine, database_url: str
+) -> None:
+    """The version lives in the database: a second server or a Celery worker bumps it too."""
+    factory = create_session_factory(clean_database)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(4, DIM)).astype(np.float32)
+    with factory() as session, session.begin():
+        session.execute(
+            insert(Image),
+            [
+                {
+                    "filename": f"p{i:031x}.jpg",
+                    "original_filename": f"{i}.jpg",
+                    "file_path": f"images/p{i:031x}.jpg",
+                    "image_hash": f"p{i:063x}",
+                    "file_size": 1,
+                    "mime_type": "image/jpeg",
+                    "features": vectors[i].tobytes(),
+                    "embedding_model": MODEL,
+                }
+                for i in range(4)
+            ],
+        )
+    index = EmbeddingIndex()
+    with factory() as session:
+        ids = index.snapshot(session, MODEL).ids.tolist()
+    assert len(ids) == 4
+
+    subprocess.run(
+        [sys.executable, "-c", WRITER, database_url, str(ids[1])],
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    with factory() as session:
+        assert index.snapshot(session, MODEL).ids.tolist() == [ids[0], *ids[2:]]
+        found = [image.id for image, _ in similar_images(session, index, ids[0], MODEL, 5, None)]
+    assert sorted(found) == sorted(ids[2:])
