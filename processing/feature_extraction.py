@@ -395,10 +395,11 @@ class ManagedEmbedder:
         name = self._settings.embedding_model
         precision = self._settings.embedding_precision
         if name == config.OFFLINE_MODEL_ID:
-            return self._loaded(EfficientNetLiteEmbedder(self._device, precision))
+            return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
         token = self._settings.hf_token.get_secret_value() if self._settings.hf_token else None
         try:
-            return self._loaded(TransformersEmbedder(name, self._device, token, precision))
+            embedder = TransformersEmbedder(name, self._device, token, precision=precision)
+            return self._loaded(embedder)
         except EmbedderLoadError as exc:
             self._fallback_reason = str(exc)
         except Exception as exc:  # e.g. moving the model to a broken GPU: still fall back
@@ -409,7 +410,7 @@ class ManagedEmbedder:
         if not fallback:
             self._failure = EmbedderLoadError(self._fallback_reason)
             raise self._failure
-        return self._loaded(EfficientNetLiteEmbedder(self._device, precision))
+        return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
 
     def _loaded(self, embedder: Embedder) -> Embedder:
         embedder.load()
