@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
     embedding_batch_size: int = Field(default=8, ge=1, le=256)
     embedding_fallback: bool = True
+    # int8: dynamic quantisation of the transformer's linear layers (CPU); a separate model id.
+    embedding_precision: Literal["fp32", "int8"] = "fp32"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 

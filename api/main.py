@@ -21,6 +21,7 @@ from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.schemas import HealthResponse, RootResponse
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
+from database.vector_version import track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker
@@ -57,6 +58,7 @@ def create_app(
             engine = create_db_engine(settings.resolved_database_url)
             factory = create_session_factory(engine)
         install_file_hooks(factory)
+        track_vector_changes()  # also for a factory passed in (tests)
         lease = await anyio.to_thread.run_sync(StorageLease.acquire, settings.storage_root)
         try:
             await anyio.to_thread.run_sync(

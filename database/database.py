@@ -43,4 +43,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Imported here: database.vector_version imports the models, which import this module.
+    from database.vector_version import track_vector_changes
+
+    track_vector_changes()
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Float,
@@ -175,3 +176,13 @@ class ImageBatchAssociation(Base):
 
     batch: Mapped[ImageBatch] = relationship(back_populates="image_associations", lazy="raise")
     image: Mapped[Image] = relationship(back_populates="batch_associations", lazy="raise")
+
+
+class VectorVersion(Base):
+    """One row: bumped by each transaction that changes stored vectors (see
+    database.vector_version); the similarity index reloads what changed when it moves."""
+
+    __tablename__ = "vector_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

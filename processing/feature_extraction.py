@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +40,9 @@ GEM_P = 3.0
 HUB_PROBE_TIMEOUT_S = 10.0
 # PIL resample codes as stored in preprocessor_config.json -> torch interpolation modes.
 _RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}
+# Appended to the stored model id when vectors come from the int8-quantised model: a different
+# precision is a different model, so its vectors are never compared with fp32 ones.
+INT8_SUFFIX = "+int8"
 
 
 class Embedder(Protocol):
@@ -107,8 +112,12 @@ def preprocess(images: Sequence[Image.Image], spec: Preprocessing) -> torch.Tens
 class _TorchEmbedder:
     """Shared lazy, locked loading and batched inference; subclasses build and run the model."""
 
-    def __init__(self, model_id: str, device: str) -> None:
-        self.model_id = model_id
+    # Whether dynamic int8 quantisation of nn.Linear layers speeds this model up at all.
+    quantizable = True
+
+    def __init__(self, model_id: str, device: str, precision: str = "fp32") -> None:
+        self.precision = effective_precision(precision, device, self.quantizable, model_id)
+        self.model_id = model_id + (INT8_SUFFIX if self.precision == "int8" else "")
         self.device = device
         self.input_size = DEFAULT_INPUT_SIZE
         self._spec = Preprocessing()
@@ -131,8 +140,11 @@ class _TorchEmbedder:
                 return
             model, self._spec, self._dim = self._build()
             self.input_size = self._spec.size
+            model = model.to(device=self.device, dtype=torch.float32).eval()
+            if self.precision == "int8":
+                model = quantize_linear_layers(model)
             # Assigned last: a non-None model is what tells other threads loading is done.
-            self._model = model.to(device=self.device, dtype=torch.float32).eval()
+            self._model = model
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 rows, each L2-normalised."""
@@ -155,8 +167,15 @@ class _TorchEmbedder:
 class TransformersEmbedder(_TorchEmbedder):
     """DINOv3 (or any AutoModel with a CLS `pooler_output`) from a hub id or a local directory."""
 
-    def __init__(self, model_name: str, device: str = "cpu", token: str | None = None) -> None:
-        super().__init__(model_name, device)
+    def __init__(
+        self,
+        model_name: str,
+        device: str = "cpu",
+        token: str | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(model_name, device, precision)
+        self._name = model_name
         self._token = token
 
     def _build(self) -> tuple[torch.nn.Module, Preprocessing, int]:
@@ -165,7 +184,7 @@ class TransformersEmbedder(_TorchEmbedder):
             spec = preprocessing_from_config(self._preprocessor_config(source, local_only))
         except Exception as exc:
             has_token = bool(self._token or get_token())
-            raise EmbedderLoadError(explain_load_failure(self.model_id, exc, has_token)) from exc
+            raise EmbedderLoadError(explain_load_failure(self._name, exc, has_token)) from exc
         return model, spec, int(model.config.hidden_size)
 
     def _from_pretrained(self) -> tuple[Any, str, bool]:
@@ -175,20 +194,20 @@ class TransformersEmbedder(_TorchEmbedder):
 
         # dtype pinned: transformers 5 loads in the checkpoint's dtype by default ("auto").
         load = partial(AutoModel.from_pretrained, token=self._token, dtype=torch.float32)
-        path = Path(self.model_id).expanduser()
+        path = Path(self._name).expanduser()
         if path.is_dir():
             return load(str(path), local_files_only=True), str(path), True
-        if _looks_like_path(self.model_id):
-            raise NotADirectoryError(self.model_id)
+        if _looks_like_path(self._name):
+            raise NotADirectoryError(self._name)
         try:
-            return load(self.model_id, local_files_only=True), self.model_id, True
+            return load(self._name, local_files_only=True), self._name, True
         except OSError:
             # Not cached. One HEAD request without retries says fast whether the hub can serve
             # it (from_pretrained's own retries take ~23 s to give up offline); its errors keep
             # the cache miss (LocalEntryNotFoundError) as context, which explain_load_failure reads.
-            url = hf_hub_url(self.model_id, "config.json")
+            url = hf_hub_url(self._name, "config.json")
             get_hf_file_metadata(url, token=self._token, timeout=HUB_PROBE_TIMEOUT_S)
-        return load(self.model_id, local_files_only=False), self.model_id, False
+        return load(self._name, local_files_only=False), self._name, False
 
     def _preprocessor_config(self, source: str, local_only: bool) -> dict[str, Any]:
         from transformers.utils.hub import cached_file
@@ -216,9 +235,19 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
     p=3), measured against it in bench/real_shoots.py; a non-default pooling is another
     descriptor, so it gets its own embedding id (`efficientnet-lite0+gem`)."""
 
-    def __init__(self, device: str = "cpu", pooling: Literal["mean", "gem"] = "mean") -> None:
+    # Convolutional: its only nn.Linear is the classifier, which extract_features never runs,
+    # so dynamic int8 quantisation changes nothing (bench/int8.py: no speed-up, cosine 1.0); int8 is
+    # ignored (with a log line) rather than re-embedding everything for identical vectors.
+    quantizable = False
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        pooling: Literal["mean", "gem"] = "mean",
+        precision: str = "fp32",
+    ) -> None:
         suffix = "" if pooling == "mean" else f"+{pooling}"
-        super().__init__(config.OFFLINE_MODEL_ID + suffix, device)
+        super().__init__(config.OFFLINE_MODEL_ID + suffix, device, precision)
         self.pooling = pooling
 
     def _build(self) -> tuple[torch.nn.Module, Preprocessing, int]:
@@ -238,6 +267,48 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
             # ReLU6 output is >= 0; the floor keeps the power's gradient-free root defined.
             return features.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
         return features.mean(dim=(2, 3))
+
+
+def effective_precision(requested: str, device: str, quantizable: bool, model_name: str) -> str:
+    """The precision a model really runs at: int8 only where dynamic quantisation applies."""
+    if requested != "int8":
+        return "fp32"
+    if device != "cpu":
+        logger.warning("EMBEDDING_PRECISION=int8 ignored for %s: CPU only", model_name)
+        return "fp32"
+    if not quantizable:
+        logger.warning(
+            "EMBEDDING_PRECISION=int8 ignored for %s: a convolutional model without "
+            "quantisable linear layers in its embedding path; it runs (and is stored) as fp32",
+            model_name,
+        )
+        return "fp32"
+    return "int8"
+
+
+def expected_model_id(settings: config.Settings) -> str:
+    """The id vectors from the configured model will carry, known without loading it (used
+    where another process embeds: with TASK_BACKEND=celery the workers never fall back)."""
+    name = settings.embedding_model
+    int8 = (
+        settings.embedding_precision == "int8"
+        and name != config.OFFLINE_MODEL_ID
+        and settings.embedding_device != "cuda"
+    )
+    return name + (INT8_SUFFIX if int8 else "")
+
+
+def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations per batch)."""
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the API works in torch 2.13
+        # and torchao is not a dependency we ship.
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated")
+        quantised: torch.nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear}, dtype=torch.qint8
+        )
+    return quantised
 
 
 def _looks_like_path(name: str) -> bool:
@@ -303,26 +374,48 @@ class ManagedEmbedder:
         self._active: Embedder | None = None
         self._failure: EmbedderLoadError | None = None
         self._fallback_reason: str | None = None
+        self._loading: Future[Embedder] | None = None
 
-    def load(self) -> Embedder:
-        """The active embedder, loaded on first call; a failure is remembered, not retried."""
+    def start_loading(self) -> Future[Embedder]:
+        """Start loading on this embedder's one loader thread (once); the future of it.
+
+        Loading never runs on a caller's thread: a request can wait for it with a timeout
+        (then answer 503) instead of holding a server thread for as long as a download takes,
+        and however many callers arrive, one thread loads."""
+        with self._lock:
+            if self._loading is None:
+                self._loading = Future()
+                threading.Thread(
+                    target=self._load_into, args=(self._loading,), name="model-load", daemon=True
+                ).start()
+            return self._loading
+
+    def load(self, timeout: float | None = None) -> Embedder:
+        """The active embedder, loaded on first call; a failure is remembered, not retried.
+
+        `timeout`: seconds to wait for a load in progress (TimeoutError after)."""
         if self._active is not None:
             return self._active
-        with self._lock:
-            if self._active is None:
-                if self._failure is not None:
-                    raise self._failure
-                configure_torch_threads(self._settings.torch_threads)
-                self._active = self._load_with_fallback()
-            return self._active
+        return self.start_loading().result(timeout)
+
+    def _load_into(self, future: Future[Embedder]) -> None:
+        try:
+            configure_torch_threads(self._settings.torch_threads)
+            self._active = self._load_with_fallback()
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(self._active)
 
     def _load_with_fallback(self) -> Embedder:
         name = self._settings.embedding_model
+        precision = self._settings.embedding_precision
         if name == config.OFFLINE_MODEL_ID:
-            return self._loaded(EfficientNetLiteEmbedder(self._device))
+            return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
         token = self._settings.hf_token.get_secret_value() if self._settings.hf_token else None
         try:
-            return self._loaded(TransformersEmbedder(name, self._device, token))
+            embedder = TransformersEmbedder(name, self._device, token, precision=precision)
+            return self._loaded(embedder)
         except EmbedderLoadError as exc:
             self._fallback_reason = str(exc)
         except Exception as exc:  # e.g. moving the model to a broken GPU: still fall back
@@ -339,7 +432,7 @@ class ManagedEmbedder:
         if not fallback:
             self._failure = EmbedderLoadError(self._fallback_reason)
             raise self._failure
-        return self._loaded(EfficientNetLiteEmbedder(self._device))
+        return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
 
     def _loaded(self, embedder: Embedder) -> Embedder:
         embedder.load()
@@ -360,6 +453,10 @@ class ManagedEmbedder:
     @property
     def model_id(self) -> str:
         return self.load().model_id
+
+    def ready_model_id(self, timeout: float) -> str:
+        """The active model's id, waiting `timeout` s at most for it to load (TimeoutError)."""
+        return self.load(timeout).model_id
 
     @property
     def input_size(self) -> int:

@@ -29,6 +29,7 @@ from processing.feature_extraction import (
     EmbedderLoadError,
     EmbedderStatus,
     ManagedEmbedder,
+    expected_model_id,
 )
 from services.background.retry import Backoff, is_transient
 
@@ -236,10 +237,10 @@ class RemoteEmbedder(ManagedEmbedder):
     API process cannot run the model by mistake."""
 
     def __init__(self, settings: Settings) -> None:  # no super(): it would pick a device
-        self._model_id = settings.embedding_model
+        self._model_id = expected_model_id(settings)
         self._configured_device = settings.embedding_device
 
-    def load(self) -> Embedder:
+    def load(self, timeout: float | None = None) -> Embedder:
         raise EmbedderLoadError(
             "with TASK_BACKEND=celery the model runs on the Celery workers, not in the API"
         )
@@ -256,6 +257,9 @@ class RemoteEmbedder(ManagedEmbedder):
 
     @property
     def model_id(self) -> str:
+        return self._model_id
+
+    def ready_model_id(self, timeout: float) -> str:
         return self._model_id
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -26,6 +26,9 @@ from services.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
+# How long a request waits for the model to finish loading before answering 503.
+MODEL_WAIT_S = 1.0
+
 
 def build_embedder(settings: Settings) -> ManagedEmbedder:
     """The model as this process sees it: loaded here (inline), or run by Celery workers."""
@@ -35,9 +38,12 @@ def build_embedder(settings: Settings) -> ManagedEmbedder:
 
 
 def active_model_id(embedder: ManagedEmbedder) -> str:
-    """The id of the model that embeds right now (loading it if need be)."""
+    """The id of the model that embeds right now; a request waits MODEL_WAIT_S at most for a
+    load in progress (on the embedder's own loader thread), then answers 503."""
     try:
-        return embedder.model_id
+        return embedder.ready_model_id(timeout=MODEL_WAIT_S)
+    except TimeoutError:
+        raise Unavailable("The embedding model is still loading; try again shortly.") from None
     except Exception:
         raise Unavailable(
             "No embedding model could be loaded: "
