@@ -26,7 +26,7 @@ def test_members_removed_while_clustering_answer_409_and_nothing_is_written(
     class RemovesAMember(ImageGrouper):
         """The real grouper; meanwhile another client removes an image from the batch."""
 
-        def fit_labels(self, vectors: NDArray[Any]) -> GroupingResult:
+        def fit_labels(self, vectors: NDArray[Any], *args: Any) -> GroupingResult:
             db.execute(
                 delete(ImageBatchAssociation).where(
                     ImageBatchAssociation.batch_id == batch_id,
@@ -34,7 +34,7 @@ def test_members_removed_while_clustering_answer_409_and_nothing_is_written(
                 )
             )
             db.commit()
-            return super().fit_labels(vectors)
+            return super().fit_labels(vectors, *args)
 
     monkeypatch.setattr(analysis_service, "ImageGrouper", RemovesAMember)
     response = client.put(f"/batches/{batch_id}/analyze", json={"min_cluster_size": 2})

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import config
 from database.models import Image
 from processing import feature_extraction as fe
-from services.processing_service import process_images
-from services.startup_service import find_pending_image_ids
-from services.task_queue import RemoteEmbedder
+from services.background.pipeline import process_images
+from services.background.queue import RemoteEmbedder
+from services.background.startup import find_pending_image_ids
 from tests.api.helpers import upload
 from tests.factories import jpeg_bytes, real_photo
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE

@@ -19,7 +19,7 @@ from database.database import create_session_factory
 from database.models import Image
 from database.vector_version import current_version, track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
-from services.processing_service import process_images
+from services.background.pipeline import process_images
 from services.similarity_service import EmbeddingIndex, similar_images
 from tests.api.helpers import upload
 from tests.factories import jpeg_bytes
