@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.deps import (
     EmbedderDep,
     PresenterDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     WorkerDep,
-    in_threadpool,
     require_api_key,
 )
 from api.image_routes import UploadFiles, incoming, report_rejections
 from api.schemas import (
+    MAX_SAFE_INTEGER,
     AnalyzeRequest,
     BatchCreate,
     BatchRename,
@@ -27,6 +28,7 @@ from api.schemas import (
     MessageResponse,
     RowId,
     error_responses,
+    json_response,
 )
 from api.tasks import active_model_id, queue_image_processing
 from services import analysis_service, batch_service, export_service
@@ -47,18 +49,28 @@ router = APIRouter(
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 404),
 )
-@in_threadpool
-def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> BatchResponse:
+def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> Response:
     """Create a batch from existing images."""
     batch = batch_service.create_batch(session, body.name, body.image_ids)
-    return present.batch(batch)
+    return present.batch(batch, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/", operation_id="getAllBatches", response_model=list[BatchResponse])
-@in_threadpool
-def get_all_batches(session: SessionDep, present: PresenterDep) -> list[BatchResponse]:
-    """All batches with their images (a fixed number of queries, however many)."""
-    return [present.batch(batch) for batch in batch_service.list_batches(session)]
+def get_all_batches(
+    session: ReadSessionDep,
+    present: PresenterDep,
+    include: Annotated[
+        Literal["images", "summary"],
+        Query(description="`summary`: counts and preview ids, `image_associations` left empty."),
+    ] = "images",
+    offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> Response:
+    """Batches by id with their images (a fixed number of queries, however many);
+    `X-Total-Count` gives the number of batches for pagination."""
+    columns = ["id", "embedding_model"] if include == "summary" else present.image_columns()
+    pages, total = batch_service.batch_pages(session, columns, offset, limit)
+    return present.batch_list(pages, total, summary=include == "summary")
 
 
 @router.get(
@@ -67,10 +79,9 @@ def get_all_batches(session: SessionDep, present: PresenterDep) -> list[BatchRes
     response_model=BatchResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def get_batch(batch_id: RowId, session: SessionDep, present: PresenterDep) -> BatchResponse:
+def get_batch(batch_id: RowId, session: ReadSessionDep, present: PresenterDep) -> Response:
     """One batch; images ordered by group, then quality rank, then id."""
-    return present.batch(batch_service.get_batch(session, batch_id))
+    return present.batch_page(batch_service.batch_page(session, batch_id, present.image_columns()))
 
 
 @router.put(
@@ -79,10 +90,9 @@ def get_batch(batch_id: RowId, session: SessionDep, present: PresenterDep) -> Ba
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def rename_batch(
     batch_id: RowId, body: BatchRename, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Rename a batch."""
     return present.batch(batch_service.rename_batch(session, batch_id, body.name))
 
@@ -93,11 +103,10 @@ def rename_batch(
     response_model=MessageResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def delete_batch(batch_id: RowId, session: SessionDep) -> MessageResponse:
+def delete_batch(batch_id: RowId, session: SessionDep) -> Response:
     """Delete a batch; its images stay."""
     batch_service.delete_batch(session, batch_id)
-    return MessageResponse(message=f"Batch {batch_id} deleted.")
+    return json_response(MessageResponse(message=f"Batch {batch_id} deleted."))
 
 
 @router.post(
@@ -106,10 +115,9 @@ def delete_batch(batch_id: RowId, session: SessionDep) -> MessageResponse:
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def add_images_to_batch(
     batch_id: RowId, body: ImageIds, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Add existing images to a batch; members keep their labels."""
     return present.batch(batch_service.add_images(session, batch_id, body.image_ids))
 
@@ -120,10 +128,9 @@ def add_images_to_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def remove_images_from_batch(
     batch_id: RowId, session: SessionDep, present: PresenterDep, body: ImageIds = Body()
-) -> BatchResponse:
+) -> Response:
     """Remove images from a batch (JSON body); the rest keep their labels."""
     batch = batch_service.remove_images(session, batch_id, body.image_ids)
     return present.batch(batch)
@@ -135,7 +142,6 @@ def remove_images_from_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404, 413),
 )
-@in_threadpool
 def upload_and_add_images_to_batch(
     batch_id: RowId,
     files: UploadFiles,
@@ -145,12 +151,12 @@ def upload_and_add_images_to_batch(
     worker: WorkerDep,
     background_tasks: BackgroundTasks,
     response: Response,
-) -> BatchResponse:
+) -> Response:
     """Upload images and add them, new and duplicate alike, to the batch."""
     batch, report = batch_service.upload_to_batch(session, settings, batch_id, incoming(files))
     background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
-    return present.batch(batch)
+    return present.batch(batch, headers=response.headers)
 
 
 @router.put(
@@ -159,14 +165,13 @@ def upload_and_add_images_to_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404, 409, 500, 503),
 )
-@in_threadpool
 def analyze_batch(
     batch_id: RowId,
     session: SessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
     body: AnalyzeRequest | None = None,
-) -> BatchResponse:
+) -> Response:
     """Group the batch's images into similar shots (HDBSCAN) and rank each group."""
     params = body or AnalyzeRequest()
     batch = analysis_service.analyze_batch(
@@ -186,10 +191,9 @@ def analyze_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def update_groups_in_batch(
     batch_id: RowId, body: GroupsUpdate, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Set the groups by hand: `group_map` must list every image of the batch once."""
     batch = analysis_service.update_groups(session, batch_id, body.group_map)
     return present.batch(batch)
@@ -201,10 +205,9 @@ def update_groups_in_batch(
     response_model=BatchResponse,
     responses=error_responses(404),
 )
-@in_threadpool
 def rank_group_images(
     batch_id: RowId, group_label: str, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Re-rank one group by quality (label URL-encoded); rank 1 is the suggested keeper."""
     return present.batch(analysis_service.rank_group(session, batch_id, group_label))
 
@@ -214,10 +217,9 @@ def rank_group_images(
     operation_id="exportBatch",
     responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **error_responses(404)},
 )
-@in_threadpool
 def export_batch(
     batch_id: RowId,
-    session: SessionDep,
+    session: ReadSessionDep,
     format: Literal["csv", "json"] = "csv",
 ) -> Response:
     """Export the batch (group, rank, keeper flag, quality, shot time per image) as CSV or JSON."""

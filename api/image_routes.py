@@ -12,10 +12,10 @@ from api.deps import (
     EmbedderDep,
     IndexDep,
     PresenterDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     WorkerDep,
-    in_threadpool,
     require_api_key,
 )
 from api.schemas import (
@@ -26,6 +26,7 @@ from api.schemas import (
     RowId,
     SimilarImage,
     error_responses,
+    json_response,
 )
 from api.tasks import active_model_id, queue_image_processing
 from services import image_service, similarity_service
@@ -61,7 +62,6 @@ def report_rejections(response: Response, report: UploadReport) -> None:
     response_model=list[ImageResponse],
     responses=error_responses(400, 413),
 )
-@in_threadpool
 def upload_images(
     files: UploadFiles,
     session: SessionDep,
@@ -70,27 +70,27 @@ def upload_images(
     worker: WorkerDep,
     background_tasks: BackgroundTasks,
     response: Response,
-) -> list[ImageResponse]:
+) -> Response:
     """Upload images; duplicates (same bytes) answer with the existing image."""
     report = image_service.upload_images(session, settings, incoming(files))
     background_tasks.add_task(queue_image_processing, worker, report.new_image_ids)
     report_rejections(response, report)
-    return [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
+    accepted = [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
+    return json_response(accepted, headers=response.headers)
 
 
 @router.get("/", operation_id="getAllImages", response_model=list[ImageResponse])
-@in_threadpool
 def get_all_images(
-    session: SessionDep,
+    session: ReadSessionDep,
     present: PresenterDep,
     response: Response,
     offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-) -> list[ImageResponse]:
+) -> Response:
     """List images ordered by id; `X-Total-Count` gives the total for pagination."""
     images, total = image_service.list_images(session, offset, limit)
     response.headers["X-Total-Count"] = str(total)
-    return [present.image(image) for image in images]
+    return json_response([present.image(image) for image in images], headers=response.headers)
 
 
 @router.get(
@@ -99,9 +99,8 @@ def get_all_images(
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
-@in_threadpool
 def get_image_thumbnail(
-    image_id: RowId, session: SessionDep, settings: SettingsDep
+    image_id: RowId, session: ReadSessionDep, settings: SettingsDep
 ) -> FileResponse:
     """The JPEG thumbnail (made now if the background worker has not got to it yet)."""
     path = image_service.thumbnail_file(session, settings, image_id)
@@ -114,8 +113,7 @@ def get_image_thumbnail(
     response_model=Metadata,
     responses=error_responses(404),
 )
-@in_threadpool
-def get_image_metadata(image_id: RowId, session: SessionDep) -> Metadata:
+def get_image_metadata(image_id: RowId, session: ReadSessionDep) -> Metadata:
     """The image's EXIF metadata."""
     return Metadata.model_validate(image_service.get_image(session, image_id))
 
@@ -126,10 +124,9 @@ def get_image_metadata(image_id: RowId, session: SessionDep) -> Metadata:
     response_model=list[SimilarImage],
     responses=error_responses(404, 409, 503),
 )
-@in_threadpool
 def get_similar_images(
     image_id: RowId,
-    session: SessionDep,
+    session: ReadSessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
     index: IndexDep,
@@ -149,8 +146,7 @@ def get_similar_images(
     response_class=FileResponse,
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
-@in_threadpool
-def get_image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_image_file(image_id: RowId, session: ReadSessionDep, settings: SettingsDep) -> FileResponse:
     """The original file, as uploaded."""
     path, image = image_service.original_file(session, settings, image_id)
     return FileResponse(
@@ -167,8 +163,7 @@ def get_image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) 
     response_model=MessageResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def delete_image(image_id: RowId, session: SessionDep, settings: SettingsDep) -> MessageResponse:
+def delete_image(image_id: RowId, session: SessionDep, settings: SettingsDep) -> Response:
     """Delete an image, its files and its batch memberships."""
     image_service.delete_image(session, settings, image_id)
-    return MessageResponse(message=f"Image {image_id} deleted.")
+    return json_response(MessageResponse(message=f"Image {image_id} deleted."))

@@ -15,11 +15,15 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
-from api.deps import EmbedderDep, SessionDep, WorkerDep, in_threadpool
+from api.deps import EmbedderDep, ReadSessionDep, WorkerDep
 from api.schemas import HealthResponse, RootResponse
 from api.tasks import build_embedder, build_worker
 from config import Settings, get_settings
-from database.database import create_db_engine, create_session_factory
+from database.database import (
+    create_db_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
 from processing.feature_extraction import ManagedEmbedder
 from services.errors import AppError
 from services.health_service import health_report
@@ -28,9 +32,6 @@ from services.startup_service import reconcile_storage
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 logger = logging.getLogger(__name__)
-
-# Threads reserved for finishing transactions (see api.deps.get_session).
-TRANSACTION_THREADS = 8
 
 
 async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -42,11 +43,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     session_factory: sessionmaker[Session] | None = None,
+    read_session_factory: sessionmaker[Session] | None = None,
     embedder: ManagedEmbedder | None = None,
     threaded_worker: bool = True,
 ) -> FastAPI:
-    """Build the app. Tests pass their own session factory (a rolled-back transaction),
-    embedder, or a worker that runs inline."""
+    """Build the app. Tests pass their own session factory (a rolled-back transaction; reads
+    then share it unless `read_session_factory` is given), embedder, or an inline worker."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -56,20 +58,22 @@ def create_app(
         # for the life of the app.
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
         engine = None
-        factory = session_factory
+        factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
             engine = create_db_engine(settings.resolved_database_url)
             factory = create_session_factory(engine)
+            read_factory = create_read_session_factory(engine)
+        assert read_factory is not None
         install_file_hooks(factory)
         await anyio.to_thread.run_sync(reconcile_storage, factory, settings)
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         app.state.settings = settings
         app.state.session_factory = factory
+        app.state.read_session_factory = read_factory
         app.state.embedder = model
         app.state.worker = worker
         app.state.embedding_index = EmbeddingIndex()
-        app.state.transaction_limiter = anyio.CapacityLimiter(TRANSACTION_THREADS)
         worker.start()
         try:
             yield
@@ -104,8 +108,7 @@ def create_app(
         return {"message": "Pixal Judge server is running. API docs: /docs"}
 
     @app.get("/health", operation_id="health", response_model=HealthResponse, tags=["Status"])
-    @in_threadpool
-    def health(session: SessionDep, embedder: EmbedderDep, worker: WorkerDep) -> dict[str, Any]:
+    def health(session: ReadSessionDep, embedder: EmbedderDep, worker: WorkerDep) -> dict[str, Any]:
         """Database and model state, and how much background processing is pending."""
         return health_report(session, embedder, worker.queued)
 

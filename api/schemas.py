@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -14,6 +16,10 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic_core import PydanticUndefined, to_json
+
+if TYPE_CHECKING:
+    from services.batch_service import BatchMembers
 
 
 def _strip_non_blank(value: str) -> str:
@@ -97,7 +103,12 @@ class BatchResponse(BaseModel):
     updated_at: datetime
     image_count: int
     embedded_count: int
-    image_associations: list[ImageAssociation]
+    image_associations: list[ImageAssociation] = Field(
+        description="Every image with its group and rank; empty in the `include=summary` list."
+    )
+    preview_image_ids: list[int] = Field(
+        default_factory=list, description="The first few image ids, in page order (covers)."
+    )
 
 
 class BatchCreate(BaseModel):
@@ -196,6 +207,43 @@ class HealthResponse(BaseModel):
     queued: int
 
 
+def json_response(
+    content: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A finished JSON response, encoded once (pydantic-core, in Rust).
+
+    FastAPI returns a `Response` as it is: no second validation of a built response, and no
+    trip to the thread pool after the route (a route holding a write lock could otherwise wait
+    there for a thread while every thread waits for that lock). `response_model` on the route
+    still documents the shape."""
+    body = to_json(content, inf_nan_mode="null")
+    return Response(body, status_code, headers, media_type="application/json")
+
+
+# ImageResponse fields that are not read from the image row.
+_DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
+# BatchResponse fields the Presenter computes from the memberships.
+_DERIVED_BATCH_FIELDS = frozenset(
+    {"image_count", "embedded_count", "image_associations", "preview_image_ids"}
+)
+PREVIEW_IMAGES = 4
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    field = model.model_fields[name]
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return None if field.default is PydanticUndefined else field.default
+
+
+def _attributes(obj: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names if hasattr(obj, name)}
+
+
+# A membership in page order: (group_label, quality_rank, image values by column name).
+Member = tuple[str | None, int | None, Mapping[str, Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class Presenter:
     """Builds responses; an embedding counts only when the active model made it."""
@@ -218,22 +266,68 @@ class Presenter:
             }
         )
 
-    def batch(self, batch: Any) -> BatchResponse:
-        associations = [
-            ImageAssociation(
-                image=self.image(a.image), group_label=a.group_label, quality_rank=a.quality_rank
-            )
+    # Batches are built as plain dicts, generic over the schemas' fields, and encoded once:
+    # validating thousands of nested models per request cost more than the query.
+
+    @staticmethod
+    def image_columns() -> list[str]:
+        """What an image in a batch response is made of: ImageResponse's own fields (the image
+        row's values) and the embedding model. Fields with no such column take their default."""
+        names = [n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS]
+        return [*names, "embedding_model"]
+
+    def _embedded(self, model: str | None) -> bool:
+        return model is not None and (self.active_model is None or model == self.active_model)
+
+    def image_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """An ImageResponse as a dict, from a row's values by column name."""
+        image = {
+            name: values[name] if name in values else _default(ImageResponse, name)
+            for name in ImageResponse.model_fields
+        }
+        image["has_embedding"] = self._embedded(values.get("embedding_model"))
+        image["is_duplicate"], image["message"] = False, None
+        return image
+
+    def batch_values(
+        self, batch: Any, members: Sequence[Member], *, summary: bool = False
+    ) -> dict[str, Any]:
+        """A BatchResponse as a dict (`summary`: without the associations)."""
+        result = {
+            name: getattr(batch, name)
+            for name in BatchResponse.model_fields
+            if name not in _DERIVED_BATCH_FIELDS
+        }
+        result["image_count"] = len(members)
+        result["embedded_count"] = sum(
+            self._embedded(values.get("embedding_model")) for _, _, values in members
+        )
+        result["preview_image_ids"] = [v["id"] for _, _, v in members[:PREVIEW_IMAGES]]
+        result["image_associations"] = (
+            []
+            if summary
+            else [
+                {"image": self.image_values(values), "group_label": label, "quality_rank": rank}
+                for label, rank, values in members
+            ]
+        )
+        return result
+
+    def batch_page(self, page: BatchMembers) -> Response:
+        return json_response(self.batch_values(page.batch, page.members))
+
+    def batch_list(self, pages: Sequence[BatchMembers], total: int, *, summary: bool) -> Response:
+        body = [self.batch_values(page.batch, page.members, summary=summary) for page in pages]
+        return json_response(body, headers={"X-Total-Count": str(total)})
+
+    def batch(
+        self, batch: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """The response for a batch loaded with its associations (after a change)."""
+        columns = self.image_columns()
+        members = [
+            (a.group_label, a.quality_rank, _attributes(a.image, columns))
             for a in batch.image_associations
         ]
-        return BatchResponse(
-            id=batch.id,
-            batch_name=batch.batch_name,
-            status=batch.status,
-            parameters=batch.parameters,
-            error=batch.error,
-            created_at=batch.created_at,
-            updated_at=batch.updated_at,
-            image_count=len(associations),
-            embedded_count=sum(a.image.has_embedding for a in associations),
-            image_associations=associations,
-        )
+        body = self.batch_values(batch, members)
+        return json_response(body, status_code=status_code, headers=headers)

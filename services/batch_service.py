@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,13 @@ _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 def association_order(association: ImageBatchAssociation) -> tuple[int, int, str, int, int]:
     """Sort key: "Group 1", "Group 2", ... "Group 10", other labels, "Ungrouped", unlabelled;
     then quality_rank (unranked last); then image id."""
-    label = association.group_label
+    return member_order(association.group_label, association.quality_rank, association.image_id)
+
+
+def member_order(
+    label: str | None, rank: int | None, image_id: int
+) -> tuple[int, int, str, int, int]:
+    """The sort key of association_order, from the values."""
     match = _GROUP_NUMBER.match(label or "")
     if match:
         bucket, number = 0, int(match.group(1))
@@ -31,14 +39,7 @@ def association_order(association: ImageBatchAssociation) -> tuple[int, int, str
         bucket, number = 2, 0
     else:
         bucket, number = 1, 0
-    rank = association.quality_rank
-    return (
-        bucket,
-        number,
-        label or "",
-        rank if rank is not None else 1 << 30,
-        association.image_id,
-    )
+    return (bucket, number, label or "", rank if rank is not None else 1 << 30, image_id)
 
 
 def _sorted(batch: ImageBatch) -> ImageBatch:
@@ -66,6 +67,44 @@ def _require_batch(session: Session, batch_id: int) -> None:
 
 def list_batches(session: Session) -> list[ImageBatch]:
     return [_sorted(batch) for batch in crud_batch.list_batches(session)]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMembers:
+    """A batch and its memberships in page order: (group_label, quality_rank, image values)."""
+
+    batch: ImageBatch
+    members: list[tuple[str | None, int | None, dict[str, Any]]]
+
+
+def _pages(
+    session: Session, batches: Sequence[ImageBatch], image_columns: Sequence[str]
+) -> list[BatchMembers]:
+    rows = crud_batch.member_rows(session, [b.id for b in batches], image_columns)
+    rows.sort(key=lambda row: member_order(row[1], row[2], row[3]["id"]))
+    members: dict[int, list[tuple[str | None, int | None, dict[str, Any]]]] = {
+        b.id: [] for b in batches
+    }
+    for batch_id, label, rank, values in rows:
+        members[batch_id].append((label, rank, values))
+    return [BatchMembers(batch, members[batch.id]) for batch in batches]
+
+
+def batch_page(session: Session, batch_id: int, image_columns: Sequence[str]) -> BatchMembers:
+    """One batch with its memberships in page order, read as plain rows (two queries)."""
+    batch = crud_batch.get_batch_row(session, batch_id)
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} not found.")
+    return _pages(session, [batch], image_columns)[0]
+
+
+def batch_pages(
+    session: Session, image_columns: Sequence[str], offset: int = 0, limit: int | None = None
+) -> tuple[list[BatchMembers], int]:
+    """A page of batches (by id) with their memberships, and how many batches there are
+    (three queries, whatever the number of batches or images)."""
+    batches = crud_batch.list_batch_rows(session, offset, limit)
+    return _pages(session, batches, image_columns), crud_batch.count_batches(session)
 
 
 def create_batch(session: Session, name: str, image_ids: Collection[int]) -> ImageBatch:
