@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Response
@@ -236,12 +237,8 @@ def _default(model: type[BaseModel], name: str) -> Any:
     return None if field.default is PydanticUndefined else field.default
 
 
-def _attributes(obj: Any, names: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in names if hasattr(obj, name)}
-
-
-# A membership in page order: (group_label, quality_rank, image values by column name).
-Member = tuple[str | None, int | None, Mapping[str, Any]]
+# A membership in page order: (group_label, quality_rank, *image values by column).
+Member = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,21 +273,34 @@ class Presenter:
         names = [n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS]
         return [*names, "embedding_model"]
 
-    def _embedded(self, model: str | None) -> bool:
-        return model is not None and (self.active_model is None or model == self.active_model)
+    def _image_builder(self, columns: Sequence[str]) -> Callable[[Member], dict[str, Any]]:
+        """Member tuple (group_label, quality_rank, *values of `columns`) -> ImageResponse dict."""
+        index = {name: at + 2 for at, name in enumerate(columns)}
+        stored = [n for n in ImageResponse.model_fields if n in index]
+        stored = [n for n in stored if n not in _DERIVED_IMAGE_FIELDS]
+        getter = itemgetter(*(index[n] for n in stored))
 
-    def image_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """An ImageResponse as a dict, from a row's values by column name."""
-        image = {
-            name: values[name] if name in values else _default(ImageResponse, name)
-            for name in ImageResponse.model_fields
+        def take(member: Member) -> tuple[Any, ...]:
+            values = getter(member)
+            return values if len(stored) > 1 else (values,)
+
+        defaults = {
+            n: _default(ImageResponse, n) for n in ImageResponse.model_fields if n not in stored
         }
-        image["has_embedding"] = self._embedded(values.get("embedding_model"))
-        image["is_duplicate"], image["message"] = False, None
-        return image
+        model_at = index.get("embedding_model")
+        active = self.active_model
+
+        def build(member: Member) -> dict[str, Any]:
+            image = dict(zip(stored, take(member), strict=True))
+            image.update(defaults)
+            model = None if model_at is None else member[model_at]
+            image["has_embedding"] = model is not None and (active is None or model == active)
+            return image
+
+        return build
 
     def batch_values(
-        self, batch: Any, members: Sequence[Member], *, summary: bool = False
+        self, batch: Any, columns: Sequence[str], members: Sequence[Member], *, summary: bool
     ) -> dict[str, Any]:
         """A BatchResponse as a dict (`summary`: without the associations)."""
         result = {
@@ -298,36 +308,43 @@ class Presenter:
             for name in BatchResponse.model_fields
             if name not in _DERIVED_BATCH_FIELDS
         }
+        build = self._image_builder(columns)
+        images = [build(member) for member in members]
         result["image_count"] = len(members)
-        result["embedded_count"] = sum(
-            self._embedded(values.get("embedding_model")) for _, _, values in members
-        )
-        result["preview_image_ids"] = [v["id"] for _, _, v in members[:PREVIEW_IMAGES]]
+        result["embedded_count"] = sum(image["has_embedding"] for image in images)
+        result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
         result["image_associations"] = (
             []
             if summary
             else [
-                {"image": self.image_values(values), "group_label": label, "quality_rank": rank}
-                for label, rank, values in members
+                {"image": image, "group_label": member[0], "quality_rank": member[1]}
+                for image, member in zip(images, members, strict=True)
             ]
         )
         return result
 
     def batch_page(self, page: BatchMembers) -> Response:
-        return json_response(self.batch_values(page.batch, page.members))
+        return json_response(
+            self.batch_values(page.batch, page.columns, page.members, summary=False)
+        )
 
     def batch_list(self, pages: Sequence[BatchMembers], total: int, *, summary: bool) -> Response:
-        body = [self.batch_values(page.batch, page.members, summary=summary) for page in pages]
+        body = [
+            self.batch_values(page.batch, page.columns, page.members, summary=summary)
+            for page in pages
+        ]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch(
         self, batch: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
     ) -> Response:
         """The response for a batch loaded with its associations (after a change)."""
-        columns = self.image_columns()
+        associations = batch.image_associations
+        sample = associations[0].image if associations else None
+        columns = [n for n in self.image_columns() if sample is None or hasattr(sample, n)]
         members = [
-            (a.group_label, a.quality_rank, _attributes(a.image, columns))
-            for a in batch.image_associations
+            (a.group_label, a.quality_rank, *(getattr(a.image, n) for n in columns))
+            for a in associations
         ]
-        body = self.batch_values(batch, members)
+        body = self.batch_values(batch, columns, members, summary=False)
         return json_response(body, status_code=status_code, headers=headers)

@@ -290,7 +290,10 @@ def run(kind: str, quick: bool) -> None:
             for n in range(LIST_BATCHES):
                 chosen = ids[(n * 250) % LIBRARY :] + ids[: (n * 250) % LIBRARY]
                 insert_batch(url, f"list {n}", chosen[:LIST_BATCH_SIZE])
-            print(f"\n== {kind}: {LIBRARY} images, {LIST_BATCHES} batches x {LIST_BATCH_SIZE}")
+            print(
+                f"\n== {kind}: {LIBRARY} images, {LIST_BATCHES} batches x {LIST_BATCH_SIZE}"
+                f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            )
             with httpx.Client(base_url=server.url, timeout=300) as client:
                 full, size = sequential(client, "/batches/", 2 if quick else 4)
                 per_k = statistics.median(full) / (LIST_BATCHES * LIST_BATCH_SIZE / 1000)

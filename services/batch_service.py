@@ -71,23 +71,23 @@ def list_batches(session: Session) -> list[ImageBatch]:
 
 @dataclass(frozen=True, slots=True)
 class BatchMembers:
-    """A batch and its memberships in page order: (group_label, quality_rank, image values)."""
+    """A batch and its memberships in page order, as tuples
+    (group_label, quality_rank, *values of the image `columns`)."""
 
     batch: ImageBatch
-    members: list[tuple[str | None, int | None, dict[str, Any]]]
+    columns: list[str]
+    members: list[tuple[Any, ...]]
 
 
 def _pages(
     session: Session, batches: Sequence[ImageBatch], image_columns: Sequence[str]
 ) -> list[BatchMembers]:
-    rows = crud_batch.member_rows(session, [b.id for b in batches], image_columns)
-    rows.sort(key=lambda row: member_order(row[1], row[2], row[3]["id"]))
-    members: dict[int, list[tuple[str | None, int | None, dict[str, Any]]]] = {
-        b.id: [] for b in batches
-    }
-    for batch_id, label, rank, values in rows:
-        members[batch_id].append((label, rank, values))
-    return [BatchMembers(batch, members[batch.id]) for batch in batches]
+    columns, rows = crud_batch.member_rows(session, [b.id for b in batches], image_columns)
+    rows.sort(key=lambda row: member_order(row[1], row[2], row[3]))  # row[3]: the image id
+    members: dict[int, list[tuple[Any, ...]]] = {b.id: [] for b in batches}
+    for row in rows:
+        members[row[0]].append(row[1:])
+    return [BatchMembers(batch, columns, members[batch.id]) for batch in batches]
 
 
 def batch_page(session: Session, batch_id: int, image_columns: Sequence[str]) -> BatchMembers:
