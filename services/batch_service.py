@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -30,16 +31,19 @@ def member_order(
     label: str | None, rank: int | None, image_id: int
 ) -> tuple[int, int, str, int, int]:
     """The sort key of association_order, from the values."""
+    bucket, number, text = _label_order(label)
+    return (bucket, number, text, rank if rank is not None else 1 << 30, image_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_order(label: str | None) -> tuple[int, int, str]:
+    # Cached: a batch has few distinct labels and thousands of members to sort.
     match = _GROUP_NUMBER.match(label or "")
     if match:
-        bucket, number = 0, int(match.group(1))
-    elif label is None:
-        bucket, number = 3, 0
-    elif label == UNGROUPED:
-        bucket, number = 2, 0
-    else:
-        bucket, number = 1, 0
-    return (bucket, number, label or "", rank if rank is not None else 1 << 30, image_id)
+        return 0, int(match.group(1)), label or ""
+    if label is None:
+        return 3, 0, ""
+    return (2 if label == UNGROUPED else 1), 0, label
 
 
 def _sorted(batch: ImageBatch) -> ImageBatch:
