@@ -68,9 +68,13 @@ def get_all_batches(
 ) -> Response:
     """Batches by id with their images (a fixed number of queries, however many);
     `X-Total-Count` gives the number of batches for pagination."""
-    columns = ["id", "embedding_model"] if include == "summary" else present.image_columns()
-    pages, total = batch_service.batch_pages(session, columns, offset, limit)
-    return present.batch_list(pages, total, summary=include == "summary")
+    if include == "summary":
+        summaries, total = batch_service.batch_summaries(
+            session, present.active_model, offset, limit
+        )
+        return present.batch_summaries(summaries, total)
+    pages, total = batch_service.batch_pages(session, present.image_columns(), offset, limit)
+    return present.batch_list(pages, total)
 
 
 @router.get(

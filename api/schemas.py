@@ -19,8 +19,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticUndefined, to_json
 
+from services.batch_service import PREVIEW_IMAGES
+
 if TYPE_CHECKING:
-    from services.batch_service import BatchMembers
+    from services.batch_service import BatchMembers, BatchSummary
 
 
 def _strip_non_blank(value: str) -> str:
@@ -227,7 +229,6 @@ _DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
 _DERIVED_BATCH_FIELDS = frozenset(
     {"image_count", "embedded_count", "image_associations", "preview_image_ids"}
 )
-PREVIEW_IMAGES = 4
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -328,11 +329,26 @@ class Presenter:
             self.batch_values(page.batch, page.columns, page.members, summary=False)
         )
 
-    def batch_list(self, pages: Sequence[BatchMembers], total: int, *, summary: bool) -> Response:
+    def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
         body = [
-            self.batch_values(page.batch, page.columns, page.members, summary=summary)
+            self.batch_values(page.batch, page.columns, page.members, summary=False)
             for page in pages
         ]
+        return json_response(body, headers={"X-Total-Count": str(total)})
+
+    def batch_summaries(self, summaries: Sequence[BatchSummary], total: int) -> Response:
+        body = []
+        for summary in summaries:
+            values = {
+                name: getattr(summary.batch, name)
+                for name in BatchResponse.model_fields
+                if name not in _DERIVED_BATCH_FIELDS
+            }
+            values["image_count"] = summary.image_count
+            values["embedded_count"] = summary.embedded_count
+            values["preview_image_ids"] = summary.preview_image_ids
+            values["image_associations"] = []
+            body.append(values)
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch(

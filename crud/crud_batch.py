@@ -67,6 +67,36 @@ def member_rows(
     return names, list(session.connection().execute(query).all())
 
 
+def member_counts(
+    session: Session, batch_ids: Collection[int], active_model: str | None
+) -> dict[int, tuple[int, int]]:
+    """Per batch: how many images, and how many embedded by `active_model` (any, when None)."""
+    embedded = (
+        Image.embedding_model.is_not(None)
+        if active_model is None
+        else Image.embedding_model == active_model
+    )
+    query = (
+        select(ImageBatchAssociation.batch_id, func.count(), func.count().filter(embedded))
+        .join(Image, Image.id == ImageBatchAssociation.image_id)
+        .where(ImageBatchAssociation.batch_id.in_(batch_ids))
+        .group_by(ImageBatchAssociation.batch_id)
+    )
+    return {row[0]: (row[1], row[2]) for row in session.connection().execute(query)}
+
+
+def member_labels(session: Session, batch_ids: Collection[int]) -> list[tuple[Any, ...]]:
+    """(batch_id, group_label, quality_rank, image_id) of the batches' members; no image row
+    is read."""
+    query = select(
+        ImageBatchAssociation.batch_id,
+        ImageBatchAssociation.group_label,
+        ImageBatchAssociation.quality_rank,
+        ImageBatchAssociation.image_id,
+    ).where(ImageBatchAssociation.batch_id.in_(batch_ids))
+    return list(session.connection().execute(query).all())
+
+
 def list_batches(session: Session) -> Sequence[ImageBatch]:
     query = select(ImageBatch).options(*_with_images()).order_by(ImageBatch.id)  # type: ignore[arg-type]
     return session.scalars(query).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from services.errors import NotFound
 from services.image_service import IncomingUpload, UploadReport
 
 UNGROUPED = "Ungrouped"
+PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 
 
@@ -92,6 +94,35 @@ def _pages(
     for row in rows:
         members[row[0]].append(row[1:])
     return [BatchMembers(batch, columns, members[batch.id]) for batch in batches]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    batch: ImageBatch
+    image_count: int
+    embedded_count: int
+    preview_image_ids: list[int]
+
+
+def batch_summaries(
+    session: Session, active_model: str | None, offset: int = 0, limit: int | None = None
+) -> tuple[list[BatchSummary], int]:
+    """A page of batches with their counts and first few image ids in page order (four
+    queries; the counts are computed by the database, no image row reaches Python)."""
+    batches = crud_batch.list_batch_rows(session, offset, limit)
+    ids = [b.id for b in batches]
+    counts = crud_batch.member_counts(session, ids, active_model)
+    members: dict[int, list[tuple[Any, ...]]] = {b.id: [] for b in batches}
+    for row in crud_batch.member_labels(session, ids):
+        members[row[0]].append(row)
+    summaries = []
+    for batch in batches:
+        first = heapq.nsmallest(
+            PREVIEW_IMAGES, members[batch.id], key=lambda r: member_order(r[1], r[2], r[3])
+        )
+        image_count, embedded_count = counts.get(batch.id, (0, 0))
+        summaries.append(BatchSummary(batch, image_count, embedded_count, [r[3] for r in first]))
+    return summaries, crud_batch.count_batches(session)
 
 
 def batch_page(session: Session, batch_id: int, image_columns: Sequence[str]) -> BatchMembers:

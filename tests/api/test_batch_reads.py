@@ -121,14 +121,18 @@ def test_batch_page_and_list_use_a_fixed_number_of_queries(
         with counted_statements(connection) as statements:
             assert client.get(f"/batches/{batch_id}").status_code == 200
         counts.append(len(statements))
-    with counted_statements(connection) as one_list:
-        assert len(client.get("/batches/").json()) == 2
-    new_batch(client, shoot(client, 5, seed=300))
-    with counted_statements(connection) as longer_list:
-        assert len(client.get("/batches/").json()) == 3
+    lists = []
+    for more in (0, 5):
+        if more:
+            new_batch(client, shoot(client, more, seed=300))
+        for params in ({}, {"include": "summary"}):
+            with counted_statements(connection) as statements:
+                assert len(client.get("/batches/", params=params).json()) == 2 + bool(more)
+            lists.append(len(statements))
 
     assert counts[0] == counts[1] <= 2
-    assert len(one_list) == len(longer_list) <= 3
+    assert lists[0] == lists[2] <= 3  # full list: batches, members, total
+    assert lists[1] == lists[3] <= 4  # summary: batches, counts, labels, total
 
 
 def test_batch_list_summary_and_pagination(client: TestClient, db: Session) -> None:
