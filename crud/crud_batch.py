@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Numeric, case, cast, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from database.models import Image, ImageBatch, ImageBatchAssociation
@@ -85,16 +85,45 @@ def member_counts(
     return {row[0]: (row[1], row[2]) for row in session.connection().execute(query)}
 
 
-def member_labels(session: Session, batch_ids: Collection[int]) -> list[tuple[Any, ...]]:
-    """(batch_id, group_label, quality_rank, image_id) of the batches' members; no image row
-    is read."""
-    query = select(
-        ImageBatchAssociation.batch_id,
-        ImageBatchAssociation.group_label,
-        ImageBatchAssociation.quality_rank,
-        ImageBatchAssociation.image_id,
-    ).where(ImageBatchAssociation.batch_id.in_(batch_ids))
-    return list(session.connection().execute(query).all())
+def member_previews(
+    session: Session, batch_ids: Collection[int], count: int
+) -> dict[int, list[int]]:
+    """The first `count` image ids of each batch in page order (batch_service.member_order:
+    "Group <n>" by n, other labels, "Ungrouped", unlabelled; then rank, unranked last; then
+    id), chosen by the database."""
+    a = ImageBatchAssociation
+    numbered = a.group_label.regexp_match(r"^Group [0-9]+$")
+    bucket = case(
+        (a.group_label.is_(None), 3),
+        (a.group_label == "Ungrouped", 2),
+        (numbered, 0),
+        else_=1,
+    )
+    number = case((numbered, cast(func.substr(a.group_label, 7), Numeric)), else_=0)
+    position = (
+        func.row_number()
+        .over(
+            partition_by=a.batch_id,
+            order_by=(
+                bucket,
+                number,
+                func.coalesce(a.group_label, ""),
+                func.coalesce(a.quality_rank, 1 << 30),
+                a.image_id,
+            ),
+        )
+        .label("position")
+    )
+    ranked = select(a.batch_id, a.image_id, position).where(a.batch_id.in_(batch_ids)).subquery()
+    query = (
+        select(ranked.c.batch_id, ranked.c.image_id)
+        .where(ranked.c.position <= count)
+        .order_by(ranked.c.batch_id, ranked.c.position)
+    )
+    previews: dict[int, list[int]] = {}
+    for batch_id, image_id in session.connection().execute(query):
+        previews.setdefault(batch_id, []).append(image_id)
+    return previews
 
 
 def list_batches(session: Session) -> Sequence[ImageBatch]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import heapq
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -108,20 +107,15 @@ def batch_summaries(
     session: Session, active_model: str | None, offset: int = 0, limit: int | None = None
 ) -> tuple[list[BatchSummary], int]:
     """A page of batches with their counts and first few image ids in page order (four
-    queries; the counts are computed by the database, no image row reaches Python)."""
+    queries, whatever the sizes: counts and previews are computed by the database)."""
     batches = crud_batch.list_batch_rows(session, offset, limit)
     ids = [b.id for b in batches]
     counts = crud_batch.member_counts(session, ids, active_model)
-    members: dict[int, list[tuple[Any, ...]]] = {b.id: [] for b in batches}
-    for row in crud_batch.member_labels(session, ids):
-        members[row[0]].append(row)
-    summaries = []
-    for batch in batches:
-        first = heapq.nsmallest(
-            PREVIEW_IMAGES, members[batch.id], key=lambda r: member_order(r[1], r[2], r[3])
-        )
-        image_count, embedded_count = counts.get(batch.id, (0, 0))
-        summaries.append(BatchSummary(batch, image_count, embedded_count, [r[3] for r in first]))
+    previews = crud_batch.member_previews(session, ids, PREVIEW_IMAGES)
+    summaries = [
+        BatchSummary(batch, *counts.get(batch.id, (0, 0)), previews.get(batch.id, []))
+        for batch in batches
+    ]
     return summaries, crud_batch.count_batches(session)
 
 

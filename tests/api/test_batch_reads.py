@@ -46,7 +46,8 @@ def shoot(client: TestClient, count: int, seed: int) -> list[int]:
 def grouped_batch(client: TestClient, db: Session, ids: list[int]) -> int:
     """A batch with two groups, ranks, ungrouped and unlabelled members."""
     batch_id = new_batch(client, ids)
-    labels = ["Group 2", "Group 10", "Group 2", "Ungrouped", "Group 10", None]
+    labels = ["Group 2", "Group 10", "Keepers", "Group 2", "Ungrouped", "Group 10", None]
+    labels += ["Group 123456789012345678901234567890", "Group 2a"]
     for n, image_id in enumerate(ids):
         db.execute(
             update(ImageBatchAssociation)
@@ -84,7 +85,7 @@ def validated(db: Session, present: Presenter, batch_id: int) -> dict:
 
 
 def test_batch_page_equals_the_validated_models(client: TestClient, db: Session) -> None:
-    ids = shoot(client, 8, seed=0)
+    ids = shoot(client, 10, seed=0)
     batch_id = grouped_batch(client, db, ids)
     db.execute(update(Image).where(Image.id == ids[1]).values(embedding_model="another-model"))
     db.execute(update(Image).where(Image.id == ids[2]).values(quality_score=float("nan")))
@@ -97,11 +98,11 @@ def test_batch_page_equals_the_validated_models(client: TestClient, db: Session)
     assert page.headers["content-type"] == "application/json"
     body = page.json()
     assert body == validated(db, present, batch_id)
-    assert BatchResponse.model_validate(body).embedded_count == 7
+    assert BatchResponse.model_validate(body).embedded_count == 9
     labels = [a["group_label"] for a in body["image_associations"]]
-    assert labels == sorted(
-        labels, key=lambda x: ["Group 2", "Group 10", "Ungrouped", None].index(x)
-    )
+    order = ["Group 2", "Group 10", "Group 123456789012345678901234567890"]
+    order += ["Group 2a", "Keepers", "Ungrouped", None]
+    assert labels == sorted(labels, key=order.index)
     # A write answers with the same page (built from the ORM objects it changed).
     renamed = client.put(f"/batches/{batch_id}", json={"name": "shoot"}).json()
     assert {**renamed, "updated_at": None} == {
@@ -136,7 +137,7 @@ def test_batch_page_and_list_use_a_fixed_number_of_queries(
 
 
 def test_batch_list_summary_and_pagination(client: TestClient, db: Session) -> None:
-    first = grouped_batch(client, db, shoot(client, 7, seed=400))
+    first = grouped_batch(client, db, shoot(client, 9, seed=400))
     second = new_batch(client, shoot(client, 3, seed=500))
     third = new_batch(client, shoot(client, 1, seed=600))
 
@@ -152,7 +153,7 @@ def test_batch_list_summary_and_pagination(client: TestClient, db: Session) -> N
         assert short["preview_image_ids"] == [
             a["image"]["id"] for a in whole["image_associations"][:4]
         ]
-    assert summary.json()[0]["image_count"] == 7
+    assert summary.json()[0]["image_count"] == 9
     assert [b["id"] for b in paged.json()] == [second]
     assert paged.headers["X-Total-Count"] == "3"
     assert client.get("/batches/", params={"offset": 5}).json() == []
@@ -215,3 +216,25 @@ def test_reads_answer_while_another_transaction_holds_the_write_lock(
 
     assert [a.status_code for a in answers] == [200] * len(answers)
     assert {a["group_label"] for a in answers[1].json()["image_associations"]} == {None}
+
+
+def test_summary_previews_follow_the_page_order(client: TestClient, db: Session) -> None:
+    ids = shoot(client, 6, seed=700)
+    batch_id = new_batch(client, ids)
+    labels = [None, "Ungrouped", "Keepers", "Group 99999999999999999999", "Group 3", "Group 3a"]
+    for image_id, group in zip(ids, labels, strict=True):
+        db.execute(
+            update(ImageBatchAssociation)
+            .where(ImageBatchAssociation.image_id == image_id)
+            .values(group_label=group)
+        )
+    db.commit()
+
+    page = client.get(f"/batches/{batch_id}").json()
+    (summary,) = client.get("/batches/", params={"include": "summary"}).json()
+
+    page_labels = [a["group_label"] for a in page["image_associations"]]
+    assert page_labels == ["Group 3", *labels[3:2:-1], "Group 3a", "Keepers", "Ungrouped", None]
+    assert summary["preview_image_ids"] == [
+        a["image"]["id"] for a in page["image_associations"][:4]
+    ]
