@@ -7,13 +7,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import get_type_hints
 
 import pytest
+from fastapi import Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event, insert, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from api import cluster_routes, image_routes
+from api.deps import get_read_session, get_session
 from api.schemas import BatchResponse, ImageAssociation, Presenter
 from database.database import create_read_session_factory, create_session_factory
 from database.models import Image, ImageBatchAssociation
@@ -238,3 +244,24 @@ def test_summary_previews_follow_the_page_order(client: TestClient, db: Session)
     assert summary["preview_image_ids"] == [
         a["image"]["id"] for a in page["image_associations"][:4]
     ]
+
+
+def _calls(dependant: Dependant) -> set[object]:
+    return {dependant.call} | {c for d in dependant.dependencies for c in _calls(d)}
+
+
+def test_routes_that_write_return_a_finished_response() -> None:
+    """A write route's response must not be validated on the thread pool after the route: it
+    holds the write lock until its commit, and every pool thread may be waiting for that lock."""
+    routes = [*image_routes.router.routes, *cluster_routes.router.routes]
+    writers = [
+        route
+        for route in routes
+        if isinstance(route, APIRoute) and get_session in _calls(route.dependant)
+    ]
+
+    assert len(writers) >= 10
+    for route in writers:
+        returned = get_type_hints(route.endpoint)["return"]
+        assert issubclass(returned, Response), f"{route.path} returns {returned}"
+        assert get_read_session not in _calls(route.dependant)
