@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Numeric, case, cast, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from database.models import Image, ImageBatch, ImageBatchAssociation
@@ -85,45 +85,44 @@ def member_counts(
     return {row[0]: (row[1], row[2]) for row in session.connection().execute(query)}
 
 
-def member_previews(
-    session: Session, batch_ids: Collection[int], count: int
-) -> dict[int, list[int]]:
-    """The first `count` image ids of each batch in page order (batch_service.member_order:
-    "Group <n>" by n, other labels, "Ungrouped", unlabelled; then rank, unranked last; then
-    id), chosen by the database."""
+def label_counts(session: Session, batch_ids: Collection[int]) -> list[tuple[Any, ...]]:
+    """(batch_id, group_label, members) for each group of the batches."""
     a = ImageBatchAssociation
-    numbered = a.group_label.regexp_match(r"^Group [0-9]+$")
-    bucket = case(
-        (a.group_label.is_(None), 3),
-        (a.group_label == "Ungrouped", 2),
-        (numbered, 0),
-        else_=1,
+    query = (
+        select(a.batch_id, a.group_label, func.count())
+        .where(a.batch_id.in_(batch_ids))
+        .group_by(a.batch_id, a.group_label)
     )
-    number = case((numbered, cast(func.substr(a.group_label, 7), Numeric)), else_=0)
+    return list(session.connection().execute(query).all())
+
+
+def first_members(
+    session: Session, batch_ids: Collection[int], labels: Collection[str | None], count: int
+) -> list[tuple[Any, ...]]:
+    """(batch_id, group_label, quality_rank, image_id) of the first `count` members of each
+    of these groups, by rank (unranked last) then id."""
+    a = ImageBatchAssociation
+    named = [label for label in labels if label is not None]
+    in_labels: ColumnElement[bool] = a.group_label.in_(named)
+    if None in labels:
+        in_labels = or_(in_labels, a.group_label.is_(None))
     position = (
         func.row_number()
         .over(
-            partition_by=a.batch_id,
-            order_by=(
-                bucket,
-                number,
-                func.coalesce(a.group_label, ""),
-                func.coalesce(a.quality_rank, 1 << 30),
-                a.image_id,
-            ),
+            partition_by=(a.batch_id, a.group_label),
+            order_by=(func.coalesce(a.quality_rank, 1 << 30), a.image_id),
         )
         .label("position")
     )
-    ranked = select(a.batch_id, a.image_id, position).where(a.batch_id.in_(batch_ids)).subquery()
-    query = (
-        select(ranked.c.batch_id, ranked.c.image_id)
-        .where(ranked.c.position <= count)
-        .order_by(ranked.c.batch_id, ranked.c.position)
+    ranked = (
+        select(a.batch_id, a.group_label, a.quality_rank, a.image_id, position)
+        .where(a.batch_id.in_(batch_ids), in_labels)
+        .subquery()
     )
-    previews: dict[int, list[int]] = {}
-    for batch_id, image_id in session.connection().execute(query):
-        previews.setdefault(batch_id, []).append(image_id)
-    return previews
+    query = select(
+        ranked.c.batch_id, ranked.c.group_label, ranked.c.quality_rank, ranked.c.image_id
+    ).where(ranked.c.position <= count)
+    return list(session.connection().execute(query).all())
 
 
 def list_batches(session: Session) -> Sequence[ImageBatch]:

@@ -139,7 +139,7 @@ def test_batch_page_and_list_use_a_fixed_number_of_queries(
 
     assert counts[0] == counts[1] <= 2
     assert lists[0] == lists[2] <= 3  # full list: batches, members, total
-    assert lists[1] == lists[3] <= 4  # summary: batches, counts, labels, total
+    assert lists[1] == lists[3] <= 5  # summary: batches, counts, group sizes, firsts, total
 
 
 def test_batch_list_summary_and_pagination(client: TestClient, db: Session) -> None:
