@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from api.deps import (
     EmbedderDep,
     PresenterDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
-    in_threadpool,
     require_api_key,
 )
 from api.image_routes import UploadFiles, incoming, report_rejections
 from api.schemas import (
+    MAX_SAFE_INTEGER,
     AnalyzeRequest,
     BatchCreate,
     BatchRename,
@@ -27,6 +28,7 @@ from api.schemas import (
     RejectedFile,
     RowId,
     error_responses,
+    json_response,
 )
 from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
 from services.analysis_service import AnalysisParameters
@@ -47,18 +49,32 @@ router = APIRouter(
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 404),
 )
-@in_threadpool
-def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> BatchResponse:
+def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> Response:
     """Create a batch from existing images."""
     batch = batch_service.create_batch(session, body.name, body.image_ids)
-    return present.batch(batch)
+    return present.batch(batch, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/", operation_id="getAllBatches", response_model=list[BatchResponse])
-@in_threadpool
-def get_all_batches(session: SessionDep, present: PresenterDep) -> list[BatchResponse]:
-    """All batches with their images (a fixed number of queries, however many)."""
-    return [present.batch(batch) for batch in batch_service.list_batches(session)]
+def get_all_batches(
+    session: ReadSessionDep,
+    present: PresenterDep,
+    include: Annotated[
+        Literal["images", "summary"],
+        Query(description="`summary`: counts and preview ids, `image_associations` left empty."),
+    ] = "images",
+    offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> Response:
+    """Batches by id with their images (a fixed number of queries, however many);
+    `X-Total-Count` gives the number of batches for pagination."""
+    if include == "summary":
+        summaries, total = batch_service.batch_summaries(
+            session, present.active_model, offset, limit
+        )
+        return present.batch_summaries(summaries, total)
+    pages, total = batch_service.batch_pages(session, present.image_columns(), offset, limit)
+    return present.batch_list(pages, total)
 
 
 @router.get(
@@ -67,10 +83,9 @@ def get_all_batches(session: SessionDep, present: PresenterDep) -> list[BatchRes
     response_model=BatchResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def get_batch(batch_id: RowId, session: SessionDep, present: PresenterDep) -> BatchResponse:
+def get_batch(batch_id: RowId, session: ReadSessionDep, present: PresenterDep) -> Response:
     """One batch; images ordered by group, then quality rank, then id."""
-    return present.batch(batch_service.get_batch(session, batch_id))
+    return present.batch_page(batch_service.batch_page(session, batch_id, present.image_columns()))
 
 
 @router.put(
@@ -79,10 +94,9 @@ def get_batch(batch_id: RowId, session: SessionDep, present: PresenterDep) -> Ba
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def rename_batch(
     batch_id: RowId, body: BatchRename, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Rename a batch."""
     return present.batch(batch_service.rename_batch(session, batch_id, body.name))
 
@@ -93,11 +107,10 @@ def rename_batch(
     response_model=MessageResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def delete_batch(batch_id: RowId, session: SessionDep) -> MessageResponse:
+def delete_batch(batch_id: RowId, session: SessionDep) -> Response:
     """Delete a batch; its images stay."""
     batch_service.delete_batch(session, batch_id)
-    return MessageResponse(message=f"Batch {batch_id} deleted.")
+    return json_response(MessageResponse(message=f"Batch {batch_id} deleted."))
 
 
 @router.post(
@@ -106,10 +119,9 @@ def delete_batch(batch_id: RowId, session: SessionDep) -> MessageResponse:
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def add_images_to_batch(
     batch_id: RowId, body: ImageIds, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Add existing images to a batch; members keep their labels."""
     return present.batch(batch_service.add_images(session, batch_id, body.image_ids))
 
@@ -120,10 +132,9 @@ def add_images_to_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def remove_images_from_batch(
     batch_id: RowId, session: SessionDep, present: PresenterDep, body: ImageIds = Body()
-) -> BatchResponse:
+) -> Response:
     """Remove images from a batch (JSON body); the rest keep their labels."""
     batch = batch_service.remove_images(session, batch_id, body.image_ids)
     return present.batch(batch)
@@ -135,7 +146,6 @@ def remove_images_from_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404, 413),
 )
-@in_threadpool
 def upload_and_add_images_to_batch(
     batch_id: RowId,
     files: UploadFiles,
@@ -143,16 +153,12 @@ def upload_and_add_images_to_batch(
     present: PresenterDep,
     settings: SettingsDep,
     response: Response,
-) -> BatchResponse:
+) -> Response:
     """Upload images and add them, new and duplicate alike, to the batch."""
     batch, report = batch_service.upload_to_batch(session, settings, batch_id, incoming(files))
     report_rejections(response, report)
-    answer = present.batch(batch)
-    if report.rejected:
-        answer.rejected = [
-            RejectedFile(filename=r.filename, reason=r.reason) for r in report.rejected
-        ]
-    return answer
+    rejected = [RejectedFile(filename=r.filename, reason=r.reason) for r in report.rejected]
+    return present.batch(batch, headers=response.headers, rejected=rejected)
 
 
 @router.put(
@@ -161,14 +167,13 @@ def upload_and_add_images_to_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404, 409, 500, 503),
 )
-@in_threadpool
 def analyze_batch(
     batch_id: RowId,
     session: SessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
     body: AnalyzeRequest | None = None,
-) -> BatchResponse:
+) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
     batch = analysis_service.analyze_batch(
@@ -192,10 +197,9 @@ def analyze_batch(
     response_model=BatchResponse,
     responses=error_responses(400, 404),
 )
-@in_threadpool
 def update_groups_in_batch(
     batch_id: RowId, body: GroupsUpdate, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Set the groups by hand: `group_map` must list every image of the batch once."""
     batch = analysis_service.update_groups(session, batch_id, body.group_map)
     return present.batch(batch)
@@ -207,10 +211,9 @@ def update_groups_in_batch(
     response_model=BatchResponse,
     responses=error_responses(404),
 )
-@in_threadpool
 def rank_group_images(
     batch_id: RowId, group_label: str, session: SessionDep, present: PresenterDep
-) -> BatchResponse:
+) -> Response:
     """Re-rank one group by quality (label URL-encoded); rank 1 is the suggested keeper."""
     return present.batch(analysis_service.rank_group(session, batch_id, group_label))
 
@@ -226,10 +229,9 @@ Stars = Annotated[int, Query(ge=-1, le=5, description="-1 rejected, 0 unrated, 1
         **error_responses(404),
     },
 )
-@in_threadpool
 def export_batch(
     batch_id: RowId,
-    session: SessionDep,
+    session: ReadSessionDep,
     format: Literal["csv", "json", "xmp"] = "csv",
     keeper_rating: Stars = 5,
     other_rating: Stars = 2,
@@ -275,10 +277,9 @@ def export_batch(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
-@in_threadpool
 def get_batch_contact_sheet(
     batch_id: RowId,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 48,

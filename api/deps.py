@@ -3,12 +3,10 @@ the worker and the embedder."""
 
 from __future__ import annotations
 
-import functools
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, ParamSpec, TypeVar
+from collections.abc import Iterator
+from typing import Annotated
 
-from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -20,29 +18,9 @@ from services.background.queue import TaskQueue
 from services.errors import AppError
 from services.similarity_service import EmbeddingIndex
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 class Unauthorized(AppError):
     status_code = 401
-
-
-def in_threadpool(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run a blocking route body on the thread pool, as FastAPI does for `def` routes, but
-    present it to FastAPI as `async` so that the response is then validated on the event loop.
-
-    FastAPI validates a `def` route's response on the same thread pool. A request that holds
-    a database lock (SQLite's writer lock) could then wait for a thread while every thread is
-    held by a request waiting for that lock: a deadlock until the lock times out. Here a
-    route's thread is released before anything else is needed, and the transaction is
-    finished on its own limiter (see get_session)."""
-
-    @functools.wraps(route)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await to_thread.run_sync(functools.partial(route, *args, **kwargs))
-
-    return run
 
 
 async def get_settings(request: Request) -> Settings:
@@ -50,27 +28,38 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One transaction per request: committed when the handler succeeds, else rolled back.
+def get_session(request: Request) -> Iterator[Session]:
+    """A write transaction per request: committed when the handler succeeds, else rolled back.
 
-    Commit, rollback and close run on their own small thread limiter, not the shared one the
-    sync handlers use: when every shared thread holds a request waiting for a database lock,
-    the request that owns the lock must still be able to commit (SQLite would otherwise sit
-    in that deadlock until its busy timeout)."""
+    A plain generator: FastAPI enters it on its thread pool and finishes it on a thread of its
+    own (never waiting for pool capacity), so a request holding SQLite's write lock can always
+    commit. Routes that write return a finished `Response` (built in the route's thread), so
+    nothing between the first write and the commit waits for a pool thread either."""
     session: Session = request.app.state.session_factory()
-    limiter: CapacityLimiter = request.app.state.transaction_limiter
     try:
         yield session
-        await to_thread.run_sync(session.commit, limiter=limiter)
+        session.commit()
     except AppError as exc:
-        finish = session.commit if exc.keeps_changes else session.rollback
-        await to_thread.run_sync(finish, limiter=limiter)
+        if exc.keeps_changes:
+            session.commit()
+        else:
+            session.rollback()
         raise
     except BaseException:
-        await to_thread.run_sync(session.rollback, limiter=limiter)
+        session.rollback()
         raise
     finally:
-        await to_thread.run_sync(session.close, limiter=limiter)
+        session.close()
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A read-only transaction (deferred BEGIN on SQLite, READ ONLY on PostgreSQL): it never
+    takes the write lock; closing it rolls back, there being nothing to commit."""
+    session: Session = request.app.state.read_session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 async def get_worker(request: Request) -> TaskQueue:
@@ -96,6 +85,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # scope="function": the commit happens before the response is sent, so a client never
 # hears "stored" for a transaction that then fails, and background work sees the rows.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 WorkerDep = Annotated[TaskQueue, Depends(get_worker)]
 EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]

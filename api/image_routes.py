@@ -12,9 +12,9 @@ from api.deps import (
     EmbedderDep,
     IndexDep,
     PresenterDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
-    in_threadpool,
     require_api_key,
 )
 from api.responses import OpenedFileResponse
@@ -26,6 +26,7 @@ from api.schemas import (
     RowId,
     SimilarImage,
     error_responses,
+    json_response,
 )
 from services import image_service, similarity_service
 from services.background.wiring import active_model_id
@@ -86,33 +87,32 @@ def report_rejections(response: Response, report: UploadReport) -> None:
     response_model=list[ImageResponse],
     responses=error_responses(400, 413),
 )
-@in_threadpool
 def upload_images(
     files: UploadFiles,
     session: SessionDep,
     present: PresenterDep,
     settings: SettingsDep,
     response: Response,
-) -> list[ImageResponse]:
+) -> Response:
     """Upload images; duplicates (same bytes) answer with the existing image."""
     report = image_service.upload_images(session, settings, incoming(files))
     report_rejections(response, report)
-    return [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
+    accepted = [present.image(r.image, r.is_duplicate, r.message) for r in report.accepted]
+    return json_response(accepted, headers=response.headers)
 
 
 @router.get("/", operation_id="getAllImages", response_model=list[ImageResponse])
-@in_threadpool
 def get_all_images(
-    session: SessionDep,
+    session: ReadSessionDep,
     present: PresenterDep,
     response: Response,
     offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-) -> list[ImageResponse]:
+) -> Response:
     """List images ordered by id; `X-Total-Count` gives the total for pagination."""
     images, total = image_service.list_images(session, offset, limit)
     response.headers["X-Total-Count"] = str(total)
-    return [present.image(image) for image in images]
+    return json_response([present.image(image) for image in images], headers=response.headers)
 
 
 @router.get(
@@ -121,8 +121,9 @@ def get_all_images(
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
 )
-@in_threadpool
-def get_image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep) -> Response:
+def get_image_thumbnail(
+    image_id: RowId, session: ReadSessionDep, settings: SettingsDep
+) -> Response:
     """The JPEG thumbnail (made now if the background worker has not got to it yet)."""
     thumbnail = image_service.thumbnail_bytes(session, settings, image_id)
     return Response(thumbnail, media_type="image/jpeg")
@@ -134,8 +135,7 @@ def get_image_thumbnail(image_id: RowId, session: SessionDep, settings: Settings
     response_model=Metadata,
     responses=error_responses(404),
 )
-@in_threadpool
-def get_image_metadata(image_id: RowId, session: SessionDep) -> Metadata:
+def get_image_metadata(image_id: RowId, session: ReadSessionDep) -> Metadata:
     """The image's EXIF metadata."""
     return Metadata.model_validate(image_service.get_image(session, image_id))
 
@@ -146,10 +146,9 @@ def get_image_metadata(image_id: RowId, session: SessionDep) -> Metadata:
     response_model=list[SimilarImage],
     responses=error_responses(404, 409, 503),
 )
-@in_threadpool
 def get_similar_images(
     image_id: RowId,
-    session: SessionDep,
+    session: ReadSessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
     index: IndexDep,
@@ -169,9 +168,8 @@ def get_similar_images(
     response_class=FileResponse,
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
-@in_threadpool
 def get_image_file(
-    image_id: RowId, session: SessionDep, settings: SettingsDep
+    image_id: RowId, session: ReadSessionDep, settings: SettingsDep
 ) -> OpenedFileResponse:
     """The original file, as uploaded."""
     file, image = image_service.open_original(session, settings, image_id)
@@ -189,8 +187,7 @@ def get_image_file(
     response_model=MessageResponse,
     responses=error_responses(404),
 )
-@in_threadpool
-def delete_image(image_id: RowId, session: SessionDep, settings: SettingsDep) -> MessageResponse:
+def delete_image(image_id: RowId, session: SessionDep, settings: SettingsDep) -> Response:
     """Delete an image, its files and its batch memberships."""
     image_service.delete_image(session, settings, image_id)
-    return MessageResponse(message=f"Image {image_id} deleted.")
+    return json_response(MessageResponse(message=f"Image {image_id} deleted."))

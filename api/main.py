@@ -16,11 +16,15 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, image_routes
-from api.deps import EmbedderDep, SessionDep, SettingsDep, WorkerDep, in_threadpool
+from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.schemas import HealthResponse, RootResponse
 from config import Settings, get_settings
-from database.database import create_db_engine, create_session_factory
+from database.database import (
+    create_db_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
 from database.vector_version import track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
@@ -31,19 +35,17 @@ from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 logger = logging.getLogger(__name__)
 
-# Threads reserved for finishing transactions (see api.deps.get_session).
-TRANSACTION_THREADS = 8
-
 
 def create_app(
     settings: Settings | None = None,
     *,
     session_factory: sessionmaker[Session] | None = None,
+    read_session_factory: sessionmaker[Session] | None = None,
     embedder: ManagedEmbedder | None = None,
     threaded_worker: bool = True,
 ) -> FastAPI:
-    """Build the app. Tests pass their own session factory (a rolled-back transaction),
-    embedder, or a worker that runs inline."""
+    """Build the app. Tests pass their own session factory (a rolled-back transaction; reads
+    then share it unless `read_session_factory` is given), embedder, or an inline worker."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -53,10 +55,12 @@ def create_app(
         # for the life of the app.
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
         engine = None
-        factory = session_factory
+        factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
             engine = create_db_engine(settings.resolved_database_url)
             factory = create_session_factory(engine)
+            read_factory = create_read_session_factory(engine)
+        assert read_factory is not None
         install_file_hooks(factory)
         track_vector_changes()  # also for a factory passed in (tests)
         lease = await anyio.to_thread.run_sync(StorageLease.acquire, settings.storage_root)
@@ -70,10 +74,10 @@ def create_app(
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         app.state.settings = settings
         app.state.session_factory = factory
+        app.state.read_session_factory = read_factory
         app.state.embedder = model
         app.state.worker = worker
         app.state.embedding_index = EmbeddingIndex()
-        app.state.transaction_limiter = anyio.CapacityLimiter(TRANSACTION_THREADS)
         worker.start()
         try:
             yield
@@ -124,9 +128,8 @@ def create_app(
         tags=["Status"],
         responses={503: {"model": HealthResponse, "description": "The database is unreachable"}},
     )
-    @in_threadpool
     def health(
-        session: SessionDep,
+        session: ReadSessionDep,
         embedder: EmbedderDep,
         worker: WorkerDep,
         settings: SettingsDep,

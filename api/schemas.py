@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from operator import itemgetter
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
+from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,6 +19,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticUndefined, to_json
+
+from crud.crud_batch import MEMBER_FIELDS
+from services.batch_service import PREVIEW_IMAGES
+
+if TYPE_CHECKING:
+    from services.batch_service import BatchMembers, BatchSummary
 
 from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
@@ -153,7 +163,12 @@ class BatchResponse(BaseModel):
     updated_at: datetime
     image_count: int
     embedded_count: int
-    image_associations: list[ImageAssociation]
+    image_associations: list[ImageAssociation] = Field(
+        description="Every image with its group and rank; empty in the `include=summary` list."
+    )
+    preview_image_ids: list[int] = Field(
+        default_factory=list, description="The first few image ids, in page order (covers)."
+    )
     # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
     rejected: list[RejectedFile] | None = None
 
@@ -277,6 +292,38 @@ class HealthResponse(BaseModel):
     queued: int
 
 
+def json_response(
+    content: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A finished JSON response, encoded once (pydantic-core, in Rust).
+
+    FastAPI returns a `Response` as it is: no second validation of a built response, and no
+    trip to the thread pool after the route (a route holding a write lock could otherwise wait
+    there for a thread while every thread waits for that lock). `response_model` on the route
+    still documents the shape."""
+    body = to_json(content, inf_nan_mode="null")
+    return Response(body, status_code, headers, media_type="application/json")
+
+
+# ImageResponse fields that are not read from the image row.
+_DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
+# BatchResponse fields the Presenter computes from the memberships.
+_DERIVED_BATCH_FIELDS = frozenset(
+    {"image_count", "embedded_count", "image_associations", "preview_image_ids", "rejected"}
+)
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    field = model.model_fields[name]
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return None if field.default is PydanticUndefined else field.default
+
+
+# A membership in page order: (*MEMBER_FIELDS, *image values by column).
+Member = tuple[Any, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Presenter:
     """Builds responses; an embedding counts only when the active model made it (while no
@@ -300,25 +347,113 @@ class Presenter:
             }
         )
 
-    def batch(self, batch: Any) -> BatchResponse:
-        associations = [
-            ImageAssociation(
-                image=self.image(a.image),
-                group_label=a.group_label,
-                quality_rank=a.quality_rank,
-                rank_reason=a.rank_reason,
-            )
-            for a in batch.image_associations
-        ]
-        return BatchResponse(
-            id=batch.id,
-            batch_name=batch.batch_name,
-            status=batch.status,
-            parameters=batch.parameters,
-            error=batch.error,
-            created_at=batch.created_at,
-            updated_at=batch.updated_at,
-            image_count=len(associations),
-            embedded_count=sum(a.image.has_embedding for a in associations),
-            image_associations=associations,
+    # Batches are built as plain dicts, generic over the schemas' fields, and encoded once:
+    # validating thousands of nested models per request cost more than the query.
+
+    @staticmethod
+    def image_columns() -> list[str]:
+        """What an image in a batch response is made of: ImageResponse's own fields (the image
+        row's values) and the embedding model. Fields with no such column take their default."""
+        names = [n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS]
+        return [*names, "embedding_model"]
+
+    def _image_builder(self, columns: Sequence[str]) -> Callable[[Member], dict[str, Any]]:
+        """Member tuple (*MEMBER_FIELDS, *values of `columns`) -> ImageResponse dict."""
+        index = {name: at + len(MEMBER_FIELDS) for at, name in enumerate(columns)}
+        stored = [n for n in ImageResponse.model_fields if n in index]
+        stored = [n for n in stored if n not in _DERIVED_IMAGE_FIELDS]
+        getter = itemgetter(*(index[n] for n in stored))
+
+        def take(member: Member) -> tuple[Any, ...]:
+            values = getter(member)
+            return values if len(stored) > 1 else (values,)
+
+        defaults = {
+            n: _default(ImageResponse, n) for n in ImageResponse.model_fields if n not in stored
+        }
+        model_at = index.get("embedding_model")
+        active = self.active_model
+
+        def build(member: Member) -> dict[str, Any]:
+            image = dict(zip(stored, take(member), strict=True))
+            image.update(defaults)
+            model = None if model_at is None else member[model_at]
+            image["has_embedding"] = model is not None and model == active
+            return image
+
+        return build
+
+    def batch_values(
+        self, batch: Any, columns: Sequence[str], members: Sequence[Member], *, summary: bool
+    ) -> dict[str, Any]:
+        """A BatchResponse as a dict (`summary`: without the associations)."""
+        result = {
+            name: getattr(batch, name)
+            for name in BatchResponse.model_fields
+            if name not in _DERIVED_BATCH_FIELDS
+        }
+        build = self._image_builder(columns)
+        images = [build(member) for member in members]
+        result["image_count"] = len(members)
+        result["embedded_count"] = sum(image["has_embedding"] for image in images)
+        result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
+        result["rejected"] = None
+        result["image_associations"] = (
+            []
+            if summary
+            else [
+                {"image": image, **dict(zip(MEMBER_FIELDS, member, strict=False))}
+                for image, member in zip(images, members, strict=True)
+            ]
         )
+        return result
+
+    def batch_page(self, page: BatchMembers) -> Response:
+        return json_response(
+            self.batch_values(page.batch, page.columns, page.members, summary=False)
+        )
+
+    def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
+        body = [
+            self.batch_values(page.batch, page.columns, page.members, summary=False)
+            for page in pages
+        ]
+        return json_response(body, headers={"X-Total-Count": str(total)})
+
+    def batch_summaries(self, summaries: Sequence[BatchSummary], total: int) -> Response:
+        body = []
+        for summary in summaries:
+            values = {
+                name: getattr(summary.batch, name)
+                for name in BatchResponse.model_fields
+                if name not in _DERIVED_BATCH_FIELDS
+            }
+            values["image_count"] = summary.image_count
+            values["embedded_count"] = summary.embedded_count
+            values["preview_image_ids"] = summary.preview_image_ids
+            values["image_associations"] = []
+            values["rejected"] = None
+            body.append(values)
+        return json_response(body, headers={"X-Total-Count": str(total)})
+
+    def batch(
+        self,
+        batch: Any,
+        *,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        rejected: Sequence[RejectedFile] | None = None,
+    ) -> Response:
+        """The response for a batch loaded with its associations (after a change); `rejected`:
+        the files an upload refused."""
+        associations = batch.image_associations
+        sample = associations[0].image if associations else None
+        columns = [n for n in self.image_columns() if sample is None or hasattr(sample, n)]
+        members = [
+            (*(getattr(a, f) for f in MEMBER_FIELDS), *(getattr(a.image, n) for n in columns))
+            for a in associations
+        ]
+        body = self.batch_values(batch, columns, members, summary=False)
+        if rejected:
+            body["rejected"] = [file.model_dump() for file in rejected]
+        return json_response(body, status_code=status_code, headers=headers)

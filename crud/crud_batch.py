@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from database.models import ImageBatch, ImageBatchAssociation
+from database.models import Image, ImageBatch, ImageBatchAssociation
 
 
 def _with_images() -> tuple[object, ...]:
@@ -28,6 +29,104 @@ def get_batch_for_update(session: Session, batch_id: int) -> ImageBatch | None:
     """The batch row, locked until the transaction ends (serialises work on one batch)."""
     query = select(ImageBatch).where(ImageBatch.id == batch_id).with_for_update()
     return session.scalars(query).one_or_none()
+
+
+def get_batch_row(session: Session, batch_id: int) -> ImageBatch | None:
+    """The batch alone (its memberships come from member_rows)."""
+    return session.scalars(select(ImageBatch).where(ImageBatch.id == batch_id)).one_or_none()
+
+
+def list_batch_rows(
+    session: Session, offset: int = 0, limit: int | None = None
+) -> Sequence[ImageBatch]:
+    query = select(ImageBatch).order_by(ImageBatch.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).all()
+
+
+def count_batches(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ImageBatch)) or 0
+
+
+# What a member row carries from its association, before the image's values.
+MEMBER_FIELDS = ("group_label", "quality_rank", "rank_reason")
+
+
+def member_rows(
+    session: Session, batch_ids: Collection[int], image_columns: Sequence[str]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The batches' memberships as plain rows (batch_id, *MEMBER_FIELDS, *image values), in one
+    query and without ORM objects: a 5,000-image page is read in milliseconds.
+    Returns the image columns read ("id" first; names that are not columns are skipped)."""
+    table = Image.__table__
+    names = [name for name in dict.fromkeys(["id", *image_columns]) if name in table.c]
+    query = select(
+        ImageBatchAssociation.batch_id,
+        *(getattr(ImageBatchAssociation, name) for name in MEMBER_FIELDS),
+        *(table.c[name] for name in names),
+    ).join(Image, Image.id == ImageBatchAssociation.image_id)
+    query = query.where(ImageBatchAssociation.batch_id.in_(batch_ids))
+    # On the Core connection: Session.execute would wrap every row for the ORM.
+    return names, list(session.connection().execute(query).all())
+
+
+def member_counts(
+    session: Session, batch_ids: Collection[int], active_model: str | None
+) -> dict[int, tuple[int, int]]:
+    """Per batch: how many images, and how many embedded by `active_model` (any, when None)."""
+    embedded = (
+        Image.embedding_model.is_not(None)
+        if active_model is None
+        else Image.embedding_model == active_model
+    )
+    query = (
+        select(ImageBatchAssociation.batch_id, func.count(), func.count().filter(embedded))
+        .join(Image, Image.id == ImageBatchAssociation.image_id)
+        .where(ImageBatchAssociation.batch_id.in_(batch_ids))
+        .group_by(ImageBatchAssociation.batch_id)
+    )
+    return {row[0]: (row[1], row[2]) for row in session.connection().execute(query)}
+
+
+def label_counts(session: Session, batch_ids: Collection[int]) -> list[tuple[Any, ...]]:
+    """(batch_id, group_label, members) for each group of the batches."""
+    a = ImageBatchAssociation
+    query = (
+        select(a.batch_id, a.group_label, func.count())
+        .where(a.batch_id.in_(batch_ids))
+        .group_by(a.batch_id, a.group_label)
+    )
+    return list(session.connection().execute(query).all())
+
+
+def first_members(
+    session: Session, batch_ids: Collection[int], labels: Collection[str | None], count: int
+) -> list[tuple[Any, ...]]:
+    """(batch_id, group_label, quality_rank, image_id) of the first `count` members of each
+    of these groups, by rank (unranked last) then id."""
+    a = ImageBatchAssociation
+    named = [label for label in labels if label is not None]
+    in_labels: ColumnElement[bool] = a.group_label.in_(named)
+    if None in labels:
+        in_labels = or_(in_labels, a.group_label.is_(None))
+    position = (
+        func.row_number()
+        .over(
+            partition_by=(a.batch_id, a.group_label),
+            order_by=(func.coalesce(a.quality_rank, 1 << 30), a.image_id),
+        )
+        .label("position")
+    )
+    ranked = (
+        select(a.batch_id, a.group_label, a.quality_rank, a.image_id, position)
+        .where(a.batch_id.in_(batch_ids), in_labels)
+        .subquery()
+    )
+    query = select(
+        ranked.c.batch_id, ranked.c.group_label, ranked.c.quality_rank, ranked.c.image_id
+    ).where(ranked.c.position <= count)
+    return list(session.connection().execute(query).all())
 
 
 def list_batches(session: Session) -> Sequence[ImageBatch]:

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SCHEMA = "image_clustering"
 
+# Execution option that marks a read-only engine (see create_read_session_factory).
+READ_ONLY = "pixal_read_only"
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -35,16 +38,29 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: two deferred transactions that both read
-        # and then write would deadlock, and SQLite would answer "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction takes the write lock up front (IMMEDIATE): two deferred
+        # transactions that both read and then write would deadlock, and SQLite would answer
+        # "database is locked". A read transaction stays deferred: under WAL it reads a
+        # snapshot and neither waits for the writer nor makes it wait.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine.execution_options(schema_translate_map={SCHEMA: None})
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests and jobs that write (on SQLite: BEGIN IMMEDIATE)."""
     # Imported here: database.vector_version imports the models, which import this module.
     from database.vector_version import track_vector_changes
 
     track_vector_changes()
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def create_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read: a deferred BEGIN on SQLite, a READ ONLY transaction on
+    PostgreSQL (a stray write fails loudly there instead of taking locks)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False)

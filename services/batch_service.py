@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,30 +18,33 @@ from services.errors import NotFound
 from services.image_service import IncomingUpload, UploadReport
 
 UNGROUPED = "Ungrouped"
+PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 
 
 def association_order(association: ImageBatchAssociation) -> tuple[int, int, str, int, int]:
     """Sort key: "Group 1", "Group 2", ... "Group 10", other labels, "Ungrouped", unlabelled;
     then quality_rank (unranked last); then image id."""
-    label = association.group_label
+    return member_order(association.group_label, association.quality_rank, association.image_id)
+
+
+def member_order(
+    label: str | None, rank: int | None, image_id: int
+) -> tuple[int, int, str, int, int]:
+    """The sort key of association_order, from the values."""
+    bucket, number, text = _label_order(label)
+    return (bucket, number, text, rank if rank is not None else 1 << 30, image_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_order(label: str | None) -> tuple[int, int, str]:
+    # Cached: a batch has few distinct labels and thousands of members to sort.
     match = _GROUP_NUMBER.match(label or "")
     if match:
-        bucket, number = 0, int(match.group(1))
-    elif label is None:
-        bucket, number = 3, 0
-    elif label == UNGROUPED:
-        bucket, number = 2, 0
-    else:
-        bucket, number = 1, 0
-    rank = association.quality_rank
-    return (
-        bucket,
-        number,
-        label or "",
-        rank if rank is not None else 1 << 30,
-        association.image_id,
-    )
+        return 0, int(match.group(1)), label or ""
+    if label is None:
+        return 3, 0, ""
+    return (2 if label == UNGROUPED else 1), 0, label
 
 
 def _sorted(batch: ImageBatch) -> ImageBatch:
@@ -66,6 +72,94 @@ def _require_batch(session: Session, batch_id: int) -> None:
 
 def list_batches(session: Session) -> list[ImageBatch]:
     return [_sorted(batch) for batch in crud_batch.list_batches(session)]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMembers:
+    """A batch and its memberships in page order, as tuples
+    (*crud_batch.MEMBER_FIELDS, *values of the image `columns`)."""
+
+    batch: ImageBatch
+    columns: list[str]
+    members: list[tuple[Any, ...]]
+
+
+def _pages(
+    session: Session, batches: Sequence[ImageBatch], image_columns: Sequence[str]
+) -> list[BatchMembers]:
+    columns, rows = crud_batch.member_rows(session, [b.id for b in batches], image_columns)
+    image_id = 1 + len(crud_batch.MEMBER_FIELDS)  # rows: batch_id, *MEMBER_FIELDS, id, ...
+    rows.sort(key=lambda row: member_order(row[1], row[2], row[image_id]))
+    members: dict[int, list[tuple[Any, ...]]] = {b.id: [] for b in batches}
+    for row in rows:
+        members[row[0]].append(row[1:])
+    return [BatchMembers(batch, columns, members[batch.id]) for batch in batches]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    batch: ImageBatch
+    image_count: int
+    embedded_count: int
+    preview_image_ids: list[int]
+
+
+def _previews(session: Session, batch_ids: list[int]) -> dict[int, list[int]]:
+    """The first PREVIEW_IMAGES image ids of each batch in page order: the groups that come
+    first are chosen from the group sizes, then only their first members are read."""
+    groups: dict[int, list[tuple[str | None, int]]] = {}
+    for batch_id, label, size in crud_batch.label_counts(session, batch_ids):
+        groups.setdefault(batch_id, []).append((label, size))
+    wanted: set[tuple[int, str | None]] = set()
+    for batch_id, sizes in groups.items():
+        taken = 0
+        for label, size in sorted(sizes, key=lambda item: _label_order(item[0])):
+            wanted.add((batch_id, label))
+            taken += size
+            if taken >= PREVIEW_IMAGES:
+                break
+    labels = {label for _, label in wanted}
+    rows = crud_batch.first_members(session, batch_ids, labels, PREVIEW_IMAGES) if wanted else []
+    rows = sorted((r for r in rows if (r[0], r[1]) in wanted), key=lambda r: member_order(*r[1:]))
+    previews: dict[int, list[int]] = {}
+    for batch_id, _label, _rank, image_id in rows:
+        chosen = previews.setdefault(batch_id, [])
+        if len(chosen) < PREVIEW_IMAGES:
+            chosen.append(image_id)
+    return previews
+
+
+def batch_summaries(
+    session: Session, active_model: str | None, offset: int = 0, limit: int | None = None
+) -> tuple[list[BatchSummary], int]:
+    """A page of batches with their counts and first few image ids in page order (five
+    queries, whatever the sizes; the database counts, only a few rows reach Python)."""
+    batches = crud_batch.list_batch_rows(session, offset, limit)
+    ids = [b.id for b in batches]
+    counts = crud_batch.member_counts(session, ids, active_model)
+    previews = _previews(session, ids)
+    summaries = [
+        BatchSummary(batch, *counts.get(batch.id, (0, 0)), previews.get(batch.id, []))
+        for batch in batches
+    ]
+    return summaries, crud_batch.count_batches(session)
+
+
+def batch_page(session: Session, batch_id: int, image_columns: Sequence[str]) -> BatchMembers:
+    """One batch with its memberships in page order, read as plain rows (two queries)."""
+    batch = crud_batch.get_batch_row(session, batch_id)
+    if batch is None:
+        raise NotFound(f"Batch {batch_id} not found.")
+    return _pages(session, [batch], image_columns)[0]
+
+
+def batch_pages(
+    session: Session, image_columns: Sequence[str], offset: int = 0, limit: int | None = None
+) -> tuple[list[BatchMembers], int]:
+    """A page of batches (by id) with their memberships, and how many batches there are
+    (three queries, whatever the number of batches or images)."""
+    batches = crud_batch.list_batch_rows(session, offset, limit)
+    return _pages(session, batches, image_columns), crud_batch.count_batches(session)
 
 
 def create_batch(session: Session, name: str, image_ids: Collection[int]) -> ImageBatch:

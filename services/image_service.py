@@ -290,9 +290,11 @@ def thumbnail_bytes(session: Session, settings: Settings, image_id: int) -> byte
     path = storage_path(settings.storage_root, thumbnail_relative_path(image.filename))
     if not (image.has_thumbnail and path.is_file()):
         _ON_DEMAND_THUMBNAILS.run(path, lambda: _render_thumbnail(settings, image_id, source, path))
-        # An UPDATE, not a change to the loaded row: a delete that committed meanwhile
-        # leaves nothing to update (no StaleDataError), and the file it made goes too.
-        if not crud_image.update_processed_image(session, image_id, has_thumbnail=True):
+        # A read needs no lock: the worker records has_thumbnail. A delete removes the original
+        # before the thumbnail, after its commit: if the original is still there now, that
+        # delete (if any) is yet to remove the thumbnail just made; if it is gone, the
+        # thumbnail would be left behind, so it goes now.
+        if not source.exists():
             path.unlink(missing_ok=True)
             raise NotFound(f"Image {image_id} not found.")
     try:
