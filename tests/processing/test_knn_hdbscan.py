@@ -40,7 +40,7 @@ def test_neighbours_are_the_exact_nearest_other_rows() -> None:
     x, _ = bursts_and_noise(30, 20, seed=1)
     k = 10
 
-    neighbours, distances = knn_graph(x, k, unit_rows=True)
+    neighbours, distances = knn_graph(x, k, unit_rows=True, threads=1)
 
     exact = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
     np.fill_diagonal(exact, np.inf)
@@ -51,9 +51,9 @@ def test_neighbours_are_the_exact_nearest_other_rows() -> None:
     measured = np.linalg.norm(x[neighbours] - x[:, None, :], axis=-1)
     np.testing.assert_allclose(distances, measured, rtol=1e-5, atol=1e-6)
     assert np.all(np.diff(distances, axis=1) >= 0)
-    # HNSW is approximate, and its multi-threaded build is not deterministic: on a few hundred
-    # rows its lists are almost exact (0.98-1.0 measured over repeated runs).
-    assert np.mean(np.isclose(distances, truth, atol=1e-5)) >= 0.95
+    # HNSW is approximate: on a few hundred rows its lists are almost exact. One thread: a
+    # multi-threaded build is not deterministic (0.93-0.99 measured over repeated runs).
+    assert np.mean(np.isclose(distances, truth, atol=1e-5)) >= 0.98
 
 
 @pytest.mark.parametrize("unit_rows", [True, False])
