@@ -176,7 +176,7 @@ def analyze_batch(
 ) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
-    batch = analysis_service.analyze_batch(
+    page = analysis_service.analyze_batch(
         session,
         batch_id,
         AnalysisParameters(
@@ -187,8 +187,9 @@ def analyze_batch(
             params.use_capture_time,
         ),
         active_model_id(embedder),
+        present.image_columns(),
     )
-    return present.batch(batch)
+    return present.batch_page(page)
 
 
 @router.put(

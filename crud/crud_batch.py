@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -200,6 +200,25 @@ def renumber_group(
         association.quality_rank = rank
     session.flush()
     return ranked
+
+
+def set_member_labels(
+    session: Session, batch_id: int, labels: Mapping[int, tuple[str, int, str | None]]
+) -> None:
+    """Set each member's (group_label, quality_rank, rank_reason), by image id: one UPDATE
+    statement executed for every row, no ORM objects."""
+    rows = [
+        {
+            "batch_id": batch_id,
+            "image_id": image_id,
+            "group_label": label,
+            "quality_rank": rank,
+            "rank_reason": reason,
+        }
+        for image_id, (label, rank, reason) in labels.items()
+    ]
+    if rows:
+        session.execute(update(ImageBatchAssociation), rows)
 
 
 def delete_batch(session: Session, batch_id: int) -> None:

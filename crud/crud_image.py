@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.types import TypeEngine
 
-from database.models import Image
+from database.models import Image, ImageBatchAssociation
 from processing.quality import QUALITY_VERSION
 
 
@@ -56,6 +56,53 @@ def get_images_with_features(session: Session, image_ids: Collection[int]) -> Se
     """The images, with their (normally deferred) embedding bytes loaded."""
     query = select(Image).options(undefer(Image.features)).where(Image.id.in_(image_ids))
     return session.scalars(query.order_by(Image.id)).all()
+
+
+# What an analysis reads of each member: its vector, which model made it, whether it failed,
+# and when and with which camera it was taken.
+_CLUSTERING_COLUMNS = (
+    Image.id,
+    Image.features,
+    Image.embedding_model,
+    Image.processing_error,
+    Image.shot_at,
+    Image.camera_make,
+    Image.camera_model,
+    Image.camera_serial,
+)
+# What ranking reads of each member (processing.quality.Judged).
+_JUDGED_COLUMNS = (
+    Image.id,
+    Image.quality_score,
+    Image.sharpness,
+    Image.exposure,
+    Image.motion_blur,
+    Image.brightness,
+    Image.face_count,
+    Image.face_sharpness,
+)
+
+
+def clustering_rows(session: Session, batch_id: int) -> Sequence[Any]:
+    """The batch's members as plain rows for clustering (no ORM objects: a 50k-image batch
+    is read in a fraction of the time), by image id."""
+    query = (
+        select(*_CLUSTERING_COLUMNS)
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .order_by(Image.id)
+    )
+    return session.execute(query).all()
+
+
+def judged_rows(session: Session, batch_id: int) -> Sequence[Any]:
+    """The batch's members as plain rows of their quality parts, for ranking."""
+    query = (
+        select(*_JUDGED_COLUMNS)
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+    )
+    return session.execute(query).all()
 
 
 def get_images(session: Session, image_ids: Collection[int]) -> Sequence[Image]:

@@ -20,6 +20,10 @@ def is_sqlite(url: str) -> bool:
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; on SQLite the `image_clustering` schema is mapped away."""
     if not is_sqlite(url):
+        if "+psycopg2" in url.split("://", 1)[0] or url.startswith("postgresql://"):
+            # An UPDATE executed for many rows (an analysis writes one per image) goes in pages
+            # of statements, not one round trip each: 50k labels in a fraction of the time.
+            kwargs.setdefault("executemany_mode", "values_plus_batch")
         return create_engine(url, pool_pre_ping=True, **kwargs)
 
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)

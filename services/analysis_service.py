@@ -13,10 +13,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
@@ -30,12 +30,22 @@ from processing.grouping import (
     ImageGrouper,
     camera_key,
 )
-from processing.quality import rank_reason
+from processing.quality import Judged, rank_reason
 from services import batch_service
 from services.clustering_pool import shared_pool
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
+
+
+class RankedImage(Judged, Protocol):
+    """What ranking reads of an image: its quality parts and its id (an Image or a row)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+J = TypeVar("J", bound=RankedImage)
 
 
 class AnalysisFailed(AppError):
@@ -61,7 +71,7 @@ class AnalysisParameters:
         return self.time_gap_seconds or DEFAULT_TIME_GAP_SECONDS
 
 
-def _captures(images: Sequence[Image]) -> list[Capture]:
+def _captures(images: Sequence[Any]) -> list[Capture]:
     return [
         Capture(i.shot_at, camera_key(i.camera_make, i.camera_model, i.camera_serial))
         for i in images
@@ -77,11 +87,12 @@ def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
 
 def _embedded_members(
     session: Session, batch_id: int, active_model: str
-) -> tuple[list[Image], list[Image]]:
-    """The batch's images that can be clustered, and those that failed processing.
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """The batch's images that can be clustered, and those that failed processing, as plain
+    rows (crud_image.clustering_rows).
 
     Raises Conflict while any other image still waits for its embedding."""
-    images = crud_image.get_images_with_features(session, crud_batch.member_ids(session, batch_id))
+    images = crud_image.clustering_rows(session, batch_id)
     if not images:
         raise InvalidInput(f"Batch {batch_id} has no images to analyze.")
     failed = [image for image in images if image.processing_error is not None]
@@ -105,11 +116,11 @@ def _embedded_members(
     return usable, failed
 
 
-def _vectors(images: Sequence[Image]) -> np.ndarray:
+def _vectors(images: Sequence[Row[Any]]) -> np.ndarray:
     return np.stack([np.frombuffer(i.features or b"", dtype=np.float32) for i in images])
 
 
-def rank_by_quality(images: Iterable[Image]) -> list[Image]:
+def rank_by_quality(images: Iterable[J]) -> list[J]:
     """Best first: highest quality score (unscored last), then the earliest upload."""
     return sorted(
         images,
@@ -117,31 +128,40 @@ def rank_by_quality(images: Iterable[Image]) -> list[Image]:
     )
 
 
+def _ranked(
+    labels: Mapping[int, str], images: Mapping[int, RankedImage]
+) -> dict[int, tuple[str, int, str | None]]:
+    """Each image's (label, rank within its group (1 = suggested keeper), and, below the
+    keeper, the reason it lost (`processing.quality.rank_reason`)), by image id.
+
+    Every "Ungrouped" image is its own keeper."""
+    groups: dict[str, list[RankedImage]] = defaultdict(list)
+    for image_id, label in labels.items():
+        groups[label].append(images[image_id])
+    result: dict[int, tuple[str, int, str | None]] = {}
+    for label, members in groups.items():
+        ranked = rank_by_quality(members)
+        for position, image in enumerate(ranked, start=1):
+            below = label != UNGROUPED and position > 1
+            reason = rank_reason(image, ranked[0]) if below else None
+            result[image.id] = (label, position if below else 1, reason)
+    return result
+
+
 def _apply_labels(
     associations: Sequence[ImageBatchAssociation],
     labels: Mapping[int, str],
     images: Mapping[int, Image],
 ) -> None:
-    """Set each association's label, its rank within its group (1 = suggested keeper) and, below
-    the keeper, the reason it lost (`processing.quality.rank_reason`).
-
-    Every "Ungrouped" image is its own keeper."""
-    groups: dict[str, list[Image]] = defaultdict(list)
+    """Set each association's label, rank and rank reason (see _ranked)."""
+    ranked = _ranked({a.image_id: labels[a.image_id] for a in associations}, images)
     for association in associations:
-        label = labels[association.image_id]
-        association.group_label = label
-        groups[label].append(images[association.image_id])
-    ranks: dict[int, int] = {}
-    reasons: dict[int, str | None] = {}
-    for label, members in groups.items():
-        ranked = rank_by_quality(members)
-        for position, image in enumerate(ranked, start=1):
-            below = label != UNGROUPED and position > 1
-            ranks[image.id] = position if below else 1
-            reasons[image.id] = rank_reason(image, ranked[0]) if below else None
-    for association in associations:
-        association.quality_rank = ranks[association.image_id]
-        association.rank_reason = reasons[association.image_id]
+        label, rank, reason = ranked[association.image_id]
+        association.group_label, association.quality_rank, association.rank_reason = (
+            label,
+            rank,
+            reason,
+        )
 
 
 def _snapshot(session: Session, batch_id: int) -> dict[int, tuple[str | None, bool]]:
@@ -155,9 +175,17 @@ def _snapshot(session: Session, batch_id: int) -> dict[int, tuple[str | None, bo
 
 
 def analyze_batch(
-    session: Session, batch_id: int, params: AnalysisParameters, active_model: str
-) -> ImageBatch:
-    """Group the batch's images into moments (capture time, camera, looks) and rank each group."""
+    session: Session,
+    batch_id: int,
+    params: AnalysisParameters,
+    active_model: str,
+    image_columns: Sequence[str],
+) -> batch_service.BatchMembers:
+    """Group the batch's images into moments (capture time, camera, looks) and rank each group;
+    returns the batch page (with `image_columns` of each image).
+
+    Plain rows throughout, no ORM objects per image: at 50k images loading and flushing objects
+    cost several times the clustering itself, and held the GIL from other requests."""
     pool = shared_pool()
     gap = params.effective_time_gap
     # A place first (or 503), so that at most workers + queue batches' vectors are read at once.
@@ -166,9 +194,8 @@ def analyze_batch(
             raise NotFound(f"Batch {batch_id} not found.")
         usable, failed = _embedded_members(session, batch_id, active_model)
         before = _snapshot(session, batch_id)
-        # End the read-only transaction: its connection goes back to the pool while the
-        # clustering waits and runs. The images stay readable (detached, attributes loaded).
-        session.expunge_all()
+        # End the read transaction: its connection goes back to the pool while the clustering
+        # waits and runs (the rows read are plain values).
         session.rollback()
         grouper = ImageGrouper(
             min_cluster_size=params.min_cluster_size,
@@ -194,9 +221,8 @@ def analyze_batch(
     names, n_groups = result.labels, result.n_groups
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: UNGROUPED for image in failed})
-    batch_view = batch_service.get_batch(session, batch_id)
-    images = {a.image_id: a.image for a in batch_view.image_associations}
-    _apply_labels(batch_view.image_associations, labels, images)
+    judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
+    crud_batch.set_member_labels(session, batch_id, _ranked(labels, judged))
     parameters: dict[str, Any] = {
         "min_cluster_size": params.min_cluster_size,
         "min_samples": params.min_samples,
@@ -209,7 +235,7 @@ def analyze_batch(
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
     session.flush()
-    return batch_service.get_batch(session, batch_id)
+    return batch_service.batch_page(session, batch_id, image_columns)
 
 
 def update_groups(
