@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 
+from services.background.pending import PendingIds
 from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ StartupFn = Callable[[], Iterable[int]]
 GATHER_SECONDS = 0.05
 
 
-class ProcessingWorker:
+class ProcessingWorker(PendingIds):
     """Takes image ids, processes them in batches on a background thread."""
 
     def __init__(
@@ -40,15 +40,12 @@ class ProcessingWorker:
         on_start: StartupFn | None = None,
         backoff: Backoff | None = None,
     ) -> None:
+        super().__init__()
         self._process = process
         self._batch_size = batch_size
         self._on_start = on_start
         self._backoff = backoff or Backoff()
-        self._order: deque[int] = deque()
-        self._pending: set[int] = set()
-        self._changed = threading.Condition()
         self._busy = False
-        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="processing-worker", daemon=True)
 
     def start(self) -> None:
@@ -58,26 +55,7 @@ class ProcessingWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the batch in hand (not the queue) and end the thread."""
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def submit(self, image_ids: Iterable[int]) -> None:
-        """Queue ids; an id already waiting is not queued twice."""
-        with self._changed:
-            for image_id in image_ids:
-                if image_id not in self._pending:
-                    self._pending.add(image_id)
-                    self._order.append(image_id)
-            self._changed.notify_all()
-
-    @property
-    def queued(self) -> int:
-        """Ids waiting, including a batch that waits to be tried again."""
-        with self._changed:
-            return len(self._pending)
+        self._stop_thread(self._thread, timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is queued or running (for tests and benchmarks)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from processing.feature_extraction import (
     ManagedEmbedder,
     expected_model_id,
 )
+from services.background.pending import PendingIds
 from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
         return None
 
 
-class CeleryTaskQueue:
+class CeleryTaskQueue(PendingIds):
     """Sends ids to Celery, EMBEDDING_BATCH_SIZE ids per task (one task embeds one batch).
 
     Sending happens on a thread of its own, so a commit never waits for the broker. A broker
@@ -127,16 +127,13 @@ class CeleryTaskQueue:
         close: Callable[[], Any] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
+        super().__init__()
         self._send = send
         self._batch_size = batch_size
         self._backfill = backfill
         self._close = close
         self._backoff = backoff or Backoff()
-        self._order: deque[int] = deque()
-        self._pending: set[int] = set()
-        self._changed = threading.Condition()
         self._sending = self._backfill is not None
-        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="celery-sender", daemon=True)
 
     def start(self) -> None:
@@ -144,26 +141,9 @@ class CeleryTaskQueue:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop sending; what is unsent stays pending in the database for the next start."""
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._stop_thread(self._thread, timeout)
         if self._close is not None:
             self._close()
-
-    def submit(self, image_ids: Iterable[int]) -> None:
-        with self._changed:
-            for image_id in image_ids:
-                if image_id not in self._pending:
-                    self._pending.add(image_id)
-                    self._order.append(image_id)
-            self._changed.notify_all()
-
-    @property
-    def queued(self) -> int:
-        with self._changed:
-            return len(self._pending)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until everything is sent (the workers' progress is in /health)."""

@@ -1,0 +1,41 @@
+"""What both task backends share: the ids waiting to be handled, and stopping their thread."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+
+class PendingIds:
+    """Ids waiting in order, each at most once, guarded by one condition that the backend's
+    thread waits on."""
+
+    def __init__(self) -> None:
+        self._order: deque[int] = deque()
+        self._pending: set[int] = set()
+        self._changed = threading.Condition()
+        self._stopping = False
+
+    def submit(self, image_ids: Iterable[int]) -> None:
+        """Queue ids; an id already waiting is not queued twice."""
+        with self._changed:
+            for image_id in image_ids:
+                if image_id not in self._pending:
+                    self._pending.add(image_id)
+                    self._order.append(image_id)
+            self._changed.notify_all()
+
+    @property
+    def queued(self) -> int:
+        """Ids this process holds that are not handled yet (a batch waiting for a retry too)."""
+        with self._changed:
+            return len(self._pending)
+
+    def _stop_thread(self, thread: threading.Thread, timeout: float) -> None:
+        """Ask the thread to stop after what it has in hand, and wait for it."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if thread.is_alive():
+            thread.join(timeout)
