@@ -88,18 +88,7 @@ class ProcessingWorker(PendingIds):
     def _backfill(self, find_pending: StartupFn) -> None:
         """Queue the unfinished work of earlier runs; waits out a database that is down."""
         try:
-            while not self._stopping:
-                try:
-                    self.submit(find_pending())
-                    break
-                except Exception as exc:
-                    if not is_transient(exc):
-                        logger.exception("start-up backfill failed; new uploads are processed")
-                        break
-                    delay = self._backoff.next_delay()
-                    logger.warning("start-up backfill failed (%s); again in %.1f s", exc, delay)
-                    self._sleep(delay)
-            self._backoff.reset()
+            self._submit_unfinished(find_pending, self._backoff)
         finally:
             with self._changed:
                 self._busy = False
@@ -115,17 +104,8 @@ class ProcessingWorker(PendingIds):
             exc,
             delay,
         )
-        with self._changed:
-            for image_id in reversed(batch):
-                if image_id not in self._pending:
-                    self._pending.add(image_id)
-                    self._order.appendleft(image_id)
+        self._requeue_front(batch)
         self._sleep(delay)
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait `seconds`, or less when asked to stop."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._stopping, seconds)
 
     def _next_batch(self) -> list[int] | None:
         with self._changed:

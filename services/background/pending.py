@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from services.background.retry import Backoff, is_transient
+
+logger = logging.getLogger(__name__)
 
 
 class PendingIds:
@@ -39,3 +44,33 @@ class PendingIds:
             self._changed.notify_all()
         if thread.is_alive():
             thread.join(timeout)
+
+    def _requeue_front(self, batch: list[int]) -> None:
+        """Put a batch that failed for a transient reason back at the front of the queue."""
+        with self._changed:
+            for image_id in reversed(batch):
+                if image_id not in self._pending:
+                    self._pending.add(image_id)
+                    self._order.appendleft(image_id)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait `seconds`, or less when asked to stop."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._stopping, seconds)
+
+    def _submit_unfinished(
+        self, find_pending: Callable[[], Iterable[int]], backoff: Backoff
+    ) -> None:
+        """Queue the unfinished work of earlier runs; waits out a database that is down."""
+        while not self._stopping:
+            try:
+                self.submit(find_pending())
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    logger.exception("start-up backfill failed; new uploads are still handled")
+                    break
+                delay = backoff.next_delay()
+                logger.warning("start-up backfill failed (%s); again in %.1f s", exc, delay)
+                self._sleep(delay)
+        backoff.reset()

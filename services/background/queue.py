@@ -31,7 +31,7 @@ from processing.feature_extraction import (
     expected_model_id,
 )
 from services.background.pending import PendingIds
-from services.background.retry import Backoff, is_transient
+from services.background.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +173,7 @@ class CeleryTaskQueue(PendingIds):
                     exc,
                     delay,
                 )
-                with self._changed:
-                    for image_id in reversed(batch):
-                        if image_id not in self._pending:
-                            self._pending.add(image_id)
-                            self._order.appendleft(image_id)
+                self._requeue_front(batch)
                 self._sleep(delay)
             finally:
                 with self._changed:
@@ -186,26 +182,11 @@ class CeleryTaskQueue(PendingIds):
 
     def _run_backfill(self, find_pending: Callable[[], list[int]]) -> None:
         try:
-            while not self._stopping:
-                try:
-                    self.submit(find_pending())
-                    break
-                except Exception as exc:
-                    if not is_transient(exc):
-                        logger.exception("start-up backfill failed; new uploads are still queued")
-                        break
-                    delay = self._backoff.next_delay()
-                    logger.warning("start-up backfill failed (%s); again in %.1f s", exc, delay)
-                    self._sleep(delay)
-            self._backoff.reset()
+            self._submit_unfinished(find_pending, self._backoff)
         finally:
             with self._changed:
                 self._sending = False
                 self._changed.notify_all()
-
-    def _sleep(self, seconds: float) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._stopping, seconds)
 
 
 class RemoteEmbedder(ManagedEmbedder):
