@@ -33,15 +33,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 
+from bench.scratch import scratch_postgres
 from database.database import create_db_engine
 from database.migrations import upgrade_to_head
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 LIBRARY = 5_000
 LIST_BATCHES, LIST_BATCH_SIZE = 20, 2_500
 
@@ -110,19 +109,9 @@ def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
         upgrade_to_head(url)
         yield url
         return
-    admin_url = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    name = f"pixal_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_postgres() as url:
         upgrade_to_head(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def insert_library(url: str, model: str) -> list[int]:

@@ -19,17 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from bench.scratch import scratch_postgres
 
 HERE = Path(__file__).resolve().parents[1]
 REQUESTS = 6
@@ -69,23 +67,11 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -
     raise TimeoutError("server not idle")
 
 
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_thumbs_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def measure(tree: Path, png: bytes, port: int, admin_url: str) -> tuple[int, int, list[int]]:
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(admin_url) as database_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_postgres(admin_url, prefix="bench_thumbs") as database_url,
+    ):
         storage = Path(tmp) / "assets"
         env = {
             **os.environ,
