@@ -71,6 +71,18 @@ FALLBACK_MIN_COSINE = 0.8
 MOMENT_LINK_COSINE = 0.75
 
 
+# HDBSCAN's finest parameters (min_cluster_size, min_samples): single linkage's density. A
+# cluster found at the request's parameters that holds two or more clusters of this finest
+# level, each at least min_cluster_size images, is cut into them (_split_by_moment_looks).
+# Measured on bench/real_shoots.py's card without capture times (MAC vectors): at 5/5 and 3/3
+# HDBSCAN alone puts six moments of one fixed camera (36 frames) in one group: min_samples > 1
+# smooths a short burst into its neighbours, and a larger min_cluster_size makes it prefer the
+# group of all of them; at the finest level those moments stay apart. Only images without a
+# capture time keep HDBSCAN's clusters (timed ones are regrouped by moment), so this matters
+# for them, and for every image when capture time is off.
+FINEST = (2, 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Capture:
     """When and with which camera an image was taken; None where EXIF does not say."""
@@ -173,6 +185,11 @@ class ImageGrouper:
         # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN.
         apart = None if moments is None else np.where(moments < 0, moments.max() + 1, moments)
         raw = self._cluster(x, large, unit_rows, allow_single_cluster=False, moments=apart)
+        if not large and (self.min_cluster_size, self.min_samples) != FINEST:
+            finest = self._cluster(
+                x, large, unit_rows, allow_single_cluster=False, moments=apart, at=FINEST
+            )
+            raw = _split_by_moment_looks(raw, finest, self.min_cluster_size)
         raw = self._refined(raw, x, moments, fallback=False)
         fallback = bool(np.all(raw < 0))
         if fallback:
@@ -221,17 +238,20 @@ class ImageGrouper:
         *,
         allow_single_cluster: bool,
         moments: NDArray[np.intp] | None = None,
+        at: tuple[int, int] | None = None,
     ) -> NDArray[np.intp]:
+        """HDBSCAN's labels at the request's parameters, or `at` (min_cluster_size, min_samples)."""
+        min_cluster_size, min_samples = at or (self.min_cluster_size, self.min_samples)
         # hdbscan clamps min_samples too; done here so stored parameters never reach it unchecked.
-        min_samples = min(self.min_samples, x.shape[0] - 1)
+        min_samples = min(min_samples, x.shape[0] - 1)
         if not large:
             if moments is not None:
                 # A burst of exactly min_cluster_size frames, kept apart from every other
                 # moment, has only min_cluster_size - 1 neighbours to count.
-                min_samples = max(1, min(min_samples, self.min_cluster_size - 1))
+                min_samples = max(1, min(min_samples, min_cluster_size - 1))
             return exact_hdbscan_labels(
                 x,
-                self.min_cluster_size,
+                min_cluster_size,
                 min_samples,
                 unit_rows=unit_rows,
                 allow_single_cluster=allow_single_cluster,
@@ -240,11 +260,31 @@ class ImageGrouper:
         # Moments are applied afterwards (_refined regroups timed rows by moment).
         return knn_hdbscan_labels(
             x,
-            self.min_cluster_size,
+            min_cluster_size,
             min_samples,
             unit_rows=unit_rows,
             allow_single_cluster=allow_single_cluster,
         )
+
+
+def _split_by_moment_looks(
+    raw: NDArray[np.intp], finest: NDArray[np.intp], min_cluster_size: int
+) -> NDArray[np.intp]:
+    """HDBSCAN's clusters at the request's parameters, each cut into the clusters HDBSCAN finds
+    inside it at its finest (FINEST) where two or more of those are at least min_cluster_size
+    images: then the cluster holds several moments, each big enough to be a group of its own;
+    its other rows are Ungrouped. A cluster with fewer such parts is kept whole."""
+    out = raw.copy()
+    next_id = int(raw.max()) + 1 if raw.size else 0
+    for rows in _members(raw):
+        parts = [part for part in _members(finest[rows]) if part.size >= min_cluster_size]
+        if len(parts) < 2:
+            continue
+        out[rows] = -1
+        for part in parts:
+            out[rows[part]] = next_id
+            next_id += 1
+    return out
 
 
 def _by_moment(

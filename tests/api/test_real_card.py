@@ -144,3 +144,29 @@ def test_images_without_exif_still_group(offline_client: TestClient) -> None:
 
     assert {labels[n] for n in burst} == {"Group 1"}
     assert labels["tree-030"] == labels["apple"] == "Ungrouped"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"min_cluster_size": 2, "min_samples": 1}, {"min_cluster_size": 3, "min_samples": 3}],
+)
+def test_moments_of_one_fixed_camera_without_exif_are_not_merged(
+    offline_client: TestClient, body: dict[str, int]
+) -> None:
+    # No capture times: only looks can keep two moments of the plaza (other people in it) and
+    # of the tree (a hand came in) apart; at 3/3 HDBSCAN alone puts each place in one group.
+    moments = [
+        ["vtest-150", "vtest-152", "vtest-154"],
+        ["vtest-480", "vtest-482", "vtest-484"],
+        ["tree-030", "tree-036", "tree-042"],
+        ["tree-400", "tree-405", "tree-410"],
+    ]
+    shots = {name: shot(name) for moment in moments for name in moment}
+    shots["apple"] = shot("apple")
+
+    labels, _ = analyze(offline_client, shots, **body)
+
+    groups = [{labels[name] for name in moment} for moment in moments]
+    assert all(len(group) == 1 and "Ungrouped" not in group for group in groups), groups
+    assert len(set.union(*groups)) == len(moments)
+    assert labels["apple"] == "Ungrouped"
