@@ -176,21 +176,22 @@ class ImageGrouper:
             x = _l2_normalised(x)
         if np.all(x == x[0]):
             # Identical rows have no density structure to find (and nothing for PCA to keep).
-            raw = self._refined(np.zeros(n, dtype=np.intp), x, moments, fallback=True)
+            apart = None if moments is None else _untimed_by_camera(moments, captures)
+            raw = self._refined(np.zeros(n, dtype=np.intp), x, moments, apart, fallback=True)
             labels, n_groups = _named(raw)
             return GroupingResult(labels, n_groups, True, None)
 
         unit_rows = self.metric == "cosine"
 
-        # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN.
-        apart = None if moments is None else np.where(moments < 0, moments.max() + 1, moments)
+        # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN per camera.
+        apart = None if moments is None else _untimed_by_camera(moments, captures)
         raw = self._cluster(x, large, unit_rows, allow_single_cluster=False, moments=apart)
         if not large and (self.min_cluster_size, self.min_samples) != FINEST:
             finest = self._cluster(
                 x, large, unit_rows, allow_single_cluster=False, moments=apart, at=FINEST
             )
             raw = _split_by_moment_looks(raw, finest, self.min_cluster_size)
-        raw = self._refined(raw, x, moments, fallback=False)
+        raw = self._refined(raw, x, moments, apart, fallback=False)
         fallback = bool(np.all(raw < 0))
         if fallback:
             # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
@@ -201,7 +202,7 @@ class ImageGrouper:
                 raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
             else:
                 raw = np.zeros(n, dtype=np.intp)
-            raw = self._refined(raw, x, moments, fallback=True)
+            raw = self._refined(raw, x, moments, apart, fallback=True)
         labels, n_groups = _named(raw)
         return GroupingResult(labels, n_groups, fallback, None)
 
@@ -210,14 +211,16 @@ class ImageGrouper:
         raw: NDArray[np.intp],
         x: NDArray[np.float64],
         moments: NDArray[np.intp] | None,
+        apart: NDArray[np.intp] | None,
         *,
         fallback: bool,
     ) -> NDArray[np.intp]:
         """The final groups: HDBSCAN's clusters, or with capture times each moment's frames
-        that look alike, without outsiders; a group smaller than min_cluster_size is noise."""
+        that look alike, without outsiders; a group smaller than min_cluster_size is noise.
+        `apart`: `moments` with each camera's untimed rows as one more moment."""
         unit = _l2_normalised(x)
-        if moments is not None:
-            raw = _by_moment(raw, unit, moments)
+        if moments is not None and apart is not None:
+            raw = _by_moment(raw, unit, moments, apart)
         out = np.full(raw.shape[0], -1, dtype=np.intp)
         next_id = 0
         for rows in _members(raw):
@@ -287,14 +290,33 @@ def _split_by_moment_looks(
     return out
 
 
+def _untimed_by_camera(
+    moments: NDArray[np.intp], captures: Sequence[Capture] | None
+) -> NDArray[np.intp]:
+    """`moments` with the rows without a capture time given one more id per camera: their
+    time is unknown, but two bodies never take the same frame (two photographers at one
+    wedding shoot the same scene from different places). Rows without a camera share one id."""
+    apart = moments.copy()
+    untimed = np.flatnonzero(moments < 0)
+    cameras: dict[str | None, int] = {}
+    first = int(moments.max()) + 1
+    for row in untimed:
+        camera = captures[row].camera if captures is not None else None
+        apart[row] = first + cameras.setdefault(camera, len(cameras))
+    return apart
+
+
 def _by_moment(
-    raw: NDArray[np.intp], unit: NDArray[np.float64], moments: NDArray[np.intp]
+    raw: NDArray[np.intp],
+    unit: NDArray[np.float64],
+    moments: NDArray[np.intp],
+    apart: NDArray[np.intp],
 ) -> NDArray[np.intp]:
     """Regroup timed rows by moment: within one camera's moment, frames joined by a chain of
     pairs at least MOMENT_LINK_COSINE alike are one group, however HDBSCAN cut them (at small
     min_cluster_size it splits a burst where a head turns). Rows without a capture time keep
-    the clusters HDBSCAN found among them (looks alone): their time is unknown, so a look-alike
-    of another moment cannot be told from a frame of the same moment."""
+    the clusters HDBSCAN found among them (looks alone: their time is unknown, so a look-alike
+    of another moment cannot be told from a frame of the same moment), cut by camera."""
     out = np.full(raw.shape[0], -1, dtype=np.intp)
     next_id = 0
     for rows in _members(moments):
@@ -303,8 +325,8 @@ def _by_moment(
             next_id += 1
     for rows in _members(raw):
         untimed = rows[moments[rows] < 0]
-        if untimed.size:
-            out[untimed] = next_id
+        for camera_rows in _members(apart[untimed]):
+            out[untimed[camera_rows]] = next_id
             next_id += 1
     return out
 

@@ -24,20 +24,30 @@ BODY_B = ("Canon", "Canon EOS R6", "032021005678")  # a second body of the same 
 pytestmark = pytest.mark.slow
 
 
-def shot(name: str, at: float | None = None, camera: tuple[str, str, str] = BODY_A) -> bytes:
+def shot(
+    name: str,
+    at: float | None = None,
+    camera: tuple[str, str, str] = BODY_A,
+    *,
+    untimed_camera: bool = False,
+) -> bytes:
     """The card's file `name` as a camera JPEG: taken `at` seconds after START by `camera`;
-    at=None: no EXIF at all (an exported or downloaded file)."""
+    at=None: no EXIF at all (an exported or downloaded file), or with untimed_camera the
+    camera's EXIF without a capture time."""
     with Image.open(CARD / f"{name}.jpg") as image:
         image.load()
     out = io.BytesIO()
-    if at is None:
+    if at is None and not untimed_camera:
         image.save(out, "JPEG", quality=90)
         return out.getvalue()
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = camera[0], camera[1]  # Make, Model
     sub = exif.get_ifd(0x8769)
-    moment = START + timedelta(seconds=at)
     sub[0xA431] = camera[2]  # BodySerialNumber
+    if at is None:
+        image.save(out, "JPEG", quality=90, exif=exif.tobytes())
+        return out.getvalue()
+    moment = START + timedelta(seconds=at)
     sub[0x9003] = moment.strftime("%Y:%m:%d %H:%M:%S")  # DateTimeOriginal
     sub[0x9291] = f"{moment.microsecond // 1000:03d}"  # SubSecTimeOriginal
     sub[0x9011] = "+02:00"  # OffsetTimeOriginal
@@ -170,3 +180,18 @@ def test_moments_of_one_fixed_camera_without_exif_are_not_merged(
     assert all(len(group) == 1 and "Ungrouped" not in group for group in groups), groups
     assert len(set.union(*groups)) == len(moments)
     assert labels["apple"] == "Ungrouped"
+
+
+def test_two_cameras_without_capture_times_are_not_merged(offline_client: TestClient) -> None:
+    # The tree from a fixed place: two bodies without clocks. By looks alone the three frames are
+    # one burst (the control below); the second body's frame is another photographer's.
+    a, b = ["tree-030", "tree-042"], "tree-036"
+    untimed = {name: shot(name, camera=BODY_A, untimed_camera=True) for name in a}
+    untimed[b] = shot(b, camera=BODY_B, untimed_camera=True)
+
+    labels, _ = analyze(offline_client, untimed)
+    assert labels[a[0]] == labels[a[1]] == "Group 1"
+    assert labels[b] == "Ungrouped"
+
+    without_exif, _ = analyze(offline_client, {name: shot(name) for name in [*a, b]})
+    assert set(without_exif.values()) == {"Group 1"}
