@@ -222,7 +222,7 @@ class AnalyzeRequest(BaseModel):
         le=365 * 24 * 3600,
         description="A group never spans a gap longer than this between consecutive shots of "
         f"one camera (make, model and serial). Omitted or null: {DEFAULT_TIME_GAP_SECONDS:g} s. "
-        "Images without a capture time are grouped by looks alone.",
+        "Images without a capture time are grouped by looks alone, each camera's apart.",
     )
     use_capture_time: bool = Field(
         default=True,
