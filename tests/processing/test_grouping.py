@@ -139,7 +139,10 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
 
     assert exact.pca_dims is None
     assert graph.pca_dims is None
-    assert exact.n_groups == graph.n_groups == 40
+    assert exact.n_groups == 40
+    # The graph's neighbour lists are approximate, and HNSW built on several threads is not
+    # deterministic: under load it has found 39 groups here (two blobs joined), still ARI ~0.97.
+    assert abs(graph.n_groups - 40) <= 1
     assert adjusted_rand_score(exact.labels, graph.labels) >= 0.95
     # The scattered rows stay "Ungrouped" on the graph path too.
     assert {graph.labels[i] for i in np.flatnonzero(truth == -1)} == {UNGROUPED}
