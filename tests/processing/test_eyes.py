@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from processing.eyes import eyes_states
+from processing.eyes import MAX_FACES, eyes_states
 from processing.quality import assess_quality, closed_share, detect_faces, quality_grey
 from tests.factories import real_photo
 
@@ -36,6 +36,15 @@ def test_open_eyes_on_a_real_portrait() -> None:
 def test_a_box_without_a_face_is_unknown() -> None:
     coffee = real_photo("coffee.png")
     assert eyes_states(coffee, [(200, 100, 120, 120)], 1.0) == ["unknown"]
+
+
+def test_only_the_largest_faces_are_read() -> None:
+    astronaut = real_photo("astronaut.png")
+    face = detect_faces(quality_grey(astronaut))[0]
+    x, y, w, h = face
+    smaller = (x + 4, y + 4, w - 8, h - 8)
+    states = eyes_states(astronaut.convert("L"), [smaller] + [face] * MAX_FACES, 1.0)
+    assert states == ["unknown"] + ["open"] * MAX_FACES
 
 
 def test_a_photo_without_faces_has_no_eyes() -> None:
