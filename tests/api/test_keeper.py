@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -117,6 +118,10 @@ def test_eyes_open_beats_eyes_closed_and_the_reason_reaches_the_export(
     table = {int(row["image_id"]): row for row in csv.DictReader(io.StringIO(text))}
     assert table[closed]["eyes"] == "closed"
     assert table[closed]["rank_reason"] == "eyes_closed"
+    sidecars = client.get(f"/batches/{batch_id}/export", params={"format": "xmp"}).content
+    with zipfile.ZipFile(io.BytesIO(sidecars)) as archive:
+        assert b"Pixal|Eyes closed" in archive.read("carphone-042.xmp")
+        assert b"Eyes closed" not in archive.read("carphone-040.xmp")
 
 
 def test_reasons_name_exposure_and_reach_the_export(client: TestClient) -> None:
