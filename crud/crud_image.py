@@ -80,6 +80,7 @@ _JUDGED_COLUMNS = (
     Image.brightness,
     Image.face_count,
     Image.face_sharpness,
+    Image.eyes,
 )
 
 

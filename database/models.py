@@ -114,6 +114,8 @@ class Image(Base):
     brightness: Mapped[float | None] = mapped_column(Float)
     face_count: Mapped[int | None] = mapped_column(Integer)
     face_sharpness: Mapped[float | None] = mapped_column(Float)
+    # Per face: "open", "closed" or "unknown", comma-separated (processing/eyes.py).
+    eyes: Mapped[str | None] = mapped_column(Text)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
 

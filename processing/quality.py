@@ -14,18 +14,22 @@ small copy of it score alike.
 - Motion blur (a shaken frame) is told apart from defocus: shake smears every edge along one
   direction, so the frame's gradients all point the same way. Its value is how strongly they
   agree (0 = no preferred direction, 1 = all one way).
+- Eyes: for each face, are its eyes open, closed, or unknown (too small, or no face after all),
+  read by MediaPipe's face-mesh and iris models (processing/eyes.py).
 - Exposure starts at 1 and loses up to 0.5 for blown highlights (all of it once 5% of the frame
   is at 250 or brighter), up to 0.2 for crushed shadows (5 or darker; all of it once half the
   frame is, since night and sky scenes are legitimately dark) and up to 0.3 for the average
   brightness straying from mid-grey.
 
 The quality score is 0.7 x sharpness x (1 - 0.5 x shake beyond what a steady frame shows)
-+ 0.3 x exposure, because in a burst the first question is which frame is in focus.
++ 0.3 x exposure, because in a burst the first question is which frame is in focus; it is then
+multiplied by 1 - 0.5 x the share of the faces (of those read) whose eyes are closed.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -34,8 +38,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from processing.eyes import eyes_states
+
 # Bump when the score changes: images scored by an older version are re-scored at start-up.
-QUALITY_VERSION = 2
+QUALITY_VERSION = 3
 
 # Longest side of the grey image every score is measured on.
 QUALITY_SIDE = 512
@@ -77,6 +83,9 @@ MEAN_WEIGHT = 0.3
 
 SHARPNESS_WEIGHT = 0.7
 EXPOSURE_WEIGHT = 1.0 - SHARPNESS_WEIGHT
+# A frame whose faces all have their eyes closed loses this share of its score: a blink
+# loses to the same frame with open eyes unless that one is far worse otherwise.
+EYES_CLOSED_PENALTY = 0.5
 
 # Faces are searched on a copy this size: Haar cascades cost grows with the area searched, and
 # a face smaller than FACE_MIN_SIDE / FACE_SIDE of the frame is not what a culler decides by.
@@ -93,6 +102,8 @@ class QualityScores:
     brightness: float = 0.5  # mean luminance in [0, 1]: tells over- from under-exposure
     face_count: int = 0
     face_sharpness: float | None = None  # in [0, 1], size-weighted over the faces; None: none
+    # Per face, in the order found: "open", "closed" or "unknown", comma-separated; None: none.
+    eyes: str | None = None
 
     def columns(self) -> dict[str, Any]:
         """The values stored on the image row, with the version that made them."""
@@ -106,6 +117,7 @@ def assess_quality(img: Image.Image) -> QualityScores:
     region = subject_region_value(tiles)
     faces = detect_faces(grey)
     face_value = faces_sharpness(grey, faces)
+    eyes = eyes_states(img, faces, grey.shape[1] / img.width) if faces else []
     sharpness = sharpness_score(region, SUBJECT_HALF_POINT)
     if face_value is not None:
         sharpness = FACE_WEIGHT * face_value + (1 - FACE_WEIGHT) * sharpness
@@ -113,6 +125,7 @@ def assess_quality(img: Image.Image) -> QualityScores:
     exposure = exposure_score(grey)
     steady = 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
     quality = SHARPNESS_WEIGHT * sharpness * steady + EXPOSURE_WEIGHT * exposure
+    quality *= 1.0 - EYES_CLOSED_PENALTY * closed_share(eyes)
     brightness = float(grey.mean(dtype=np.float64)) / 255.0 if grey.size else 0.0
     return QualityScores(
         sharpness=_unit(sharpness),
@@ -122,7 +135,15 @@ def assess_quality(img: Image.Image) -> QualityScores:
         brightness=_unit(brightness),
         face_count=len(faces),
         face_sharpness=face_value,
+        eyes=",".join(eyes) if eyes else None,
     )
+
+
+def closed_share(eyes: Sequence[str] | str | None) -> float:
+    """The share of the faces whose eyes were read that have them closed (0 when none read)."""
+    states = eyes.split(",") if isinstance(eyes, str) else (eyes or [])
+    read = [state for state in states if state != "unknown"]
+    return sum(state == "closed" for state in read) / len(read) if read else 0.0
 
 
 def legacy_quality_score(img: Image.Image) -> float:
@@ -327,10 +348,13 @@ class Judged(Protocol):
     def brightness(self) -> float | None: ...
     @property
     def face_sharpness(self) -> float | None: ...
+    @property
+    def eyes(self) -> str | None: ...
 
 
 # Reasons an image ranks below its group's keeper, by the part it loses most on.
 REASONS = (
+    "eyes_closed",
     "blurred",
     "face_blurred",
     "motion_blur",
@@ -352,6 +376,10 @@ def rank_reason(image: Judged, keeper: Judged) -> str:
     """Why `image` ranks below `keeper`: the part of the score it loses most on."""
     if image.quality_score is None or image.sharpness is None or image.exposure is None:
         return "not_scored"
+    # Closed eyes are named first: a culler's first look at a portrait, and no sharpness or
+    # exposure makes up for them.
+    if closed_share(image.eyes) > closed_share(keeper.eyes):
+        return "eyes_closed"
     if keeper.sharpness is None or keeper.exposure is None:
         return "lower_score"
     sharpness_loss = SHARPNESS_WEIGHT * (keeper.sharpness - image.sharpness)

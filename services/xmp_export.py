@@ -2,7 +2,8 @@
 
 One sidecar per image: a star rating (`xmp:Rating`), a colour label (`xmp:Label`) and keywords,
 hierarchical (`lr:hierarchicalSubject`: `Pixal|Group 3`, `Pixal|Keeper`) and flat
-(`dc:subject`: `Pixal`, `Group 3`, `Keeper`, as Lightroom writes them). Built with ElementTree,
+(`dc:subject`: `Pixal`, `Group 3`, `Keeper`, as Lightroom writes them), and `Pixal|Eyes closed`
+on a frame where the judge read closed eyes on a face. Built with ElementTree,
 so names with `<`, `&` or quotes come out as valid XML.
 """
 
@@ -33,6 +34,8 @@ for _prefix, _uri in NS.items():
     ElementTree.register_namespace(_prefix, _uri)
 
 KEYWORD_ROOT = "Pixal"
+# A keyword a photographer can filter on in Lightroom: someone blinked (processing/eyes.py).
+EYES_CLOSED_KEYWORD = "Eyes closed"
 Label = Literal["Red", "Yellow", "Green", "Blue", "Purple", "none"]
 Naming = Literal["basename", "full"]
 # Characters no file system or archive tool is happy with in a name.
@@ -60,6 +63,7 @@ class Pick:
     original_filename: str
     group_label: str | None
     is_keeper: bool
+    eyes_closed: bool = False
 
 
 def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
@@ -71,6 +75,7 @@ def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
             original_filename=association.image.original_filename,
             group_label=association.group_label,
             is_keeper=association.quality_rank == 1 and _is_grouped(association.group_label),
+            eyes_closed="closed" in (association.image.eyes or "").split(","),
         )
         for association in batch.image_associations
     ]
@@ -117,6 +122,8 @@ def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
         assert pick.group_label is not None
         # "|" separates levels in lr:hierarchicalSubject; a label holding one stays one level.
         hierarchy.insert(0, (KEYWORD_ROOT, pick.group_label.replace("|", "/")))
+    if pick.eyes_closed:
+        hierarchy.append((KEYWORD_ROOT, EYES_CLOSED_KEYWORD))
 
     root = ElementTree.Element(_q("x", "xmpmeta"))
     rdf = ElementTree.SubElement(root, _q("rdf", "RDF"))

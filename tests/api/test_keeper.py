@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
@@ -25,6 +27,9 @@ from tests.factories import (
     shallow_focus,
     with_noise,
 )
+
+# Real frames of a real blink, one person (tests/data/eyes/SOURCES.md).
+EYES = Path(__file__).parent.parent / "data" / "eyes"
 
 
 def jpeg(img: PILImage.Image) -> bytes:
@@ -78,6 +83,45 @@ def test_shaken_frame_loses_to_steady_one(client: TestClient) -> None:
     assert by_id[shake]["quality_rank"] == 2
     assert by_id[shake]["rank_reason"] == "motion_blur"
     assert by_id[shake]["image"]["motion_blur"] > by_id[steady]["image"]["motion_blur"]
+
+
+def test_eyes_open_beats_eyes_closed_and_the_reason_reaches_the_export(
+    client: TestClient,
+) -> None:
+    files = [
+        (name, (EYES / name).read_bytes()) for name in ("carphone-042.png", "carphone-040.png")
+    ]
+    closed, opened = upload(client, files)
+    by_id = group_of(client, [closed, opened], label="Blink")
+    batch_id = client.get("/batches/").json()[-1]["id"]
+
+    assert by_id[opened]["quality_rank"] == 1
+    assert by_id[opened]["rank_reason"] is None
+    assert by_id[closed]["quality_rank"] == 2
+    assert by_id[closed]["rank_reason"] == "eyes_closed"
+    assert by_id[opened]["image"]["eyes"] == "open"
+    assert by_id[closed]["image"]["eyes"] == "closed"
+    assert listed(client, closed)["eyes"] == "closed"
+    assert client.get(f"/images/metadata/{closed}").json()["eyes"] == "closed"
+    page = client.get(f"/batches/{batch_id}").json()
+    assert {a["image"]["id"]: a["image"]["eyes"] for a in page["image_associations"]} == {
+        opened: "open",
+        closed: "closed",
+    }
+
+    rows = client.get(f"/batches/{batch_id}/export", params={"format": "json"}).json()
+    assert {row["image_id"]: (row["eyes"], row["rank_reason"]) for row in rows} == {
+        opened: ("open", None),
+        closed: ("closed", "eyes_closed"),
+    }
+    text = client.get(f"/batches/{batch_id}/export", params={"format": "csv"}).text
+    table = {int(row["image_id"]): row for row in csv.DictReader(io.StringIO(text))}
+    assert table[closed]["eyes"] == "closed"
+    assert table[closed]["rank_reason"] == "eyes_closed"
+    sidecars = client.get(f"/batches/{batch_id}/export", params={"format": "xmp"}).content
+    with zipfile.ZipFile(io.BytesIO(sidecars)) as archive:
+        assert b"Pixal|Eyes closed" in archive.read("carphone-042.xmp")
+        assert b"Eyes closed" not in archive.read("carphone-040.xmp")
 
 
 def test_reasons_name_exposure_and_reach_the_export(client: TestClient) -> None:

@@ -246,6 +246,7 @@ class Judgement:
     motion_blur: float | None = 0.2
     brightness: float | None = 0.5
     face_sharpness: float | None = None
+    eyes: str | None = None
 
 
 @pytest.mark.parametrize(
@@ -254,6 +255,8 @@ class Judgement:
         (Judgement(sharpness=0.4), "blurred"),
         (Judgement(sharpness=0.4, motion_blur=0.6), "motion_blur"),
         (Judgement(sharpness=0.4, face_sharpness=0.2), "face_blurred"),
+        (Judgement(sharpness=0.4, face_sharpness=0.2, eyes="open,closed"), "eyes_closed"),
+        (Judgement(sharpness=0.4, face_sharpness=0.2, eyes="open,unknown"), "face_blurred"),
         (Judgement(exposure=0.5, brightness=0.8), "overexposed"),
         (Judgement(exposure=0.5, brightness=0.2), "underexposed"),
         (Judgement(sharpness=0.79), "lower_score"),
@@ -262,6 +265,8 @@ class Judgement:
 )
 def test_rank_reason_names_the_part_lost_most(image: Judgement, reason: str) -> None:
     keeper = Judgement(face_sharpness=0.9 if image.face_sharpness is not None else None)
+    if image.eyes is not None:
+        keeper.eyes = "open,open"
     assert reason in REASONS
     assert rank_reason(image, keeper) == reason
 
