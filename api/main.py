@@ -29,6 +29,7 @@ from database.vector_version import track_vector_changes
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker
+from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
@@ -72,17 +73,21 @@ def create_app(
             lease.share()
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
+        clustering = ClusteringPool.from_settings(settings)
+        clustering.start()
         app.state.settings = settings
         app.state.session_factory = factory
         app.state.read_session_factory = read_factory
         app.state.embedder = model
         app.state.worker = worker
         app.state.embedding_index = EmbeddingIndex()
+        app.state.clustering_pool = clustering
         worker.start()
         try:
             yield
         finally:
             await anyio.to_thread.run_sync(worker.stop)
+            await anyio.to_thread.run_sync(clustering.shutdown)
             lease.release()
             if engine is not None:
                 engine.dispose()
