@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +37,8 @@ from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, install_file_hooks
 
 logger = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def create_app(
@@ -89,6 +92,11 @@ def create_app(
         # GIL held (collecting nothing), the longest stalls requests saw during a 50k analysis.
         gc.collect()
         gc.freeze()
+        # A thread waiting for the GIL gets it after 1 ms, not 5: a request hands the GIL over
+        # some 20 times (database calls, the event loop), and while an analysis ran its rows
+        # through Python each hand-off cost up to the interval (+100 ms per GET at 5 ms).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             yield
         finally:
@@ -98,6 +106,7 @@ def create_app(
             if engine is not None:
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
+            sys.setswitchinterval(switch_interval)
 
     # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
     # the docs open on a machine without internet.
