@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.deps import (
+    ClusteringPoolDep,
     EmbedderDep,
     PresenterDep,
     ReadSessionDep,
@@ -172,12 +173,14 @@ def analyze_batch(
     session: SessionDep,
     present: PresenterDep,
     embedder: EmbedderDep,
+    pool: ClusteringPoolDep,
     body: AnalyzeRequest | None = None,
 ) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
     page = analysis_service.analyze_batch(
         session,
+        pool,
         batch_id,
         AnalysisParameters(
             params.min_cluster_size,

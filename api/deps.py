@@ -15,6 +15,7 @@ from api.schemas import Presenter
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.background.queue import TaskQueue
+from services.clustering_pool import ClusteringPool
 from services.errors import AppError
 from services.similarity_service import EmbeddingIndex
 
@@ -72,6 +73,11 @@ async def get_embedder(request: Request) -> ManagedEmbedder:
     return embedder
 
 
+async def get_clustering_pool(request: Request) -> ClusteringPool:
+    pool: ClusteringPool = request.app.state.clustering_pool
+    return pool
+
+
 async def get_embedding_index(request: Request) -> EmbeddingIndex:
     index: EmbeddingIndex = request.app.state.embedding_index
     return index
@@ -88,6 +94,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 WorkerDep = Annotated[TaskQueue, Depends(get_worker)]
 EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
+ClusteringPoolDep = Annotated[ClusteringPool, Depends(get_clustering_pool)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]
 IndexDep = Annotated[EmbeddingIndex, Depends(get_embedding_index)]
 

@@ -311,8 +311,37 @@ def json_response(
     trip to the thread pool after the route (a route holding a write lock could otherwise wait
     there for a thread while every thread waits for that lock). `response_model` on the route
     still documents the shape."""
-    body = to_json(content, inf_nan_mode="null")
-    return Response(body, status_code, headers, media_type="application/json")
+    return Response(_encoded(content), status_code, headers, media_type="application/json")
+
+
+# Items of a long list encoded per call. One call for a 50k-image batch page (25 MB) held the
+# GIL for ~170 ms, and every other request waited; 1,000 items take a few ms.
+_PIECE_ITEMS = 1000
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > _PIECE_ITEMS
+
+
+def _holds_long(value: Any) -> bool:
+    return isinstance(value, dict) and any(_long(v) for v in value.values())
+
+
+def _encoded(content: Any) -> bytes:
+    """The JSON of `content` (the bytes of one `to_json`), long lists encoded in pieces."""
+    if _holds_long(content):
+        fields = (to_json(str(key)) + b":" + _encoded(value) for key, value in content.items())
+        return b"{" + b",".join(fields) + b"}"
+    if _long(content):
+        pieces = range(0, len(content), _PIECE_ITEMS)
+        return (
+            b"["
+            + b",".join(_encoded(content[at : at + _PIECE_ITEMS])[1:-1] for at in pieces)
+            + b"]"
+        )
+    if isinstance(content, list) and any(_holds_long(item) for item in content):
+        return b"[" + b",".join(_encoded(item) for item in content) + b"]"
+    return to_json(content, inf_nan_mode="null")
 
 
 # ImageResponse fields that are not read from the image row.

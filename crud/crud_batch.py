@@ -5,10 +5,24 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.types import TypeEngine
 
+from crud.crud_image import STREAM_ROWS
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
 
@@ -67,8 +81,10 @@ def member_rows(
         *(table.c[name] for name in names),
     ).join(Image, Image.id == ImageBatchAssociation.image_id)
     query = query.where(ImageBatchAssociation.batch_id.in_(batch_ids))
-    # On the Core connection: Session.execute would wrap every row for the ORM.
-    return names, list(session.connection().execute(query).all())
+    # On the Core connection: Session.execute would wrap every row for the ORM. Streamed: one
+    # fetch of a 50k-image batch held the GIL from other requests for ~0.3 s.
+    result = session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
+    return names, [row for chunk in result.partitions() for row in chunk]
 
 
 def member_counts(
@@ -205,20 +221,57 @@ def renumber_group(
 def set_member_labels(
     session: Session, batch_id: int, labels: Mapping[int, tuple[str, int, str | None]]
 ) -> None:
-    """Set each member's (group_label, quality_rank, rank_reason), by image id: one UPDATE
-    statement executed for every row, no ORM objects."""
-    rows = [
-        {
-            "batch_id": batch_id,
-            "image_id": image_id,
-            "group_label": label,
-            "quality_rank": rank,
-            "rank_reason": reason,
-        }
-        for image_id, (label, rank, reason) in labels.items()
-    ]
-    if rows:
-        session.execute(update(ImageBatchAssociation), rows)
+    """Set each member's (group_label, quality_rank, rank_reason), by image id, no ORM objects.
+
+    PostgreSQL: one UPDATE ... FROM unnest(arrays) per LABEL_PAGE_ROWS rows, a few ms each
+    (executemany took 4 s for 50k rows, most of it holding the GIL from other requests).
+    SQLite: one UPDATE statement executed for every row (in-process, no round trips)."""
+    items = list(labels.items())
+    if session.get_bind().dialect.name != "postgresql":
+        rows = [
+            {
+                "batch_id": batch_id,
+                "image_id": image_id,
+                "group_label": label,
+                "quality_rank": rank,
+                "rank_reason": reason,
+            }
+            for image_id, (label, rank, reason) in items
+        ]
+        if rows:
+            session.execute(update(ImageBatchAssociation), rows)
+        return
+    a = ImageBatchAssociation.__table__
+    assert isinstance(a, Table)
+    for start in range(0, len(items), LABEL_PAGE_ROWS):
+        page = items[start : start + LABEL_PAGE_ROWS]
+        values = (
+            func.unnest(
+                _array([image_id for image_id, _ in page], Integer),
+                _array([label for _, (label, _, _) in page], String),
+                _array([rank for _, (_, rank, _) in page], Integer),
+                _array([reason for _, (_, _, reason) in page], String),
+            )
+            .table_valued("image_id", "label", "rank", "reason")
+            .render_derived()
+        )
+        session.execute(
+            update(a)
+            .where(a.c.batch_id == batch_id, a.c.image_id == values.c.image_id)
+            .values(
+                group_label=values.c.label,
+                quality_rank=values.c.rank,
+                rank_reason=values.c.reason,
+            )
+        )
+
+
+# Rows per UPDATE of set_member_labels on PostgreSQL.
+LABEL_PAGE_ROWS = 5000
+
+
+def _array(values: list[Any], item_type: type[TypeEngine[Any]]) -> BindParameter[Any]:
+    return bindparam(None, values, type_=postgresql.ARRAY(item_type), unique=True)
 
 
 def delete_batch(session: Session, batch_id: int) -> None:

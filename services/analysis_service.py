@@ -13,10 +13,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-import numpy as np
-from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
@@ -32,7 +31,7 @@ from processing.grouping import (
 )
 from processing.quality import Judged, rank_reason
 from services import batch_service
-from services.clustering_pool import shared_pool
+from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -85,19 +84,40 @@ def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
     return batch
 
 
+class Member(NamedTuple):
+    """What an analysis reads of each member besides its vector."""
+
+    id: int
+    embedding_model: str | None
+    processing_error: str | None
+    shot_at: datetime | None
+    camera_make: str | None
+    camera_model: str | None
+    camera_serial: str | None
+
+
 def _embedded_members(
     session: Session, batch_id: int, active_model: str
-) -> tuple[list[Row[Any]], list[Row[Any]]]:
-    """The batch's images that can be clustered, and those that failed processing, as plain
-    rows (crud_image.clustering_rows).
+) -> tuple[list[Member], list[bytes], list[Member]]:
+    """The batch's images that can be clustered with their vectors' bytes, and those that
+    failed processing (crud_image.clustering_rows, read in chunks).
 
     Raises Conflict while any other image still waits for its embedding."""
-    images = crud_image.clustering_rows(session, batch_id)
+    images: list[Member] = []
+    features: list[bytes | None] = []
+    for chunk in crud_image.clustering_rows(session, batch_id):
+        for row in chunk:
+            images.append(Member._make(row[:-1]))
+            features.append(row[-1])
     if not images:
         raise InvalidInput(f"Batch {batch_id} has no images to analyze.")
     failed = [image for image in images if image.processing_error is not None]
     usable = [image for image in images if image.processing_error is None]
-    waiting = [i for i in usable if i.embedding_model is None or i.features is None]
+    waiting = [
+        image
+        for image, vector in zip(images, features, strict=True)
+        if image.processing_error is None and (image.embedding_model is None or vector is None)
+    ]
     if waiting:
         raise Conflict(
             f"{len(waiting)} of {len(images)} images in batch {batch_id} have no embedding "
@@ -113,11 +133,12 @@ def _embedded_members(
             "mixed. They are re-embedded in the background: try again shortly.",
             extra={"stale_embeddings": len(stale)},
         )
-    return usable, failed
-
-
-def _vectors(images: Sequence[Row[Any]]) -> np.ndarray:
-    return np.stack([np.frombuffer(i.features or b"", dtype=np.float32) for i in images])
+    vectors = [
+        vector
+        for image, vector in zip(images, features, strict=True)
+        if image.processing_error is None and vector is not None
+    ]
+    return usable, vectors, failed
 
 
 def rank_by_quality(images: Iterable[J]) -> list[J]:
@@ -164,18 +185,15 @@ def _apply_labels(
         )
 
 
-def _snapshot(session: Session, batch_id: int) -> dict[int, tuple[str | None, bool]]:
-    """What the clustering depended on: each member's embedding model and whether it failed."""
-    rows = session.execute(
-        select(Image.id, Image.embedding_model, Image.processing_error.is_not(None))
-        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
-        .where(ImageBatchAssociation.batch_id == batch_id)
-    )
-    return {image_id: (model, bool(failed)) for image_id, model, failed in rows}
+def _snapshot(images: Iterable[Member]) -> dict[int, tuple[str | None, bool]]:
+    """What the clustering depended on: each member's embedding model and whether it failed
+    (compared with crud_image.member_states before the labels are written)."""
+    return {i.id: (i.embedding_model, i.processing_error is not None) for i in images}
 
 
 def analyze_batch(
     session: Session,
+    pool: ClusteringPool,
     batch_id: int,
     params: AnalysisParameters,
     active_model: str,
@@ -185,15 +203,15 @@ def analyze_batch(
     returns the batch page (with `image_columns` of each image).
 
     Plain rows throughout, no ORM objects per image: at 50k images loading and flushing objects
-    cost several times the clustering itself, and held the GIL from other requests."""
-    pool = shared_pool()
+    cost several times the clustering itself, and held the GIL from other requests. The
+    clustering runs on `pool` (a worker process by default)."""
     gap = params.effective_time_gap
     # A place first (or 503), so that at most workers + queue batches' vectors are read at once.
     with pool.place():
         if crud_batch.get_batch(session, batch_id, with_images=False) is None:
             raise NotFound(f"Batch {batch_id} not found.")
-        usable, failed = _embedded_members(session, batch_id, active_model)
-        before = _snapshot(session, batch_id)
+        usable, features, failed = _embedded_members(session, batch_id, active_model)
+        before = _snapshot([*usable, *failed])
         # End the read transaction: its connection goes back to the pool while the clustering
         # waits and runs (the rows read are plain values).
         session.rollback()
@@ -204,7 +222,9 @@ def analyze_batch(
         )
         captures = _captures(usable)
         try:
-            result = pool.run(lambda: grouper.fit_labels(_vectors(usable), captures, gap))
+            with SharedRows.create(features) as vectors:
+                del features
+                result = pool.run(fit_shared_labels, grouper, vectors, captures, gap)
         except Exception as exc:
             logger.exception("analysis of batch %s failed", batch_id)
             batch = _lock_batch(session, batch_id)
@@ -213,7 +233,7 @@ def analyze_batch(
             raise AnalysisFailed(f"Analysis of batch {batch_id} failed: {exc}") from exc
 
     batch = _lock_batch(session, batch_id)
-    if _snapshot(session, batch_id) != before:
+    if crud_image.member_states(session, batch_id) != before:
         raise Conflict(
             f"Batch {batch_id} changed while it was being analysed (images added, removed or "
             "re-embedded); analyze it again."

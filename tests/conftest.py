@@ -117,6 +117,9 @@ def settings(database_url: str, storage_root: Path, tiny_dinov3_dir: Path) -> Se
         embedding_device="cpu",
         torch_threads=1,
         max_upload_bytes=5 * 1024 * 1024,
+        # A worker process per test app would cost seconds each; the process pool has tests
+        # of its own (tests/services/test_clustering_pool.py, tests/system/).
+        analysis_isolation="thread",
     )
 
 

@@ -1,12 +1,27 @@
-"""The clustering pool: bounded places, work on its own threads, errors carried back."""
+"""The clustering pool: bounded places, work on its own threads or processes, errors carried
+back, a lost worker process replaced."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from multiprocessing.shared_memory import SharedMemory
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
-from services.clustering_pool import Busy, ClusteringPool
+from processing.grouping import Capture, ImageGrouper
+from services.clustering_pool import (
+    Busy,
+    ClusteringPool,
+    SharedRows,
+    WorkerLost,
+    fit_shared_labels,
+)
 from services.errors import Unavailable
 
 
@@ -50,3 +65,68 @@ def test_work_runs_on_the_pool_threads_and_errors_come_back() -> None:
     with pytest.raises(ValueError, match="broken"):
         pool.run(lambda: (_ for _ in ()).throw(ValueError("broken")))
     pool.shutdown()
+
+
+@pytest.fixture(scope="module")
+def process_pool() -> Iterator[ClusteringPool]:
+    pool = ClusteringPool(workers=1, waiting=0, wait_seconds=1.0, isolation="process")
+    yield pool
+    pool.shutdown()
+
+
+def bursts(count: int = 60, dims: int = 16) -> tuple[NDArray[np.float32], list[Capture]]:
+    """Bursts of near-identical rows, a second apart within a burst, a minute between them."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(count // 6, dims))
+    rows = centres[np.arange(count) // 6] + 0.05 * rng.normal(size=(count, dims))
+    start = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    captures = [
+        Capture(start + timedelta(seconds=60 * (i // 6) + i % 6), "cam") for i in range(count)
+    ]
+    return rows.astype(np.float32), captures
+
+
+def test_a_worker_process_gives_the_labels_of_the_server_process(
+    process_pool: ClusteringPool,
+) -> None:
+    rows, captures = bursts()
+    grouper = ImageGrouper(min_cluster_size=2, min_samples=1)
+    here = grouper.fit_labels(rows, captures, 10.0)
+
+    with SharedRows.create([row.tobytes() for row in rows]) as shared:
+        there = process_pool.run(fit_shared_labels, grouper, shared, captures, 10.0)
+
+    assert there == here
+    assert here.n_groups == 10
+    assert process_pool.run(os.getpid) != os.getpid()
+
+
+def test_shared_rows_hold_the_vectors_and_are_removed_on_exit() -> None:
+    rows, _ = bursts(12, 4)
+    with SharedRows.create([row.tobytes() for row in rows]) as shared:
+        assert np.array_equal(shared.copy(), rows)
+        name = shared.name
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=name)
+    with pytest.raises(ValueError, match="same length"), SharedRows.create([b"\0" * 8, b"\0"]):
+        pass
+
+
+def test_a_killed_worker_is_a_clear_error_and_the_next_task_gets_a_new_one(
+    process_pool: ClusteringPool,
+) -> None:
+    pid = process_pool.run(os.getpid)
+
+    with pytest.raises(WorkerLost, match="ended unexpectedly"):
+        process_pool.run(os.kill, pid, signal.SIGKILL)
+
+    assert process_pool.run(os.getpid) not in (pid, os.getpid())
+
+
+def test_a_full_process_pool_answers_busy() -> None:
+    pool = ClusteringPool(workers=1, waiting=0, wait_seconds=0.0, isolation="process")
+    try:
+        with pool.place(), pytest.raises(Busy), pool.place():
+            pass
+    finally:
+        pool.shutdown()

@@ -2,13 +2,18 @@
 
 Before: each analysis locked the batch row and held its connection while it waited for the
 lock and clustered; sixty of them exhausted the connection pool, and an unrelated
-`GET /images/` answered 500 after the pool's 30 s timeout (issue 10, item 11)."""
+`GET /images/` answered 500 after the pool's 30 s timeout (issue 10, item 11). The clustering
+runs in a worker process here (the server's default): it ends with the server, however the
+server ends."""
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -103,3 +108,41 @@ def test_sixty_concurrent_analyses_never_exhaust_the_connection_pool(
         final = client.get(f"/batches/{batch_id}").json()
     assert final["status"] == "complete"
     assert final["parameters"]["groups"] > 0
+
+
+def children(pid: int) -> set[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return {int(child) for task in tasks for child in (task / "children").read_text().split()}
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.parametrize("ending", ["stop", "kill"])
+def test_the_clustering_worker_process_ends_with_the_server(
+    server: ServerProcess, ending: str
+) -> None:
+    assert server.process is not None
+    pid = server.process.pid
+    # The worker process starts with the server, before any analysis.
+    assert wait_for(lambda: bool(children(pid)))
+    workers = children(pid)
+
+    server.stop() if ending == "stop" else server.kill()
+
+    assert wait_for(lambda: not any(running(pid) for pid in workers)), workers
