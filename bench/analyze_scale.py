@@ -290,6 +290,7 @@ def http_figures(n: int, isolation: str = "process") -> list[str]:
 
     from database.migrations import upgrade_to_head
     from database.models import Image
+    from processing.feature_extraction import offline_model_id
 
     admin_url = make_url(
         os.environ.get(
@@ -330,7 +331,8 @@ def http_figures(n: int, isolation: str = "process") -> list[str]:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError("the server did not start") from None
                     time.sleep(0.5)
-            model = health["model"]["active_model"] or health["model"]["configured_model"]
+            # The id the server's vectors carry (the offline encoder's name plus its pooling).
+            model = health["model"]["active_model"] or offline_model_id()
             x, _ = photo_like(n, 384, seed=n + 384)
             engine = create_engine(url)
             tag = uuid.uuid4().hex[:8]
