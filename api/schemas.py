@@ -45,6 +45,14 @@ EYES_FIELD = Field(
     examples=["open,closed"],
 )
 
+FACE_SHARPNESSES_FIELD = Field(
+    default=None,
+    description="Per face found, in the order of `eyes`: its sharpness in [0, 1] (is that face "
+    'in focus), two decimals, comma-separated ("unknown" if too small to measure); null when '
+    "no face was found. face_sharpness is their size-weighted mean.",
+    examples=["0.82,0.31"],
+)
+
 
 def _strip_non_blank(value: str) -> str:
     if _UNSTORABLE.search(value):
@@ -88,6 +96,7 @@ class ImageResponse(BaseModel):
     face_count: int | None = None
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
+    face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
     processing_error: str | None = None
 
 
@@ -135,6 +144,7 @@ class Metadata(BaseModel):
     face_count: int | None = None
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
+    face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:

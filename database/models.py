@@ -116,6 +116,8 @@ class Image(Base):
     face_sharpness: Mapped[float | None] = mapped_column(Float)
     # Per face: "open", "closed" or "unknown", comma-separated (processing/eyes.py).
     eyes: Mapped[str | None] = mapped_column(Text)
+    # Per face, in the same order: its sharpness, two decimals, comma-separated.
+    face_sharpnesses: Mapped[str | None] = mapped_column(Text)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
 

@@ -104,6 +104,9 @@ class QualityScores:
     face_sharpness: float | None = None  # in [0, 1], size-weighted over the faces; None: none
     # Per face, in the order found: "open", "closed" or "unknown", comma-separated; None: none.
     eyes: str | None = None
+    # Per face, in the same order: its sharpness in [0, 1] to two decimals ("unknown" for a
+    # face too small to measure), comma-separated; None: none.
+    face_sharpnesses: str | None = None
 
     def columns(self) -> dict[str, Any]:
         """The values stored on the image row, with the version that made them."""
@@ -116,7 +119,8 @@ def assess_quality(img: Image.Image) -> QualityScores:
     tiles = tile_sharpness(grey)
     region = subject_region_value(tiles)
     faces = detect_faces(grey)
-    face_value = faces_sharpness(grey, faces)
+    each_face = face_sharpness_each(grey, faces)
+    face_value = faces_sharpness(each_face, faces)
     eyes = eyes_states(img, faces, grey.shape[1] / img.width) if faces else []
     sharpness = sharpness_score(region, SUBJECT_HALF_POINT)
     if face_value is not None:
@@ -136,6 +140,10 @@ def assess_quality(img: Image.Image) -> QualityScores:
         face_count=len(faces),
         face_sharpness=face_value,
         eyes=",".join(eyes) if eyes else None,
+        face_sharpnesses=",".join(
+            "unknown" if value is None else f"{value:.2f}" for value in each_face
+        )
+        or None,
     )
 
 
@@ -299,22 +307,35 @@ def detect_faces(grey: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def faces_sharpness(
+def face_sharpness_each(
     grey: NDArray[np.float32], faces: list[tuple[int, int, int, int]]
-) -> float | None:
-    """Sharpness of the faces (their inner part, noise-corrected), weighted by their size."""
+) -> list[float | None]:
+    """Each face's sharpness in [0, 1] (its inner part, noise-corrected); None for a face too
+    small to measure."""
     if not faces:
-        return None
+        return []
     noise = noise_variance(grey)
-    total = weight = 0.0
+    values: list[float | None] = []
     for x, y, w, h in faces:
         # The inner part: eyes, nose and mouth, not the hair or background at the box's edge.
         inner = grey[y + h // 6 : y + h - h // 6, x + w // 6 : x + w - w // 6]
         if inner.shape[0] < 3 or inner.shape[1] < 3:
+            values.append(None)
             continue
         value = max(0.0, laplacian_variance(inner) - noise)
-        total += w * h * sharpness_score(value, FACE_HALF_POINT)
-        weight += w * h
+        values.append(sharpness_score(value, FACE_HALF_POINT))
+    return values
+
+
+def faces_sharpness(
+    each_face: Sequence[float | None], faces: list[tuple[int, int, int, int]]
+) -> float | None:
+    """The faces' sharpness (face_sharpness_each), weighted by their size."""
+    total = weight = 0.0
+    for value, (_, _, w, h) in zip(each_face, faces, strict=True):
+        if value is not None:
+            total += w * h * value
+            weight += w * h
     return total / weight if weight else None
 
 

@@ -1,4 +1,4 @@
-"""face eyes: per face, are its eyes open, closed or unknown
+"""face eyes: per face, are its eyes open, closed or unknown, and how sharp it is
 
 Revision ID: 0006_face_eyes
 Revises: 0005_vector_version
@@ -27,7 +27,11 @@ def _schema() -> str | None:
 def upgrade() -> None:
     # NULL for images judged before: QUALITY_VERSION 3 re-scores them at start-up.
     op.add_column("images", sa.Column("eyes", sa.Text(), nullable=True), schema=_schema())
+    op.add_column(
+        "images", sa.Column("face_sharpnesses", sa.Text(), nullable=True), schema=_schema()
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("images", "face_sharpnesses", schema=_schema())
     op.drop_column("images", "eyes", schema=_schema())

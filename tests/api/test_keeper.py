@@ -66,6 +66,22 @@ def test_sharp_subject_on_soft_background_beats_sharp_background(client: TestCli
     keeper, other = by_id[portrait]["image"], by_id[missed]["image"]
     assert keeper["face_count"] == other["face_count"] == 1
     assert keeper["face_sharpness"] > other["face_sharpness"]
+    # Each face's own sharpness (one face here), in the page, the list and the export.
+    assert float(keeper["face_sharpnesses"]) > float(other["face_sharpnesses"])
+    assert listed(client, portrait)["face_sharpnesses"] == keeper["face_sharpnesses"]
+    batch_id = client.get("/batches/").json()[-1]["id"]
+    page = client.get(f"/batches/{batch_id}").json()
+    assert {
+        a["image"]["id"]: a["image"]["face_sharpnesses"] for a in page["image_associations"]
+    } == {
+        portrait: keeper["face_sharpnesses"],
+        missed: other["face_sharpnesses"],
+    }
+    rows = client.get(f"/batches/{batch_id}/export", params={"format": "json"}).json()
+    assert {row["image_id"]: row["face_sharpnesses"] for row in rows} == {
+        portrait: keeper["face_sharpnesses"],
+        missed: other["face_sharpnesses"],
+    }
 
 
 def test_shaken_frame_loses_to_steady_one(client: TestClient) -> None:

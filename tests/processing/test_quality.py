@@ -194,6 +194,9 @@ def test_a_face_is_found_and_judged() -> None:
     assert sharp.face_sharpness is not None
     assert soft_face.face_sharpness is not None
     assert sharp.face_sharpness - soft_face.face_sharpness > 0.3
+    # One face: its own value is the weighted mean, to two decimals.
+    assert sharp.face_sharpnesses == f"{sharp.face_sharpness:.2f}"
+    assert soft_face.face_sharpnesses == f"{soft_face.face_sharpness:.2f}"
     assert checked(assess_quality(photo("coffee.png"))).face_count == 0
 
 
