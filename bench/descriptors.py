@@ -28,7 +28,14 @@ from PIL import Image
 from scipy.sparse.csgraph import minimum_spanning_tree
 from sklearn.metrics import roc_auc_score
 
-from bench.real_shoots import SHOOT_START, Shot, jpeg_bytes, score, wedding_card
+from bench.real_shoots import (
+    SHOOT_START,
+    Shot,
+    jpeg_bytes,
+    score,
+    wedding_card,
+    within_and_between,
+)
 from processing import feature_extraction as fe
 from processing import grouping
 from processing.grouping import Capture, ImageGrouper, camera_key
@@ -113,14 +120,8 @@ def similarities(vectors: torch.Tensor) -> np.ndarray:
 
 
 def auc(shots: Sequence[Shot], sims: np.ndarray) -> float:
-    within, between = [], []
-    for i, j in itertools.combinations(range(len(shots)), 2):
-        a, b = shots[i], shots[j]
-        if a.truth == b.truth and not a.truth.startswith("single:"):
-            within.append(sims[i, j])
-        elif a.kind and a.kind == b.kind and a.truth != b.truth:
-            between.append(sims[i, j])
-    labels = np.r_[np.ones(len(within)), np.zeros(len(between))]
+    within, between = within_and_between(shots, sims)
+    labels = np.r_[np.ones(within.size), np.zeros(between.size)]
     return float(roc_auc_score(labels, np.r_[within, between]))
 
 

@@ -454,10 +454,9 @@ def make_embedder(descriptor: str) -> Any:
     return embedder
 
 
-def descriptor_figures(shots: Sequence[Shot], x: np.ndarray) -> str:
-    """Cosine within bursts vs between look-alikes of different moments; ROC AUC."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    sims = x @ x.T
+def within_and_between(shots: Sequence[Shot], sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The similarities of pairs within one burst, and of look-alike pairs (one kind of
+    picture) from different moments."""
     within, between = [], []
     for i, j in itertools.combinations(range(len(shots)), 2):
         a, b = shots[i], shots[j]
@@ -465,7 +464,13 @@ def descriptor_figures(shots: Sequence[Shot], x: np.ndarray) -> str:
             within.append(sims[i, j])
         elif a.kind and a.kind == b.kind and a.truth != b.truth:
             between.append(sims[i, j])
-    w, b = np.array(within), np.array(between)
+    return np.array(within), np.array(between)
+
+
+def descriptor_figures(shots: Sequence[Shot], x: np.ndarray) -> str:
+    """Cosine within bursts vs between look-alikes of different moments; ROC AUC."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    w, b = within_and_between(shots, x @ x.T)
     auc = roc_auc_score(np.r_[np.ones(w.size), np.zeros(b.size)], np.r_[w, b])
     return (
         f"within bursts: mean {w.mean():.3f}, 5th pct {np.percentile(w, 5):.3f}, min {w.min():.3f} "
