@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import cluster_routes, image_routes
 from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
-from api.schemas import HealthResponse, RootResponse
+from api.headers import NoSniffMiddleware
+from api.schemas import HealthResponse, RootResponse, error_responses
 from config import Settings, get_settings
 from database.database import (
     create_db_engine,
@@ -132,11 +133,21 @@ def create_app(
             "X-Total-Pages",
         ],
     )
+    # Outermost: every answer, errors included, says "no sniffing". A stored file is served
+    # with the type its bytes were validated as; a JPEG that is also valid HTML must never be
+    # rendered as a page by a browser that guesses.
+    app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
 
-    @app.get("/", operation_id="root", response_model=RootResponse, tags=["Status"])
+    @app.get(
+        "/",
+        operation_id="root",
+        response_model=RootResponse,
+        tags=["Status"],
+        responses=error_responses(503),
+    )
     def root() -> dict[str, Any]:
         """Say hello; handy to see that the server runs."""
         return {"message": "Pixal Judge server is running. API docs: /docs"}
@@ -146,7 +157,13 @@ def create_app(
         operation_id="health",
         response_model=HealthResponse,
         tags=["Status"],
-        responses={503: {"model": HealthResponse, "description": "The database is unreachable"}},
+        responses={
+            503: {
+                "model": HealthResponse,
+                "description": "The database is unreachable",
+                "headers": error_responses(503)[503]["headers"],
+            }
+        },
     )
     def health(
         session: ReadSessionDep,
