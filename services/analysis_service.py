@@ -33,6 +33,7 @@ from processing.quality import Judged, rank_reason
 from services import batch_service
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
+from services.lock_conflicts import retry_on_lock_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def analyze_batch(
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: UNGROUPED for image in failed})
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
+    if judged.keys() != labels.keys():  # the batch lock rules this out; never a KeyError
+        raise Conflict(f"Batch {batch_id} changed while it was being analysed; analyze it again.")
     crud_batch.set_member_labels(session, batch_id, _ranked(labels, judged))
     parameters: dict[str, Any] = {
         "min_cluster_size": params.min_cluster_size,
@@ -258,6 +261,7 @@ def analyze_batch(
     return batch_service.batch_page(session, batch_id, image_columns)
 
 
+@retry_on_lock_conflict
 def update_groups(
     session: Session, batch_id: int, group_map: Mapping[str, list[int]]
 ) -> ImageBatch:
@@ -293,6 +297,7 @@ def update_groups(
     return batch_service.get_batch(session, batch_id)
 
 
+@retry_on_lock_conflict
 def rank_group(session: Session, batch_id: int, group_label: str) -> ImageBatch:
     """Re-rank one group by quality; rank 1 is the suggested keeper."""
     _lock_batch(session, batch_id)
