@@ -2,9 +2,10 @@
 tests/system/test_races.py runs for a few rounds and `python -m bench.races` for a thousand.
 
 Each round builds a batch of six processed images in two ranked groups, then releases at the
-same instant: an analysis, the removal of group 1's keeper from the batch, the delete of
-another member image, a re-rank of group 1, the add of an image being deleted (and a fresh
-one), a CSV export and a JSON read; every third round the batch itself is deleted as well.
+same instant (each then waits a random 0-0.5 s): an analysis, the removal of group 1's keeper
+from the batch, the delete of another member image, a re-rank of group 1, the add of an image
+being deleted (and a fresh one), a CSV export and a JSON read; every third round the batch
+itself is deleted as well.
 Afterwards the database is read directly: every group must still have exactly one keeper
 (rank 1). A 500 is a defect; a 503 ("database unavailable") during a race is one too.
 
@@ -30,6 +31,7 @@ from tests.factories import jpeg_bytes
 
 UNGROUPED = "Ungrouped"
 ROUND_IMAGES = 6
+MAX_DELAY = 0.5  # seconds
 T = TypeVar("T")
 
 
@@ -166,8 +168,14 @@ def together(calls: Sequence[Callable[[], T]]) -> list[T]:
 
 
 def _send(
-    client: httpx.Client, name: str, method: str, path: str, body: dict[str, object] | None
+    client: httpx.Client,
+    delay: float,
+    name: str,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
 ) -> tuple[str, int, str]:
+    time.sleep(delay)
     try:
         response = client.request(method, path, json=body)
     except httpx.HTTPError as exc:
@@ -206,7 +214,12 @@ def race_rounds(
                 batch_id = _setup_batch(setup, members)
                 ops = _operations(batch_id, members, fresh, drop_batch=n % 3 == 2)
                 rng.shuffle(ops)
-                calls = [functools.partial(_send, clients[at], *op) for at, op in enumerate(ops)]
+                # Each starts up to MAX_DELAY late: every order of the operations comes up,
+                # including an analysis that finishes before the others change the batch.
+                calls = [
+                    functools.partial(_send, clients[at], rng.uniform(0, MAX_DELAY), *op)
+                    for at, op in enumerate(ops)
+                ]
                 results = together(calls)
                 for name, status, text in results:
                     report.statuses[(name, status)] += 1
