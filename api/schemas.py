@@ -101,9 +101,10 @@ RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 # refusing valid input (schemathesis' positive cases send exactly that).
 JsonRowId = Annotated[
     int,
-    BeforeValidator(_whole_float_to_int),
     Strict(),
     Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER),
+    # Last, so it runs first, and the bounds above stay in the published schema.
+    BeforeValidator(_whole_float_to_int),
 ]
 
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})

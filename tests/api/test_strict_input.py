@@ -192,3 +192,10 @@ def test_every_operation_documents_503_with_retry_after(client: TestClient) -> N
         unavailable = operation["responses"].get("503")
         assert unavailable is not None, operation["operationId"]
         assert "Retry-After" in unavailable["headers"], operation["operationId"]
+
+
+def test_published_id_bounds_are_json_schema_keywords(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field in [("BatchCreate", "image_ids"), ("ImageIds", "image_ids")]:
+        items = schemas[model]["properties"][field]["items"]
+        assert items == {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
