@@ -16,11 +16,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import cluster_routes, image_routes
 from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
-from api.headers import NoSniffMiddleware
+from api.headers import NoSniffMiddleware, method_not_allowed_handler
 from api.schemas import HealthResponse, RootResponse, error_responses
 from config import Settings, get_settings
 from database.database import (
@@ -138,6 +139,7 @@ def create_app(
     # rendered as a page by a browser that guesses.
     app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed_handler)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
 

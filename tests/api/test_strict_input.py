@@ -199,3 +199,20 @@ def test_published_id_bounds_are_json_schema_keywords(client: TestClient) -> Non
     for model, field in [("BatchCreate", "image_ids"), ("ImageIds", "image_ids")]:
         items = schemas[model]["properties"][field]["items"]
         assert items == {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/images/1", {"GET", "DELETE"}),
+        ("/batches/1", {"GET", "PUT", "DELETE"}),
+        ("/batches/1/images", {"POST", "DELETE"}),
+    ],
+)
+def test_a_405_lists_every_method_of_the_path(
+    client: TestClient, path: str, allowed: set[str]
+) -> None:
+    response = client.request("PATCH", path)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == allowed
+    assert response.json() == {"detail": "Method Not Allowed"}
