@@ -22,7 +22,7 @@ shots near a scene, and 2% planted noise: isotropic directions, far from everyth
 correct clustering labels "Ungrouped". Agreement is the adjusted Rand index of the kNN-graph
 path against the exact path (ImageGrouper with the threshold raised) on the same vectors.
 
-Each line "figure | target" is meant for bench/big_shoots.py; `figures()` returns them too.
+Each line "figure | target" is meant for bench/library_scale.py; `figures()` returns them too.
 The machine is shared: compare figures of one run (ratios) rather than absolute seconds.
 """
 
