@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from crud import crud_batch, crud_image
+from database import readiness
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
-from processing.grouping import UNGROUPED
 from processing.quality import rank_reason
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services.background import enqueue_processing
@@ -240,9 +240,9 @@ def original_file(session: Session, settings: Settings, image_id: int) -> tuple[
 
 def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) -> None:
     """After members left these (batch, label) groups, the next image of each becomes its
-    keeper: ranks are 1..n again. "Ungrouped" images are each their own keeper already."""
+    keeper: ranks are 1..n again. "Ungrouped" images are not ranked against each other."""
     for batch_id, label in sorted(groups):
-        if label == UNGROUPED:
+        if not readiness.is_grouped(label):
             continue
         ranked = crud_batch.renumber_group(session, batch_id, label)
         # The reasons an image lost are said against the keeper: the new one's.
