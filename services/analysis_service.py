@@ -19,12 +19,12 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_image
+from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
-    UNGROUPED,
     Capture,
     ImageGrouper,
     camera_key,
@@ -124,7 +124,7 @@ def _embedded_members(
             "yet; they are being processed. Try again shortly (see embedded_count).",
             extra={"missing_embeddings": len(waiting)},
         )
-    stale = [i for i in usable if i.embedding_model != active_model]
+    stale = [i for i in usable if readiness.lacks_embedding(i.embedding_model, active_model)]
     if stale:
         models = sorted({str(i.embedding_model) for i in stale})
         raise Conflict(
@@ -155,7 +155,8 @@ def _ranked(
     """Each image's (label, rank within its group (1 = suggested keeper), and, below the
     keeper, the reason it lost (`processing.quality.rank_reason`)), by image id.
 
-    Every "Ungrouped" image is its own keeper."""
+    Every "Ungrouped" image ranks 1 with no reason: there is nothing to rank it against (it
+    is no keeper either: database.readiness.is_keeper)."""
     groups: dict[str, list[RankedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
@@ -163,7 +164,7 @@ def _ranked(
     for label, members in groups.items():
         ranked = rank_by_quality(members)
         for position, image in enumerate(ranked, start=1):
-            below = label != UNGROUPED and position > 1
+            below = readiness.is_grouped(label) and position > 1
             reason = rank_reason(image, ranked[0]) if below else None
             result[image.id] = (label, position if below else 1, reason)
     return result
@@ -240,7 +241,7 @@ def analyze_batch(
         )
     names, n_groups = result.labels, result.n_groups
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
-    labels.update({image.id: UNGROUPED for image in failed})
+    labels.update({image.id: readiness.UNGROUPED for image in failed})
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
     crud_batch.set_member_labels(session, batch_id, _ranked(labels, judged))
     parameters: dict[str, Any] = {
