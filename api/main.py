@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import cluster_routes, image_routes
+from api import cluster_routes, decision_routes, image_routes
 from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.schemas import HealthResponse, RootResponse
@@ -135,6 +135,7 @@ def create_app(
     install_exception_handlers(app)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
+    app.include_router(decision_routes.router)
 
     @app.get("/", operation_id="root", response_model=RootResponse, tags=["Status"])
     def root() -> dict[str, Any]:
