@@ -79,9 +79,8 @@ def timed_labels(grouper: ImageGrouper, x: NDArray[np.float32]) -> tuple[list[st
     start = time.perf_counter()
     result = grouper.fit_labels(x)
     seconds = time.perf_counter() - start
-    path = f"PCA({result.pca_dims}) + prims_kdtree" if result.pca_dims else "exact (generic)"
     fallback = ", single-cluster fallback" if result.used_single_cluster_fallback else ""
-    return result.labels, seconds, f"{result.n_groups} groups, {path}{fallback}"
+    return result.labels, seconds, f"{result.n_groups} groups{fallback}"
 
 
 def bench_time(sizes: list[int]) -> None:
