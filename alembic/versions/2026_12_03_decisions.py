@@ -3,7 +3,7 @@ batch, the kind of each group, the judge's own rank beside the shown one; exposu
 mode per image (brackets are told from them)
 
 Revision ID: 20261203_i20_decisions
-Revises: 0006_face_eyes
+Revises: 0007_face_sharpnesses_repair
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_i20_decisions"
-down_revision: str | None = "0006_face_eyes"
+down_revision: str | None = "0007_face_sharpnesses_repair"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
