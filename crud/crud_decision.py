@@ -37,12 +37,12 @@ def group_members(session: Session, batch_id: int, label: str) -> dict[int, str 
     query = select(_A.image_id, _A.group_kind).where(
         _A.batch_id == batch_id, _A.group_label == label
     )
-    return {image_id: value for image_id, value in session.execute(query)}
+    return {row[0]: row[1] for row in session.execute(query)}
 
 
 def group_labels(session: Session, batch_id: int) -> dict[int, str | None]:
     query = select(_A.image_id, _A.group_label).where(_A.batch_id == batch_id)
-    return {image_id: value for image_id, value in session.execute(query)}
+    return {row[0]: row[1] for row in session.execute(query)}
 
 
 def decide(
