@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticUndefined, to_json
 
 from crud.crud_batch import MEMBER_FIELDS
-from crud.crud_decision import is_keeper, is_suggested_keeper
+from database import readiness
 from services.batch_service import PREVIEW_IMAGES
 
 if TYPE_CHECKING:
@@ -410,8 +410,8 @@ Member = tuple[Any, ...]
 def _association(image: dict[str, Any], member: Member) -> dict[str, Any]:
     values = dict(zip(MEMBER_FIELDS, member, strict=False))
     placed = _Placed(values["group_label"], values["quality_rank"], values["pick"])
-    values["is_keeper"] = is_keeper(placed)
-    values["suggested_keeper"] = is_suggested_keeper(
+    values["is_keeper"] = readiness.is_keeper(placed)
+    values["suggested_keeper"] = readiness.is_suggested_keeper(
         values["group_label"], values["suggested_rank"]
     )
     return {"image": image, **values}
@@ -430,21 +430,17 @@ class Presenter:
 
     active_model: str | None
 
-    def has_embedding(self, image: Any) -> bool:
-        model = image.embedding_model
-        return model is not None and model == self.active_model
-
     def image(
         self, image: Any, is_duplicate: bool = False, message: str | None = None
     ) -> ImageResponse:
-        response = ImageResponse.model_validate(image)
-        return response.model_copy(
-            update={
-                "has_embedding": self.has_embedding(image),
-                "is_duplicate": is_duplicate,
-                "message": message,
-            }
+        stored = (n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS)
+        values = {n: getattr(image, n) for n in stored}
+        values.update(
+            has_embedding=readiness.is_embedded(image.embedding_model, self.active_model),
+            is_duplicate=is_duplicate,
+            message=message,
         )
+        return ImageResponse.model_validate(values)
 
     # Batches are built as plain dicts, generic over the schemas' fields, and encoded once:
     # validating thousands of nested models per request cost more than the query.
@@ -477,7 +473,7 @@ class Presenter:
             image = dict(zip(stored, take(member), strict=True))
             image.update(defaults)
             model = None if model_at is None else member[model_at]
-            image["has_embedding"] = model is not None and model == active
+            image["has_embedding"] = readiness.is_embedded(model, active)
             return image
 
         return build

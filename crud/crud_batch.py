@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
 from crud.crud_image import STREAM_ROWS
+from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
 
@@ -101,12 +102,8 @@ def member_rows(
 def member_counts(
     session: Session, batch_ids: Collection[int], active_model: str | None
 ) -> dict[int, tuple[int, int]]:
-    """Per batch: how many images, and how many embedded by `active_model` (any, when None)."""
-    embedded = (
-        Image.embedding_model.is_not(None)
-        if active_model is None
-        else Image.embedding_model == active_model
-    )
+    """Per batch: how many images, and how many embedded by `active_model` (readiness)."""
+    embedded = readiness.is_embedded_sql(active_model)
     query = (
         select(ImageBatchAssociation.batch_id, func.count(), func.count().filter(embedded))
         .join(Image, Image.id == ImageBatchAssociation.image_id)

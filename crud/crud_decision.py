@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -147,23 +147,3 @@ def group_kinds_of(session: Session, batch_id: int) -> dict[str, str]:
         .distinct()
     )
     return {label: kind for label, kind in session.execute(query) if label and kind}
-
-
-class Placed(Protocol):
-    @property
-    def group_label(self) -> str | None: ...
-    @property
-    def quality_rank(self) -> int | None: ...
-    @property
-    def pick(self) -> str | None: ...
-
-
-def is_keeper(member: Placed) -> bool:
-    """TEMPORARY until database/readiness.py lands: the decision's pick, else rank 1 of a group."""
-    if member.pick is not None:
-        return member.pick == "keep"
-    return member.group_label not in (None, "Ungrouped") and member.quality_rank == 1
-
-
-def is_suggested_keeper(group_label: str | None, suggested_rank: int | None) -> bool:
-    return group_label not in (None, "Ungrouped") and suggested_rank == 1

@@ -139,10 +139,6 @@ class Image(Base):
         """`+02:00`, or None when the camera recorded no offset."""
         return offset_text(self.shot_at_offset_minutes)
 
-    @property
-    def has_embedding(self) -> bool:
-        return self.embedding_model is not None
-
 
 class ImageBatch(Base):
     __tablename__ = "image_batches"

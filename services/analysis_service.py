@@ -18,12 +18,12 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_decision, crud_image
+from database import readiness
 from database.models import ImageBatch
 from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
-    UNGROUPED,
     Capture,
     ImageGrouper,
     camera_key,
@@ -113,7 +113,7 @@ def _embedded_members(
             "yet; they are being processed. Try again shortly (see embedded_count).",
             extra={"missing_embeddings": len(waiting)},
         )
-    stale = [i for i in usable if i.embedding_model != active_model]
+    stale = [i for i in usable if readiness.lacks_embedding(i.embedding_model, active_model)]
     if stale:
         models = sorted({str(i.embedding_model) for i in stale})
         raise Conflict(
@@ -185,7 +185,7 @@ def analyze_batch(
         )
     names = result.labels
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
-    labels.update({image.id: UNGROUPED for image in failed})
+    labels.update({image.id: readiness.UNGROUPED for image in failed})
     # Brackets are told from EXIF whatever their looks: each becomes a group kept whole.
     labels, kinds = with_brackets(labels, ranking.frames(crud_image.frame_rows(session, batch_id)))
     ranking.rank_labelled(session, batch_id, labels, kinds)
@@ -196,7 +196,7 @@ def analyze_batch(
         "time_gap_seconds": gap,
         "use_capture_time": params.use_capture_time,
         "embedding_model": active_model,
-        "groups": len({label for label in labels.values() if label != UNGROUPED}),
+        "groups": len({label for label in labels.values() if readiness.is_grouped(label)}),
         "brackets": sum(kind == BRACKET for kind in kinds.values()),
         "single_cluster_fallback": result.used_single_cluster_fallback,
     }

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_decision
+from database import readiness
 from database.models import ImageBatch
-from processing.grouping import UNGROUPED
 from processing.sets import BRACKET
 from services import batch_service, ranking
 from services.errors import InvalidInput, NotFound
@@ -47,7 +47,9 @@ def _labels_of(
 
 
 def _rerank(session: Session, batch_id: int, labels: Mapping[int, str | None]) -> None:
-    groups = {label for label in labels.values() if label is not None and label != UNGROUPED}
+    groups = {
+        label for label in labels.values() if label is not None and readiness.is_grouped(label)
+    }
     if groups:
         ranking.rerank_groups(session, batch_id, groups)
 
@@ -92,7 +94,7 @@ def choose_keeper(
     members no longer kept by the user (their stars, labels and rejects stay)."""
     _lock_batch(session, batch_id)
     members = crud_decision.group_members(session, batch_id, group_label)
-    if not members or group_label == UNGROUPED:
+    if not members or not readiness.is_grouped(group_label):
         raise NotFound(f"Batch {batch_id} has no group {group_label!r}.")
     if image_id not in members:
         raise InvalidInput(f"Image {image_id} is not in group {group_label!r} of batch {batch_id}.")
@@ -150,7 +152,7 @@ def cull(
     units = _units([row for row in rows if row.image_id not in user])
     chosen: dict[int, _Unit] = {}  # by id(unit)
     size = len(kept)
-    groups = {row.group_label for row in rows if _grouped(row.group_label)}
+    groups = {row.group_label for row in rows if readiness.is_grouped(row.group_label)}
     covered = {row.group_label for row in rows if row.image_id in kept}
     if at_least_one_per_group:
         for unit in units:  # best first: each group's first unit is its best
@@ -186,10 +188,6 @@ def cull(
     )
 
 
-def _grouped(label: str | None) -> bool:
-    return label is not None and label != UNGROUPED
-
-
 def _units(rows: Sequence[Any]) -> list[_Unit]:
     """The undecided members as units, best first: each moment's best frame by score, then
     the other frames by score."""
@@ -205,7 +203,7 @@ def _units(rows: Sequence[Any]) -> list[_Unit]:
             unit.ids.append(row.image_id)
             unit.score = max(unit.score, score)
             continue
-        best = not _grouped(row.group_label) or row.quality_rank == 1
+        best = not readiness.is_grouped(row.group_label) or row.quality_rank == 1
         units.append(_Unit([row.image_id], score, best, row.group_label))
     units.sort(key=lambda u: (not u.moment_best, -u.score, min(u.ids)))
     return units

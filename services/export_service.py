@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from database import readiness
 from processing.capture_time import captured_at, iso_text
 from services import batch_service
 
@@ -52,7 +53,7 @@ def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
                 "original_filename": image.original_filename,
                 "group_label": association.group_label,
                 "quality_rank": association.quality_rank,
-                "is_keeper": association.quality_rank == 1,
+                "is_keeper": readiness.is_keeper(association),
                 # As the API writes them (processing/capture_time.py).
                 "shot_at": iso_text(captured_at(image.shot_at, image.shot_at_offset_minutes)),
                 "shot_at_local": image.shot_at_local,

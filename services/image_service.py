@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from crud import crud_batch, crud_image
+from database import readiness
 from database.models import Image
-from processing.grouping import UNGROUPED
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services import ranking
 from services.background import enqueue_processing
@@ -230,7 +230,7 @@ def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) ->
     the next image becomes its keeper, ranks are 1..n again, reasons said against it."""
     by_batch: dict[int, set[str]] = {}
     for batch_id, label in groups:
-        if label != UNGROUPED:
+        if readiness.is_grouped(label):
             by_batch.setdefault(batch_id, set()).add(label)
     for batch_id, labels in sorted(by_batch.items()):
         ranking.rerank_groups(session, batch_id, labels)

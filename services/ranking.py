@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from crud import crud_batch, crud_decision, crud_image
 from crud.crud_batch import MemberRank
-from processing.grouping import UNGROUPED, camera_key
+from database import readiness
+from processing.grouping import camera_key
 from processing.quality import Judged, rank_reason
 from processing.sets import BRACKET, BURST, Frame, group_kinds
 
@@ -58,7 +59,7 @@ def ranked_members(
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
         suggested = rank_by_quality(members)
-        kind = None if label == UNGROUPED else kinds.get(label, BURST)
+        kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
         if kind is None or kind == BRACKET:
             for image in suggested:
                 result[image.id] = MemberRank(label, 1, None, 1, kind)

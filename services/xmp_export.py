@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 from sqlalchemy.orm import Session
 
-from processing.grouping import UNGROUPED
+from database import readiness
 from services import batch_service
 
 NS = {
@@ -74,7 +74,7 @@ def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
             image_id=association.image.id,
             original_filename=association.image.original_filename,
             group_label=association.group_label,
-            is_keeper=association.quality_rank == 1 and _is_grouped(association.group_label),
+            is_keeper=readiness.is_keeper(association),
             eyes_closed="closed" in (association.image.eyes or "").split(","),
         )
         for association in batch.image_associations
@@ -111,14 +111,14 @@ def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
 
 def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
     """The XMP packet for one image."""
-    if not _is_grouped(pick.group_label):
-        rating, label, role = options.ungrouped_rating, options.ungrouped_label, UNGROUPED
+    if not readiness.is_grouped(pick.group_label):
+        rating, label, role = options.ungrouped_rating, options.ungrouped_label, readiness.UNGROUPED
     elif pick.is_keeper:
         rating, label, role = options.keeper_rating, options.keeper_label, "Keeper"
     else:
         rating, label, role = options.other_rating, options.other_label, "Alternate"
     hierarchy = [(KEYWORD_ROOT, role)]
-    if _is_grouped(pick.group_label):
+    if readiness.is_grouped(pick.group_label):
         assert pick.group_label is not None
         # "|" separates levels in lr:hierarchicalSubject; a label holding one stays one level.
         hierarchy.insert(0, (KEYWORD_ROOT, pick.group_label.replace("|", "/")))
@@ -147,10 +147,6 @@ def _bag(parent: ElementTree.Element, tag: str, items: list[str]) -> None:
 
 def _q(prefix: str, name: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
-
-
-def _is_grouped(label: str | None) -> bool:
-    return label is not None and label != UNGROUPED
 
 
 def _safe_name(filename: str) -> str:

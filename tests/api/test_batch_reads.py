@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from api import cluster_routes, image_routes
 from api.deps import get_read_session, get_session
 from api.schemas import BatchResponse, ImageAssociation, Presenter, json_response
-from crud.crud_decision import is_keeper
 from database.database import create_read_session_factory, create_session_factory
 from database.models import Image, ImageBatchAssociation
+from database.readiness import is_keeper
 from services import batch_service
 from tests.api.helpers import new_batch, upload
 from tests.factories import jpeg_bytes
