@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas import RowId
 
@@ -14,19 +15,13 @@ _DECISION_FIELDS = ("pick", "rating", "color_label")
 
 
 class DecisionUpdate(BaseModel):
-    """The photographer's decision on one image or many. A field left out stays as it was;
-    null clears it."""
+    """The photographer's decision on one image or many. A field left out stays as it was
+    (none given: nothing changes); null clears it."""
 
     image_ids: list[RowId] = Field(min_length=1, max_length=100_000)
     pick: Pick | None = Field(default=None, description="keep, reject, or null (undecided).")
     rating: int | None = Field(default=None, ge=0, le=5, description="Stars, 0..5.")
     color_label: ColorLabel | None = None
-
-    @model_validator(mode="after")
-    def _something_decided(self) -> Self:
-        if not self.model_fields_set & set(_DECISION_FIELDS):
-            raise ValueError("give at least one of pick, rating, color_label")
-        return self
 
     def values(self) -> dict[str, object]:
         """The fields the client sent (a field sent as null clears it)."""
@@ -48,8 +43,12 @@ class KeeperChoice(BaseModel):
 class CullRequest(BaseModel):
     """A target: `share` of the batch's images or a `count` (one of the two)."""
 
-    share: float | None = Field(default=None, gt=0, le=1, examples=[0.15])
-    count: int | None = Field(default=None, ge=0, le=10_000_000)
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["share"]}, {"required": ["count"]}]}
+    )
+
+    share: Annotated[float, Field(gt=0, le=1, examples=[0.15])] | SkipJsonSchema[None] = None
+    count: Annotated[int, Field(ge=0, le=10_000_000)] | SkipJsonSchema[None] = None
     at_least_one_per_group: bool = Field(
         default=False, description="Every group keeps one image, even past the target."
     )

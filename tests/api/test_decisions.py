@@ -3,9 +3,14 @@ on real photos; analyze and rank never overwrite them; exports say whose decisio
 
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tests.api.helpers import new_batch, upload
+from tests.api.test_xmp_export import _as_list, _exiftool, needs_exiftool
 from tests.factories import REAL_PHOTOS, burst, real_photo
 
 
@@ -82,7 +87,7 @@ def test_decisions_are_refused_when_wrong(client: TestClient) -> None:
     ids = shoot(client, frames=2)
     batch_id = grouped(client, {"Burst": ids})
     url = f"/batches/{batch_id}/decisions"
-    assert client.put(url, json={"image_ids": ids}).status_code == 422  # nothing decided
+    assert client.put(url, json={"image_ids": ids}).status_code == 200  # nothing changes
     assert client.put(url, json={"image_ids": ids, "rating": 6}).status_code == 422
     assert client.put(url, json={"image_ids": ids, "pick": "maybe"}).status_code == 422
     assert client.put(url, json={"image_ids": ids, "color_label": "Pink"}).status_code == 422
@@ -241,3 +246,56 @@ def test_cull_refuses_a_target_it_cannot_read(client: TestClient) -> None:
     assert client.post(url, json={"share": 1.5}).status_code == 422
     assert client.post(url, json={"count": -1}).status_code == 422
     assert client.post("/batches/999999/cull", json={"count": 1}).status_code == 404
+
+
+def test_exports_write_the_users_decision_and_say_whose(client: TestClient) -> None:
+    ids = shoot(client, frames=3)
+    batch_id = grouped(client, {"Burst": ids})
+    order = judge_order(page(client, batch_id), "Burst")
+    client.put(f"/batches/{batch_id}/groups/Burst/keeper", json={"image_id": order[-1]})
+    client.put(f"/batches/{batch_id}/decisions", json={"image_ids": [order[0]], "pick": "reject"})
+
+    rows = client.get(f"/batches/{batch_id}/export", params={"format": "json"}).json()
+    by_image = {row["image_id"]: row for row in rows}
+    assert (by_image[order[-1]]["is_keeper"], by_image[order[-1]]["decided_by"]) == (True, "user")
+    assert by_image[order[-1]]["suggested_keeper"] is False
+    assert (by_image[order[0]]["pick"], by_image[order[0]]["is_keeper"]) == ("reject", False)
+    assert by_image[order[0]]["suggested_keeper"] is True
+    # The undecided frame: the judge's suggestion, said so by an empty decided_by.
+    assert (by_image[order[1]]["decided_by"], by_image[order[1]]["is_keeper"]) == (None, False)
+
+    text = client.get(f"/batches/{batch_id}/export", params={"format": "csv"}).text
+    csv_rows = {int(r["image_id"]): r for r in csv.DictReader(io.StringIO(text))}
+    assert csv_rows[order[-1]]["decided_by"] == "user"
+    assert csv_rows[order[-1]]["is_keeper"] == "true"
+    assert csv_rows[order[0]]["pick"] == "reject"
+    assert csv_rows[order[1]]["decided_by"] == ""
+
+
+@needs_exiftool
+def test_xmp_of_a_user_reject_reads_back_as_rating_minus_one(
+    client: TestClient, tmp_path: Path
+) -> None:
+    ids = shoot(client, frames=3)
+    batch_id = grouped(client, {"Burst": ids})
+    order = judge_order(page(client, batch_id), "Burst")
+    client.put(f"/batches/{batch_id}/decisions", json={"image_ids": [order[0]], "pick": "reject"})
+    client.put(
+        f"/batches/{batch_id}/decisions",
+        json={"image_ids": [order[2]], "rating": 4, "color_label": "Purple"},
+    )
+
+    zipped = client.get(f"/batches/{batch_id}/export", params={"format": "xmp"}).content
+    read = _exiftool(zipped, tmp_path)
+    # Uploaded as chelsea.png-<k>.jpg: the sidecar is chelsea.png-<k>.xmp.
+    sidecar = {image_id: read[f"chelsea.png-{k}.xmp"] for k, image_id in enumerate(ids)}
+    rejected = sidecar[order[0]]
+    assert rejected["Rating"] == -1
+    assert "Label" not in rejected
+    assert rejected["DecidedBy"] == "user"
+    assert "Pixal|Rejected" in _as_list(rejected["HierarchicalSubject"])
+    # Rank 1 now (the reject went last), undecided: the judge's keeper, said so.
+    keeper = sidecar[order[1]]
+    assert (keeper["Rating"], keeper["Label"], keeper["DecidedBy"]) == (5, "Green", "suggestion")
+    starred = sidecar[order[2]]
+    assert (starred["Rating"], starred["Label"], starred["DecidedBy"]) == (4, "Purple", "user")
