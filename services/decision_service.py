@@ -21,7 +21,7 @@ from database import readiness
 from database.models import ImageBatch
 from processing.sets import BRACKET
 from services import batch_service, ranking
-from services.errors import InvalidInput, NotFound
+from services.errors import NotFound
 
 
 def _lock_batch(session: Session, batch_id: int) -> ImageBatch:
@@ -97,7 +97,7 @@ def choose_keeper(
     if not members or not readiness.is_grouped(group_label):
         raise NotFound(f"Batch {batch_id} has no group {group_label!r}.")
     if image_id not in members:
-        raise InvalidInput(f"Image {image_id} is not in group {group_label!r} of batch {batch_id}.")
+        raise NotFound(f"Image {image_id} is not in group {group_label!r} of batch {batch_id}.")
     others = [i for i in members if i != image_id]
     crud_decision.drop_user_keeps(session, batch_id, others)
     crud_decision.decide(session, batch_id, [image_id], {"pick": "keep"}, datetime.now(UTC))

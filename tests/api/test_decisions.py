@@ -146,7 +146,7 @@ def test_keeper_choice_is_refused_outside_its_group(client: TestClient) -> None:
     others = shoot(client, "coffee.png", frames=2, seed=2)
     batch_id = grouped(client, {"Burst": ids, "Cup": others})
     url = f"/batches/{batch_id}/groups/Burst/keeper"
-    assert client.put(url, json={"image_id": others[0]}).status_code == 400
+    assert client.put(url, json={"image_id": others[0]}).status_code == 404
     nowhere = f"/batches/{batch_id}/groups/Nowhere/keeper"
     assert client.put(nowhere, json={"image_id": ids[0]}).status_code == 404
 
