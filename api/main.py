@@ -28,6 +28,7 @@ from database.database import (
     create_session_factory,
 )
 from database.vector_version import track_vector_changes
+from processing.decode_gate import configure_decode_gate, restore_decode_gate
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker
@@ -59,6 +60,9 @@ def create_app(
         # Our own limit (checked on upload) is the one that counts; Pillow's is set to match
         # for the life of the app.
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
+        previous_gate = configure_decode_gate(
+            settings.decode_concurrency, settings.decode_memory_mb, settings.decode_wait_seconds
+        )
         engine = None
         factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
@@ -106,6 +110,7 @@ def create_app(
             if engine is not None:
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
+            restore_decode_gate(previous_gate)
             sys.setswitchinterval(switch_interval)
 
     # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:

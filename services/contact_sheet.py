@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from config import Settings
 from database import readiness
 from database.models import ImageBatchAssociation
+from processing.decode_gate import DecodeBusy, DecodeTooLarge
+from processing.imaging import load_oriented_rgb
 from services import batch_service
-from services.errors import NotFound
+from services.errors import NotFound, Unavailable
 from utils.file_handling import storage_path, thumbnail_relative_path
 
 COLUMNS = 6
@@ -148,9 +150,12 @@ def _tile(
 def _thumbnail(settings: Settings, filename: str) -> Image.Image | None:
     try:
         path: Path = storage_path(settings.storage_root, thumbnail_relative_path(filename))
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError, UnidentifiedImageError):
+        # Through the decode gate, like every decode: a thumbnail file is small, unless
+        # something else was put in its place.
+        return load_oriented_rgb(path, TILE)
+    except DecodeBusy as exc:
+        raise Unavailable(str(exc)) from None
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError, DecodeTooLarge):
         return None  # a thumbnail deleted or damaged on disk: the sheet is still drawn
 
 

@@ -19,10 +19,17 @@ from config import Settings
 from crud import crud_batch, crud_image
 from database import readiness
 from database.models import Image
+from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services import ranking
 from services.background import enqueue_processing
-from services.errors import InvalidInput, NotFound, PayloadTooLarge, is_storage_fault
+from services.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    is_storage_fault,
+)
 from utils.file_handling import (
     SingleFlight,
     SpooledFile,
@@ -154,6 +161,12 @@ def _prepare(settings: Settings, upload: IncomingUpload) -> _Prepared | Rejectio
     except InvalidImage as exc:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, str(exc))
+    except DecodeTooLarge as exc:
+        spooled.path.unlink(missing_ok=True)
+        return Rejection(name, str(exc), too_large=True)
+    except DecodeBusy as exc:
+        spooled.path.unlink(missing_ok=True)
+        raise Unavailable(f"{name}: {exc}") from None
     except BaseException:
         spooled.path.unlink(missing_ok=True)
         raise
@@ -260,7 +273,8 @@ def delete_image(session: Session, settings: Settings, image_id: int) -> None:
 
 
 # On-demand thumbnails: one decode per image however many requests wait for it, and at most
-# two decodes at a time in this process (a decode of a large PNG holds its full pixels).
+# two at a time in this process (each also passes the decode gate, shared with uploads and
+# the worker, which bounds their memory).
 _ON_DEMAND_THUMBNAILS = SingleFlight(limit=2)
 
 
@@ -269,6 +283,10 @@ def _render_thumbnail(settings: Settings, image_id: int, source: Path, path: Pat
         img = decode_for_thumbnail(source, settings.thumbnail_size)
     except FileNotFoundError as exc:
         raise NotFound(f"Image {image_id} not found.") from exc
+    except DecodeBusy as exc:
+        raise Unavailable(str(exc)) from None
+    except DecodeTooLarge as exc:
+        raise NotFound(f"Image {image_id} has no thumbnail: {exc}.") from None
     except Exception as exc:
         if is_storage_fault(exc):
             raise  # the disk, not the picture: a 503

@@ -19,6 +19,7 @@ from config import Settings
 from crud import crud_image
 from database import readiness
 from database.models import Image
+from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
@@ -144,6 +145,8 @@ def process_images(
     for job in jobs:
         try:
             img = _decode(settings, job, embed_side)
+        except DecodeBusy:
+            raise  # others hold the decode budget: the batch stays queued and is tried again
         except Exception as exc:
             if _storage_fault(settings, exc):
                 raise  # not the file's fault: the batch stays queued and is tried again
