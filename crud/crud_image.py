@@ -114,6 +114,29 @@ def judged_rows(session: Session, batch_id: int) -> list[Any]:
     return [row for chunk in session.connection().execute(query).partitions() for row in chunk]
 
 
+# What bracket detection reads of each member (processing.sets.Frame).
+_FRAME_COLUMNS = (
+    Image.id,
+    Image.shot_at,
+    Image.camera_make,
+    Image.camera_model,
+    Image.camera_serial,
+    Image.exposure_bias,
+    Image.exposure_mode,
+)
+
+
+def frame_rows(session: Session, batch_id: int) -> list[Any]:
+    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    query = (
+        select(*_FRAME_COLUMNS)
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    return [row for chunk in session.connection().execute(query).partitions() for row in chunk]
+
+
 def member_states(session: Session, batch_id: int) -> dict[int, tuple[str | None, bool]]:
     """Each member's embedding model and whether its processing failed, by image id."""
     query = (

@@ -20,8 +20,8 @@ from crud import crud_batch, crud_image
 from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
-from processing.quality import rank_reason
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services import ranking
 from services.background import enqueue_processing
 from services.errors import (
     InvalidInput,
@@ -237,18 +237,14 @@ def original_file(session: Session, settings: Settings, image_id: int) -> tuple[
 
 
 def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) -> None:
-    """After members left these (batch, label) groups, the next image of each becomes its
-    keeper: ranks are 1..n again. "Ungrouped" images are not ranked against each other."""
-    for batch_id, label in sorted(groups):
-        if not readiness.is_grouped(label):
-            continue
-        ranked = crud_batch.renumber_group(session, batch_id, label)
-        # The reasons an image lost are said against the keeper: the new one's.
-        keeper = ranked[0].image if ranked else None
-        for position, association in enumerate(ranked):
-            association.rank_reason = (
-                rank_reason(association.image, keeper) if position and keeper else None
-            )
+    """After members left these (batch, label) groups, rank each again (services/ranking.py):
+    the next image becomes its keeper, ranks are 1..n again, reasons said against it."""
+    by_batch: dict[int, set[str]] = {}
+    for batch_id, label in groups:
+        if readiness.is_grouped(label):
+            by_batch.setdefault(batch_id, set()).add(label)
+    for batch_id, labels in sorted(by_batch.items()):
+        ranking.rerank_groups(session, batch_id, labels)
     session.flush()
 
 
