@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import cluster_routes, image_routes
 from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
+from api.guards import RequestGuard
 from api.schemas import HealthResponse, RootResponse
 from config import Settings, get_settings
 from database.database import (
@@ -122,6 +123,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The API key and the sizes are checked before a body is read (api/guards.py); added
+    # before CORS, so it runs inside it and its answers carry the CORS headers too.
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        max_request_bytes=settings.max_request_bytes,
+        max_part_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
