@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 
 from fastapi import Response
 from pydantic import (
@@ -136,6 +136,12 @@ class Metadata(BaseModel):
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None
+    exposure_bias: float | None = Field(
+        default=None, description="Exposure compensation in EV (EXIF ExposureBiasValue)."
+    )
+    exposure_mode: int | None = Field(
+        default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
+    )
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
@@ -165,8 +171,35 @@ class ImageAssociation(BaseModel):
     group_label: str | None = None
     quality_rank: int | None = None
     # Below the group's keeper, why: blurred, face_blurred, motion_blur, overexposed,
-    # underexposed, lower_score (a close call) or not_scored. None for keepers.
+    # underexposed, lower_score (a close call) or not_scored; user_choice (the judge's pick,
+    # passed over by the photographer), user_rejected. None for keepers.
     rank_reason: str | None = None
+    suggested_rank: int | None = Field(
+        default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
+    )
+    group_kind: Literal["burst", "bracket"] | None = Field(
+        default=None,
+        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
+        "(every frame a keeper). Null for Ungrouped images.",
+    )
+    pick: Literal["keep", "reject"] | None = Field(
+        default=None, description="The decision: keep, reject, or none."
+    )
+    rating: int | None = Field(default=None, description="Stars 0..5 set by the photographer.")
+    color_label: str | None = None
+    decided_by: Literal["user", "judge"] | None = Field(
+        default=None,
+        description="user: the photographer's (never overwritten by analyze, rank or cull); "
+        "judge: a cull's.",
+    )
+    decided_at: datetime | None = None
+    is_keeper: bool = Field(
+        default=False,
+        description="Kept: the decision's pick where there is one, else the judge's suggestion.",
+    )
+    suggested_keeper: bool = Field(
+        default=False, description="The judge's suggestion, shown beside the decision."
+    )
 
 
 class RejectedFile(BaseModel):
@@ -374,6 +407,22 @@ def _default(model: type[BaseModel], name: str) -> Any:
 Member = tuple[Any, ...]
 
 
+def _association(image: dict[str, Any], member: Member) -> dict[str, Any]:
+    values = dict(zip(MEMBER_FIELDS, member, strict=False))
+    placed = _Placed(values["group_label"], values["quality_rank"], values["pick"])
+    values["is_keeper"] = readiness.is_keeper(placed)
+    values["suggested_keeper"] = readiness.is_suggested_keeper(
+        values["group_label"], values["suggested_rank"]
+    )
+    return {"image": image, **values}
+
+
+class _Placed(NamedTuple):
+    group_label: str | None
+    quality_rank: int | None
+    pick: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Presenter:
     """Builds responses; an embedding counts only when the active model made it (while no
@@ -448,8 +497,7 @@ class Presenter:
             []
             if summary
             else [
-                {"image": image, **dict(zip(MEMBER_FIELDS, member, strict=False))}
-                for image, member in zip(images, members, strict=True)
+                _association(image, member) for image, member in zip(images, members, strict=True)
             ]
         )
         return result
