@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 
 from fastapi import Response
 from pydantic import (
@@ -77,17 +77,12 @@ NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
-class ImageResponse(BaseModel):
+class JudgeParts(BaseModel):
+    """The judge's values of an image (README "The judge"), as ImageResponse and Metadata both
+    carry them: written once here."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    filename: str
-    original_filename: str
-    file_path: str
-    has_thumbnail: bool
-    has_embedding: bool
-    is_duplicate: bool = False
-    message: str | None = None
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
@@ -98,12 +93,21 @@ class ImageResponse(BaseModel):
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
     face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+
+
+class ImageResponse(JudgeParts):
+    id: int
+    filename: str
+    original_filename: str
+    file_path: str
+    has_thumbnail: bool
+    has_embedding: bool
+    is_duplicate: bool = False
+    message: str | None = None
     processing_error: str | None = None
 
 
-class Metadata(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Metadata(JudgeParts):
     width: int | None = None
     height: int | None = None
     orientation: int | None = None
@@ -136,16 +140,12 @@ class Metadata(BaseModel):
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None
-    quality_score: float | None = None
-    sharpness: float | None = None
-    exposure: float | None = None
-    # The judge's other parts (README "The judge"): shake, mean brightness, faces found.
-    motion_blur: float | None = None
-    brightness: float | None = None
-    face_count: int | None = None
-    face_sharpness: float | None = None
-    eyes: str | None = EYES_FIELD
-    face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+    exposure_bias: float | None = Field(
+        default=None, description="Exposure compensation in EV (EXIF ExposureBiasValue)."
+    )
+    exposure_mode: int | None = Field(
+        default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
+    )
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:
@@ -165,8 +165,35 @@ class ImageAssociation(BaseModel):
     group_label: str | None = None
     quality_rank: int | None = None
     # Below the group's keeper, why: blurred, face_blurred, motion_blur, overexposed,
-    # underexposed, lower_score (a close call) or not_scored. None for keepers.
+    # underexposed, lower_score (a close call) or not_scored; user_choice (the judge's pick,
+    # passed over by the photographer), user_rejected. None for keepers.
     rank_reason: str | None = None
+    suggested_rank: int | None = Field(
+        default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
+    )
+    group_kind: Literal["burst", "bracket"] | None = Field(
+        default=None,
+        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
+        "(every frame a keeper). Null for Ungrouped images.",
+    )
+    pick: Literal["keep", "reject"] | None = Field(
+        default=None, description="The decision: keep, reject, or none."
+    )
+    rating: int | None = Field(default=None, description="Stars 0..5 set by the photographer.")
+    color_label: str | None = None
+    decided_by: Literal["user", "judge"] | None = Field(
+        default=None,
+        description="user: the photographer's (never overwritten by analyze, rank or cull); "
+        "judge: a cull's.",
+    )
+    decided_at: datetime | None = None
+    is_keeper: bool = Field(
+        default=False,
+        description="Kept: the decision's pick where there is one, else the judge's suggestion.",
+    )
+    suggested_keeper: bool = Field(
+        default=False, description="The judge's suggestion, shown beside the decision."
+    )
 
 
 class RejectedFile(BaseModel):
@@ -370,8 +397,50 @@ def _default(model: type[BaseModel], name: str) -> Any:
     return None if field.default is PydanticUndefined else field.default
 
 
+def _batch_body(
+    batch: Any,
+    *,
+    image_count: int,
+    embedded_count: int,
+    preview_image_ids: list[int],
+    image_associations: list[dict[str, Any]],
+    rejected: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The one place a BatchResponse dict is put together: the batch row's own fields and the
+    derived ones (every batch answer, summaries included, is built here)."""
+    body = {
+        name: getattr(batch, name)
+        for name in BatchResponse.model_fields
+        if name not in _DERIVED_BATCH_FIELDS
+    }
+    body.update(
+        image_count=image_count,
+        embedded_count=embedded_count,
+        image_associations=image_associations,
+        preview_image_ids=preview_image_ids,
+        rejected=rejected,
+    )
+    return body
+
+
 # A membership in page order: (*MEMBER_FIELDS, *image values by column).
 Member = tuple[Any, ...]
+
+
+def _association(image: dict[str, Any], member: Member) -> dict[str, Any]:
+    values = dict(zip(MEMBER_FIELDS, member, strict=False))
+    placed = _Placed(values["group_label"], values["quality_rank"], values["pick"])
+    values["is_keeper"] = readiness.is_keeper(placed)
+    values["suggested_keeper"] = readiness.is_suggested_keeper(
+        values["group_label"], values["suggested_rank"]
+    )
+    return {"image": image, **values}
+
+
+class _Placed(NamedTuple):
+    group_label: str | None
+    quality_rank: int | None
+    pick: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,56 +499,39 @@ class Presenter:
         return build
 
     def batch_values(
-        self, batch: Any, columns: Sequence[str], members: Sequence[Member], *, summary: bool
+        self, batch: Any, columns: Sequence[str], members: Sequence[Member]
     ) -> dict[str, Any]:
-        """A BatchResponse as a dict (`summary`: without the associations)."""
-        result = {
-            name: getattr(batch, name)
-            for name in BatchResponse.model_fields
-            if name not in _DERIVED_BATCH_FIELDS
-        }
+        """A BatchResponse as a dict, from the batch and its memberships as plain rows."""
         build = self._image_builder(columns)
         images = [build(member) for member in members]
-        result["image_count"] = len(members)
-        result["embedded_count"] = sum(image["has_embedding"] for image in images)
-        result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
-        result["rejected"] = None
-        result["image_associations"] = (
-            []
-            if summary
-            else [
-                {"image": image, **dict(zip(MEMBER_FIELDS, member, strict=False))}
-                for image, member in zip(images, members, strict=True)
-            ]
+        return _batch_body(
+            batch,
+            image_count=len(members),
+            embedded_count=sum(image["has_embedding"] for image in images),
+            preview_image_ids=[image["id"] for image in images[:PREVIEW_IMAGES]],
+            image_associations=[
+                _association(image, member) for image, member in zip(images, members, strict=True)
+            ],
         )
-        return result
 
     def batch_page(self, page: BatchMembers) -> Response:
-        return json_response(
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-        )
+        return json_response(self.batch_values(page.batch, page.columns, page.members))
 
     def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
-        body = [
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-            for page in pages
-        ]
+        body = [self.batch_values(page.batch, page.columns, page.members) for page in pages]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch_summaries(self, summaries: Sequence[BatchSummary], total: int) -> Response:
-        body = []
-        for summary in summaries:
-            values = {
-                name: getattr(summary.batch, name)
-                for name in BatchResponse.model_fields
-                if name not in _DERIVED_BATCH_FIELDS
-            }
-            values["image_count"] = summary.image_count
-            values["embedded_count"] = summary.embedded_count
-            values["preview_image_ids"] = summary.preview_image_ids
-            values["image_associations"] = []
-            values["rejected"] = None
-            body.append(values)
+        body = [
+            _batch_body(
+                summary.batch,
+                image_count=summary.image_count,
+                embedded_count=summary.embedded_count,
+                preview_image_ids=summary.preview_image_ids,
+                image_associations=[],
+            )
+            for summary in summaries
+        ]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch(
@@ -499,7 +551,7 @@ class Presenter:
             (*(getattr(a, f) for f in MEMBER_FIELDS), *(getattr(a.image, n) for n in columns))
             for a in associations
         ]
-        body = self.batch_values(batch, columns, members, summary=False)
+        body = self.batch_values(batch, columns, members)
         if rejected:
             body["rejected"] = [file.model_dump() for file in rejected]
         return json_response(body, status_code=status_code, headers=headers)

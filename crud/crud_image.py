@@ -19,11 +19,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from database import readiness
+from database import readiness, unit_of_work
 from database.models import Image, ImageBatchAssociation
+from database.vector_version import VECTOR_COLUMNS
 
 # Rows per fetch where a query streams many rows (a few ms of the GIL each).
 STREAM_ROWS = 2000
@@ -52,12 +53,6 @@ def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]
     if not image_ids:
         return set()
     return set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
-
-
-def get_images_with_features(session: Session, image_ids: Collection[int]) -> Sequence[Image]:
-    """The images, with their (normally deferred) embedding bytes loaded."""
-    query = select(Image).options(undefer(Image.features)).where(Image.id.in_(image_ids))
-    return session.scalars(query.order_by(Image.id)).all()
 
 
 # What an analysis reads of each member: which model made its vector, whether it failed, when
@@ -106,6 +101,29 @@ def judged_rows(session: Session, batch_id: int) -> list[Any]:
     """The batch's members as plain rows of their quality parts, for ranking (streamed)."""
     query = (
         select(*_JUDGED_COLUMNS)
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    return [row for chunk in session.connection().execute(query).partitions() for row in chunk]
+
+
+# What bracket detection reads of each member (processing.sets.Frame).
+_FRAME_COLUMNS = (
+    Image.id,
+    Image.shot_at,
+    Image.camera_make,
+    Image.camera_model,
+    Image.camera_serial,
+    Image.exposure_bias,
+    Image.exposure_mode,
+)
+
+
+def frame_rows(session: Session, batch_id: int) -> list[Any]:
+    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    query = (
+        select(*_FRAME_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
         .where(ImageBatchAssociation.batch_id == batch_id)
         .execution_options(yield_per=STREAM_ROWS)
@@ -211,7 +229,10 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
 def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
     """Write processing results; False when the image was deleted meanwhile."""
     result = session.execute(update(Image).where(Image.id == image_id).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    written = bool(result.rowcount)  # type: ignore[attr-defined]
+    if written and VECTOR_COLUMNS.intersection(values):
+        unit_of_work.vectors_changed(session)
+    return written
 
 
 def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:

@@ -6,7 +6,10 @@ side, so a query and a loop over rows can never disagree.
 - embedded: its vector was made by the active model (while no model is active, e.g. still
   loading after a restart, no image counts as embedded);
 - grouped: its label names a group, not "Ungrouped" (nor no label at all);
-- keeper: rank 1 of a group. An Ungrouped image is nobody's keeper, whatever its rank.
+- keeper: a decision's pick where there is one (keep or reject; the photographer's, else a
+  cull's: services/decision_service.py), else the judge's suggestion;
+- suggested keeper (the judge's, shown beside the decision): rank 1 of a group by the judge's
+  own order. An Ungrouped image is nobody's suggested keeper, whatever its rank.
 
 Everything else (crud, the pipeline, analysis, similarity, responses, exports, /health)
 imports these; a rule that does not fit is changed here.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, false, true
+from sqlalchemy import ColumnElement, and_, false, or_, true
 
 from database.models import Image, ImageBatchAssociation
 from processing.grouping import UNGROUPED
@@ -30,6 +33,8 @@ __all__ = [
     "is_grouped_sql",
     "is_keeper",
     "is_keeper_sql",
+    "is_suggested_keeper",
+    "is_suggested_keeper_sql",
     "lacks_embedding",
     "lacks_embedding_sql",
     "needs_quality",
@@ -87,7 +92,8 @@ def is_grouped(group_label: str | None) -> bool:
 
 
 class Placed(Protocol):
-    """A membership's place in its batch (an ImageBatchAssociation, or a row of its columns)."""
+    """A membership's place in its batch and its decision (an ImageBatchAssociation, or a row
+    of its columns)."""
 
     @property
     def group_label(self) -> str | None: ...
@@ -95,10 +101,31 @@ class Placed(Protocol):
     @property
     def quality_rank(self) -> int | None: ...
 
+    @property
+    def pick(self) -> str | None: ...
+
+
+KEEP = "keep"
+
 
 def is_keeper_sql() -> ColumnElement[bool]:
-    return and_(is_grouped_sql(), ImageBatchAssociation.quality_rank == 1)
+    a = ImageBatchAssociation
+    return or_(a.pick == KEEP, and_(a.pick.is_(None), is_grouped_sql(), a.quality_rank == 1))
 
 
 def is_keeper(member: Placed) -> bool:
+    """Kept: the pick decided (by the photographer, or by a cull where they did not decide);
+    undecided, rank 1 of a group. quality_rank puts the photographer's keeps first and
+    rejects last (services/ranking.py), so rank 1 is the judge's best they did not reject."""
+    if member.pick is not None:
+        return member.pick == KEEP
     return is_grouped(member.group_label) and member.quality_rank == 1
+
+
+def is_suggested_keeper_sql() -> ColumnElement[bool]:
+    return and_(is_grouped_sql(), ImageBatchAssociation.suggested_rank == 1)
+
+
+def is_suggested_keeper(group_label: str | None, suggested_rank: int | None) -> bool:
+    """The judge's own choice (quality alone), whatever the photographer decided."""
+    return is_grouped(group_label) and suggested_rank == 1

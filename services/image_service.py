@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from crud import crud_batch, crud_image
-from database import readiness
+from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
-from processing.quality import rank_reason
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services import ranking
 from services.background import enqueue_processing
 from services.errors import (
     InvalidInput,
@@ -36,8 +36,6 @@ from utils.file_handling import (
     UploadTooLarge,
     decode_for_thumbnail,
     make_thumbnail,
-    move_after_commit,
-    remove_after_commit,
     spool_upload,
     storage_path,
     thumbnail_relative_path,
@@ -210,7 +208,7 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    move_after_commit(session, staged, settings.images_dir / filename)
+    unit_of_work.move_after_commit(session, staged, settings.images_dir / filename)
     if adjusted:
         logger.info("upload %s: metadata adjusted: %s", item.original_filename, adjusted)
         return UploadResult(image, message="Stored; metadata adjusted: " + "; ".join(adjusted))
@@ -239,18 +237,14 @@ def original_file(session: Session, settings: Settings, image_id: int) -> tuple[
 
 
 def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) -> None:
-    """After members left these (batch, label) groups, the next image of each becomes its
-    keeper: ranks are 1..n again. "Ungrouped" images are not ranked against each other."""
-    for batch_id, label in sorted(groups):
-        if not readiness.is_grouped(label):
-            continue
-        ranked = crud_batch.renumber_group(session, batch_id, label)
-        # The reasons an image lost are said against the keeper: the new one's.
-        keeper = ranked[0].image if ranked else None
-        for position, association in enumerate(ranked):
-            association.rank_reason = (
-                rank_reason(association.image, keeper) if position and keeper else None
-            )
+    """After members left these (batch, label) groups, rank each again (services/ranking.py):
+    the next image becomes its keeper, ranks are 1..n again, reasons said against it."""
+    by_batch: dict[int, set[str]] = {}
+    for batch_id, label in groups:
+        if readiness.is_grouped(label):
+            by_batch.setdefault(batch_id, set()).add(label)
+    for batch_id, labels in sorted(by_batch.items()):
+        ranking.rerank_groups(session, batch_id, labels)
     session.flush()
 
 
@@ -273,7 +267,7 @@ def delete_image(session: Session, settings: Settings, image_id: int) -> None:
     promote_next_keepers(session, groups)
     for relative in paths:
         with suppress(ValueError):
-            remove_after_commit(session, storage_path(settings.storage_root, relative))
+            unit_of_work.remove_after_commit(session, storage_path(settings.storage_root, relative))
 
 
 # On-demand thumbnails: one decode per image however many requests wait for it, and at most

@@ -106,3 +106,38 @@ def test_keeper_is_rank_one_of_a_group(
     assert bool(db.scalars(in_db.where(readiness.is_grouped_sql())).all()) is readiness.is_grouped(
         label
     )
+
+
+@pytest.mark.parametrize(
+    ("label", "rank", "pick", "keeper"),
+    [
+        ("Group 1", 1, "reject", False),  # the photographer rejected the judge's keeper
+        ("Group 1", 2, "keep", True),
+        (readiness.UNGROUPED, 1, "keep", True),  # a keep is a keep, grouped or not
+        ("Group 1", 1, None, True),
+    ],
+)
+def test_a_decision_wins_over_the_rank(
+    db: Session, label: str, rank: int, pick: str | None, keeper: bool
+) -> None:
+    image = _images(db)[0]
+    batch = ImageBatch(batch_name="decided")
+    db.add(batch)
+    db.flush()
+    member = ImageBatchAssociation(
+        batch_id=batch.id,
+        image_id=image.id,
+        group_label=label,
+        quality_rank=rank,
+        suggested_rank=1,
+        pick=pick,
+    )
+    db.add(member)
+    db.flush()
+    assert readiness.is_keeper(member) is keeper
+    a = ImageBatchAssociation
+    in_db = select(a.image_id).where(a.batch_id == batch.id)
+    assert bool(db.scalars(in_db.where(readiness.is_keeper_sql())).all()) is keeper
+    suggested = readiness.is_suggested_keeper(label, 1)
+    assert suggested is readiness.is_grouped(label)
+    assert bool(db.scalars(in_db.where(readiness.is_suggested_keeper_sql())).all()) is suggested
