@@ -31,7 +31,9 @@ from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
+    UNGROUPED,
 )
+from services.analysis_service import GROUP_NOTES
 
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
@@ -173,6 +175,22 @@ class RejectedFile(BaseModel):
     reason: str
 
 
+class GroupSummary(BaseModel):
+    """How sure the analysis was of one group (absent after a manual regrouping)."""
+
+    label: str
+    size: int
+    cohesion: float | None = Field(
+        default=None, description="The weakest link holding the group together (cosine)."
+    )
+    may_hold_moments: bool = Field(
+        default=False,
+        description="The shooting sequence had a candidate cut inside the group that was not "
+        "taken; `split_before_image_id` is where (PUT /batches/{id}/groups splits it).",
+    )
+    split_before_image_id: int | None = None
+
+
 class BatchResponse(BaseModel):
     id: int
     batch_name: str
@@ -188,6 +206,11 @@ class BatchResponse(BaseModel):
     )
     preview_image_ids: list[int] = Field(
         default_factory=list, description="The first few image ids, in page order (covers)."
+    )
+    groups: list[GroupSummary] = Field(
+        default_factory=list,
+        description="Each group of the last analysis in page order, with how sure it is; "
+        "empty in the `include=summary` list.",
     )
     # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
     rejected: list[RejectedFile] | None = None
@@ -358,8 +381,45 @@ def _encoded(content: Any) -> bytes:
 _DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
 # BatchResponse fields the Presenter computes from the memberships.
 _DERIVED_BATCH_FIELDS = frozenset(
-    {"image_count", "embedded_count", "image_associations", "preview_image_ids", "rejected"}
+    {
+        "image_count",
+        "embedded_count",
+        "image_associations",
+        "preview_image_ids",
+        "rejected",
+        "groups",
+    }
 )
+
+
+def group_summaries(
+    parameters: Mapping[str, Any] | None, members: Sequence[Any], id_at: int
+) -> list[dict[str, Any]]:
+    """Each group among `members` (page order; the image id at `id_at`), with the analysis's
+    notes on it where they still describe it (GroupSummary as dicts)."""
+    label_at = MEMBER_FIELDS.index("group_label")
+    members_of: dict[str, list[int]] = {}
+    for member in members:
+        label = member[label_at]
+        if label is not None and label != UNGROUPED:
+            members_of.setdefault(label, []).append(member[id_at])
+    stored = (parameters or {}).get(GROUP_NOTES) or []
+    notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
+    summaries = []
+    for label, ids in members_of.items():
+        note = notes.get(label, {})
+        split = note.get("split_before_image_id")
+        split = split if split in ids else None  # removed since, or never in it
+        summaries.append(
+            {
+                "label": label,
+                "size": len(ids),
+                "cohesion": note.get("cohesion"),
+                "may_hold_moments": split is not None,
+                "split_before_image_id": split,
+            }
+        )
+    return summaries
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -447,6 +507,8 @@ class Presenter:
         result["embedded_count"] = sum(image["has_embedding"] for image in images)
         result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
         result["rejected"] = None
+        id_at = len(MEMBER_FIELDS) + list(columns).index("id")
+        result["groups"] = [] if summary else group_summaries(batch.parameters, members, id_at)
         result["image_associations"] = (
             []
             if summary
@@ -482,6 +544,7 @@ class Presenter:
             values["preview_image_ids"] = summary.preview_image_ids
             values["image_associations"] = []
             values["rejected"] = None
+            values["groups"] = []
             body.append(values)
         return json_response(body, headers={"X-Total-Count": str(total)})
 

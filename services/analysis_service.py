@@ -36,6 +36,10 @@ from services.errors import AppError, Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
+# The key of the analysis parameters holding each group's cohesion and candidate split; a
+# manual regrouping (update_groups) removes it, since the groups it describes are gone.
+GROUP_NOTES = "group_notes"
+
 
 class RankedImage(Judged, Protocol):
     """What ranking reads of an image: its quality parts and its id (an Image or a row)."""
@@ -240,6 +244,17 @@ def analyze_batch(
         )
     names, n_groups = result.labels, result.n_groups
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
+    notes = [
+        {
+            "label": label,
+            "cohesion": round(note.cohesion, 4),
+            "may_hold_moments": note.may_hold_moments,
+            "split_before_image_id": (
+                None if note.split_before_row is None else usable[note.split_before_row].id
+            ),
+        }
+        for label, note in result.notes.items()
+    ]
     labels.update({image.id: UNGROUPED for image in failed})
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
     crud_batch.set_member_labels(session, batch_id, _ranked(labels, judged))
@@ -252,6 +267,8 @@ def analyze_batch(
         "embedding_model": active_model,
         "groups": n_groups,
         "single_cluster_fallback": result.used_single_cluster_fallback,
+        # How sure each group is (processing.grouping.GroupNote); the batch page's `groups`.
+        GROUP_NOTES: notes,
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
     session.flush()
@@ -289,6 +306,8 @@ def update_groups(
     images = {a.image_id: a.image for a in batch.image_associations}
     _apply_labels(batch.image_associations, labels, images)
     batch.status, batch.error = "complete", None
+    if batch.parameters and GROUP_NOTES in batch.parameters:
+        batch.parameters = {k: v for k, v in batch.parameters.items() if k != GROUP_NOTES}
     session.flush()
     return batch_service.get_batch(session, batch_id)
 
