@@ -511,6 +511,26 @@ def before_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> lis
     return [UNGROUPED if r < 0 else f"Group {r}" for r in raw]
 
 
+def save_card(path: Path, shots: Sequence[Shot], vectors: np.ndarray) -> None:
+    """The card's vectors as the server stored them, with each shot's truth, camera and time
+    (bench/moments_loco.py chooses thresholds on these, leave-one-card-out)."""
+    np.savez_compressed(
+        path,
+        vectors=vectors,
+        names=np.array([s.name for s in shots]),
+        truth=np.array([s.truth for s in shots]),
+        cameras=np.array(
+            [
+                ""
+                if s.camera is None
+                else f"{s.camera.make}|{s.camera.model}|{s.camera.serial or ''}"
+                for s in shots
+            ]
+        ),
+        at=np.array([np.nan if s.at is None else s.at for s in shots]),
+    )
+
+
 def card_rows(
     server: Server,
     name: str,
@@ -518,10 +538,15 @@ def card_rows(
     with_time_off: bool,
     before: bool,
     gaps: Sequence[float] = (),
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
     yield f"-- card {name}: {len(ids)} images uploaded+embedded in {time.perf_counter() - t0:.1f} s"
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        save_card(save_dir / f"{name}.npz", shots, server.vectors(ids))
+        yield f"   vectors saved to {save_dir / f'{name}.npz'}"
     if name == "wedding":
         yield "   " + descriptor_figures(shots, server.vectors(ids))
     truth = [s.truth for s in shots]
@@ -553,7 +578,11 @@ def card_rows(
 
 
 def run(
-    cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool, gaps: Sequence[float]
+    cards: Sequence[str],
+    descriptors: Sequence[str],
+    with_time_off: bool,
+    gaps: Sequence[float],
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     started = time.perf_counter()
     wedding = wedding_card()
@@ -575,7 +604,13 @@ def run(
                 server = Server(Path(tmp), embedder)
                 try:
                     yield from card_rows(
-                        server, name, all_cards[name], with_time_off, descriptor == "mean", gaps
+                        server,
+                        name,
+                        all_cards[name],
+                        with_time_off,
+                        descriptor == "mean",
+                        gaps,
+                        save_dir,
                     )
                 finally:
                     server.close()
@@ -589,13 +624,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--gaps", default="", help="only sweep time_gap_seconds, e.g. 1,2,5,10,30,40,120"
     )
+    parser.add_argument(
+        "--save-vectors",
+        type=Path,
+        default=None,
+        help="save each card's stored vectors, truth and EXIF to DIR/<card>.npz",
+    )
     args = parser.parse_args(argv)
     gaps = [float(g) for g in args.gaps.split(",") if g]
     print(
         "command: python -m bench.real_shoots " + shlex.join(sys.argv[1:] if argv is None else argv)
     )
     cards, descriptors = args.cards.split(","), args.descriptors.split(",")
-    for line in run(cards, descriptors, not args.no_time_off, gaps):
+    for line in run(cards, descriptors, not args.no_time_off, gaps, args.save_vectors):
         print(line, flush=True)
 
 
