@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from config import Settings
-from processing.imaging import draft_request, open_image, to_rgb, upright
+from processing.imaging import load_oriented_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -182,21 +182,11 @@ def iter_files(directory: Path) -> Iterator[Path]:
 
 # --- On-demand thumbnails ----------------------------------------------------------------------
 
-# Modes Pillow's box `reduce` handles as they are; others are converted first, at full size.
-_REDUCIBLE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK"}
-
 
 def decode_for_thumbnail(source: Path, size: int) -> Image.Image:
-    """`source` as oriented RGB, at least `size` on its longest side and not much more: JPEG is
-    decoded at a reduced DCT scale (draft), other formats box-reduced right after decoding, so
-    the full-size pixels are held once, briefly, and never copied, turned or converted."""
-    with open_image(source) as img:
-        img.draft("RGB", draft_request(img.size, size))
-        img.load()
-        factor = max(img.size) // (2 * size)
-        small = img.reduce(factor) if factor >= 2 and img.mode in _REDUCIBLE_MODES else img
-        rgb = to_rgb(upright(small))
-        return rgb.copy() if rgb is img else rgb
+    """`source` as oriented RGB, at least `size` on its longest side and not much more, through
+    the decode gate (processing/imaging.py: JPEG drafted, other formats reduced in strips)."""
+    return load_oriented_rgb(source, size)
 
 
 class SingleFlight:
