@@ -32,7 +32,6 @@ from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
-    UNGROUPED,
 )
 from services.analysis_service import GROUP_NOTES
 
@@ -435,7 +434,7 @@ def group_summaries(
     members_of: dict[str, list[int]] = {}
     for member in members:
         label = member[label_at]
-        if label is not None and label != UNGROUPED:
+        if readiness.is_grouped(label):
             members_of.setdefault(label, []).append(member[id_at])
     stored = (parameters or {}).get(GROUP_NOTES) or []
     notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
