@@ -23,12 +23,12 @@ from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import RequestGuard
 from api.schemas import HealthResponse, RootResponse
 from config import Settings, get_settings
+from database import unit_of_work
 from database.database import (
     create_db_engine,
     create_read_session_factory,
     create_session_factory,
 )
-from database.vector_version import track_vector_changes
 from processing.decode_gate import configure_decode_gate, restore_decode_gate
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
@@ -36,7 +36,7 @@ from services.background.wiring import build_embedder, build_worker
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
-from utils.file_handling import ensure_storage_dirs, install_file_hooks
+from utils.file_handling import ensure_storage_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def create_app(
             factory = create_session_factory(engine)
             read_factory = create_read_session_factory(engine)
         assert read_factory is not None
-        install_file_hooks(factory)
-        track_vector_changes()  # also for a factory passed in (tests)
+        unit_of_work.install(factory)  # a factory passed in (tests) too
         lease = await anyio.to_thread.run_sync(StorageLease.acquire, settings.storage_root)
         try:
             await anyio.to_thread.run_sync(

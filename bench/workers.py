@@ -41,7 +41,7 @@ from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_ap
 from services.background.queue import CeleryTaskQueue
 from services.background.wiring import build_worker
 from services.image_service import IncomingUpload, upload_images
-from utils.file_handling import ensure_storage_dirs, install_file_hooks
+from utils.file_handling import ensure_storage_dirs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DISTINCT_PHOTOS = 8  # 12 MP photos take ~3 s each to make; the rest are copies, see below
@@ -194,7 +194,6 @@ def main() -> None:
         print(f"making {args.images} JPEGs of {args.megapixels} MP ...", file=sys.stderr)
         files = make_files(root, args.images, args.megapixels)
         factory = create_session_factory(create_db_engine(url))
-        install_file_hooks(factory)
         with factory() as session:
             handles = [p.open("rb") for p in files]
             uploads = [IncomingUpload(p.name, h) for p, h in zip(files, handles, strict=True)]

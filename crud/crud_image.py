@@ -22,8 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.types import TypeEngine
 
-from database import readiness
+from database import readiness, unit_of_work
 from database.models import Image, ImageBatchAssociation
+from database.vector_version import VECTOR_COLUMNS
 
 # Rows per fetch where a query streams many rows (a few ms of the GIL each).
 STREAM_ROWS = 2000
@@ -234,7 +235,10 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
 def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
     """Write processing results; False when the image was deleted meanwhile."""
     result = session.execute(update(Image).where(Image.id == image_id).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    written = bool(result.rowcount)  # type: ignore[attr-defined]
+    if written and VECTOR_COLUMNS.intersection(values):
+        unit_of_work.vectors_changed(session)
+    return written
 
 
 def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from crud import crud_batch, crud_image
-from database import readiness
+from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
@@ -36,8 +36,6 @@ from utils.file_handling import (
     UploadTooLarge,
     decode_for_thumbnail,
     make_thumbnail,
-    move_after_commit,
-    remove_after_commit,
     spool_upload,
     storage_path,
     thumbnail_relative_path,
@@ -210,7 +208,7 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    move_after_commit(session, staged, settings.images_dir / filename)
+    unit_of_work.move_after_commit(session, staged, settings.images_dir / filename)
     if adjusted:
         logger.info("upload %s: metadata adjusted: %s", item.original_filename, adjusted)
         return UploadResult(image, message="Stored; metadata adjusted: " + "; ".join(adjusted))
@@ -269,7 +267,7 @@ def delete_image(session: Session, settings: Settings, image_id: int) -> None:
     promote_next_keepers(session, groups)
     for relative in paths:
         with suppress(ValueError):
-            remove_after_commit(session, storage_path(settings.storage_root, relative))
+            unit_of_work.remove_after_commit(session, storage_path(settings.storage_root, relative))
 
 
 # On-demand thumbnails: one decode per image however many requests wait for it, and at most
