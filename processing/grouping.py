@@ -118,7 +118,6 @@ class GroupingResult:
     labels: list[str]
     n_groups: int
     used_single_cluster_fallback: bool
-    pca_dims: int | None
     notes: dict[str, GroupNote] = field(default_factory=dict)  # by group label
 
 
@@ -168,7 +167,7 @@ class ImageGrouper:
         # A group smaller than min_cluster_size would contradict the caller's own parameter, so a
         # batch that small is all "Ungrouped", even if its images are identical.
         if n < self.min_cluster_size:
-            return GroupingResult([UNGROUPED] * n, 0, False, None)
+            return GroupingResult([UNGROUPED] * n, 0, False)
         if captures is not None and len(captures) != n:
             raise ValueError(f"{len(captures)} captures for {n} vectors")
         timed = np.zeros(n, dtype=bool)
@@ -210,7 +209,7 @@ class ImageGrouper:
             )
             for label, name in names.items()
         }
-        return GroupingResult(labels, n_groups, fallback, None, notes)
+        return GroupingResult(labels, n_groups, fallback, notes)
 
     def _by_looks(
         self, x: NDArray[np.float64], cameras: Sequence[str | None] | None, large: bool
