@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from database.deadlines import DatabaseDeadlines
+
 DEFAULT_CORS_ORIGINS = [
     "http://localhost:3000",
     "http://localhost:5173",
@@ -43,7 +45,18 @@ class Settings(BaseSettings):
     thumbnail_size: int = Field(default=512, ge=32, le=4096)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_files_per_request: int = Field(default=500, ge=1)
+    # A request whose Content-Length (or streamed body) exceeds this is refused with 413
+    # before its body is read (api/guards.py); each file is held to MAX_UPLOAD_BYTES while
+    # it streams in.
+    max_request_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=250_000_000, ge=1)
+    # Every decode (upload check, worker, thumbnails, contact sheet) passes one gate: at most
+    # this many at once, their pixels within this budget together; a decode waits this long
+    # for room, then answers 503 (processing/decode_gate.py). An image whose pixels alone
+    # exceed the budget is refused with 413.
+    decode_concurrency: int = Field(default=2, ge=1, le=64)
+    decode_memory_mb: int = Field(default=640, ge=16)
+    decode_wait_seconds: float = Field(default=20.0, ge=0.0, le=600.0)
 
     # Clustering runs on its own small pool: how many at once, how many may wait for a place,
     # and how long a request waits for one before answering 503 (services/clustering_pool.py).
@@ -57,6 +70,15 @@ class Settings(BaseSettings):
     # The worker processes' niceness: above 0, requests get the CPU first on a busy machine
     # (a 50k analysis then takes longer only while the CPU is short).
     analysis_niceness: int = Field(default=10, ge=0, le=19)
+
+    # PostgreSQL time bounds (database/deadlines.py): a silent database fails a request
+    # within DB_ANSWER_TIMEOUT_SECONDS (503 + Retry-After), never hangs it.
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=120)
+    db_answer_timeout_seconds: float = Field(default=4.0, gt=0, le=3600)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=86400)
+    db_lock_timeout_seconds: float = Field(default=10.0, gt=0, le=86400)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=600)
+    db_breaker_cooldown_seconds: float = Field(default=5.0, ge=0, le=600)
 
     task_backend: Literal["inline", "celery"] = "inline"
     celery_broker_url: str | None = None
@@ -98,6 +120,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.storage_root / 'pixal_judge.db').resolve()}"
+
+    @property
+    def database_deadlines(self) -> DatabaseDeadlines:
+        """The PostgreSQL time bounds, as plain numbers for database/."""
+        return DatabaseDeadlines(
+            connect_timeout=self.db_connect_timeout_seconds,
+            answer_timeout=self.db_answer_timeout_seconds,
+            statement_timeout=self.db_statement_timeout_seconds,
+            lock_timeout=self.db_lock_timeout_seconds,
+            pool_timeout=self.db_pool_timeout_seconds,
+            breaker_cooldown=self.db_breaker_cooldown_seconds,
+        )
 
     @property
     def images_dir(self) -> Path:

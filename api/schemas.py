@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 
 from fastapi import Response
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticUndefined, to_json
 
 from crud.crud_batch import MEMBER_FIELDS
+from database import readiness
 from services.batch_service import PREVIEW_IMAGES
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ from processing.grouping import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
 )
+from services.analysis_service import GROUP_NOTES
 
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
@@ -110,17 +112,12 @@ JsonRowId = Annotated[
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
-class ImageResponse(BaseModel):
+class JudgeParts(BaseModel):
+    """The judge's values of an image (README "The judge"), as ImageResponse and Metadata both
+    carry them: written once here."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    filename: str
-    original_filename: str
-    file_path: str
-    has_thumbnail: bool
-    has_embedding: bool
-    is_duplicate: bool = False
-    message: str | None = None
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
@@ -131,12 +128,21 @@ class ImageResponse(BaseModel):
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
     face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+
+
+class ImageResponse(JudgeParts):
+    id: int
+    filename: str
+    original_filename: str
+    file_path: str
+    has_thumbnail: bool
+    has_embedding: bool
+    is_duplicate: bool = False
+    message: str | None = None
     processing_error: str | None = None
 
 
-class Metadata(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Metadata(JudgeParts):
     width: int | None = None
     height: int | None = None
     orientation: int | None = None
@@ -169,16 +175,12 @@ class Metadata(BaseModel):
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None
-    quality_score: float | None = None
-    sharpness: float | None = None
-    exposure: float | None = None
-    # The judge's other parts (README "The judge"): shake, mean brightness, faces found.
-    motion_blur: float | None = None
-    brightness: float | None = None
-    face_count: int | None = None
-    face_sharpness: float | None = None
-    eyes: str | None = EYES_FIELD
-    face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+    exposure_bias: float | None = Field(
+        default=None, description="Exposure compensation in EV (EXIF ExposureBiasValue)."
+    )
+    exposure_mode: int | None = Field(
+        default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
+    )
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:
@@ -198,13 +200,56 @@ class ImageAssociation(BaseModel):
     group_label: str | None = None
     quality_rank: int | None = None
     # Below the group's keeper, why: blurred, face_blurred, motion_blur, overexposed,
-    # underexposed, lower_score (a close call) or not_scored. None for keepers.
+    # underexposed, lower_score (a close call) or not_scored; user_choice (the judge's pick,
+    # passed over by the photographer), user_rejected. None for keepers.
     rank_reason: str | None = None
+    suggested_rank: int | None = Field(
+        default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
+    )
+    group_kind: Literal["burst", "bracket"] | None = Field(
+        default=None,
+        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
+        "(every frame a keeper). Null for Ungrouped images.",
+    )
+    pick: Literal["keep", "reject"] | None = Field(
+        default=None, description="The decision: keep, reject, or none."
+    )
+    rating: int | None = Field(default=None, description="Stars 0..5 set by the photographer.")
+    color_label: str | None = None
+    decided_by: Literal["user", "judge"] | None = Field(
+        default=None,
+        description="user: the photographer's (never overwritten by analyze, rank or cull); "
+        "judge: a cull's.",
+    )
+    decided_at: datetime | None = None
+    is_keeper: bool = Field(
+        default=False,
+        description="Kept: the decision's pick where there is one, else the judge's suggestion.",
+    )
+    suggested_keeper: bool = Field(
+        default=False, description="The judge's suggestion, shown beside the decision."
+    )
 
 
 class RejectedFile(BaseModel):
     filename: str
     reason: str
+
+
+class GroupSummary(BaseModel):
+    """How sure the analysis was of one group (absent after a manual regrouping)."""
+
+    label: str
+    size: int
+    cohesion: float | None = Field(
+        default=None, description="The weakest link holding the group together (cosine)."
+    )
+    may_hold_moments: bool = Field(
+        default=False,
+        description="The shooting sequence had a candidate cut inside the group that was not "
+        "taken; `split_before_image_id` is where (PUT /batches/{id}/groups splits it).",
+    )
+    split_before_image_id: int | None = None
 
 
 class BatchResponse(BaseModel):
@@ -222,6 +267,11 @@ class BatchResponse(BaseModel):
     )
     preview_image_ids: list[int] = Field(
         default_factory=list, description="The first few image ids, in page order (covers)."
+    )
+    groups: list[GroupSummary] = Field(
+        default_factory=list,
+        description="Each group of the last analysis in page order, with how sure it is; "
+        "empty in the `include=summary` list.",
     )
     # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
     rejected: list[RejectedFile] | None = None
@@ -403,8 +453,45 @@ def _encoded(content: Any) -> bytes:
 _DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
 # BatchResponse fields the Presenter computes from the memberships.
 _DERIVED_BATCH_FIELDS = frozenset(
-    {"image_count", "embedded_count", "image_associations", "preview_image_ids", "rejected"}
+    {
+        "image_count",
+        "embedded_count",
+        "image_associations",
+        "preview_image_ids",
+        "rejected",
+        "groups",
+    }
 )
+
+
+def group_summaries(
+    parameters: Mapping[str, Any] | None, members: Sequence[Any], id_at: int
+) -> list[dict[str, Any]]:
+    """Each group among `members` (page order; the image id at `id_at`), with the analysis's
+    notes on it where they still describe it (GroupSummary as dicts)."""
+    label_at = MEMBER_FIELDS.index("group_label")
+    members_of: dict[str, list[int]] = {}
+    for member in members:
+        label = member[label_at]
+        if readiness.is_grouped(label):
+            members_of.setdefault(label, []).append(member[id_at])
+    stored = (parameters or {}).get(GROUP_NOTES) or []
+    notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
+    summaries = []
+    for label, ids in members_of.items():
+        note = notes.get(label, {})
+        split = note.get("split_before_image_id")
+        split = split if split in ids else None  # removed since, or never in it
+        summaries.append(
+            {
+                "label": label,
+                "size": len(ids),
+                "cohesion": note.get("cohesion"),
+                "may_hold_moments": split is not None,
+                "split_before_image_id": split,
+            }
+        )
+    return summaries
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -414,8 +501,52 @@ def _default(model: type[BaseModel], name: str) -> Any:
     return None if field.default is PydanticUndefined else field.default
 
 
+def _batch_body(
+    batch: Any,
+    *,
+    image_count: int,
+    embedded_count: int,
+    preview_image_ids: list[int],
+    image_associations: list[dict[str, Any]],
+    rejected: list[dict[str, Any]] | None = None,
+    groups: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The one place a BatchResponse dict is put together: the batch row's own fields and the
+    derived ones (every batch answer, summaries included, is built here)."""
+    body = {
+        name: getattr(batch, name)
+        for name in BatchResponse.model_fields
+        if name not in _DERIVED_BATCH_FIELDS
+    }
+    body.update(
+        image_count=image_count,
+        embedded_count=embedded_count,
+        image_associations=image_associations,
+        preview_image_ids=preview_image_ids,
+        rejected=rejected,
+        groups=groups or [],
+    )
+    return body
+
+
 # A membership in page order: (*MEMBER_FIELDS, *image values by column).
 Member = tuple[Any, ...]
+
+
+def _association(image: dict[str, Any], member: Member) -> dict[str, Any]:
+    values = dict(zip(MEMBER_FIELDS, member, strict=False))
+    placed = _Placed(values["group_label"], values["quality_rank"], values["pick"])
+    values["is_keeper"] = readiness.is_keeper(placed)
+    values["suggested_keeper"] = readiness.is_suggested_keeper(
+        values["group_label"], values["suggested_rank"]
+    )
+    return {"image": image, **values}
+
+
+class _Placed(NamedTuple):
+    group_label: str | None
+    quality_rank: int | None
+    pick: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,21 +556,17 @@ class Presenter:
 
     active_model: str | None
 
-    def has_embedding(self, image: Any) -> bool:
-        model = image.embedding_model
-        return model is not None and model == self.active_model
-
     def image(
         self, image: Any, is_duplicate: bool = False, message: str | None = None
     ) -> ImageResponse:
-        response = ImageResponse.model_validate(image)
-        return response.model_copy(
-            update={
-                "has_embedding": self.has_embedding(image),
-                "is_duplicate": is_duplicate,
-                "message": message,
-            }
+        stored = (n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS)
+        values = {n: getattr(image, n) for n in stored}
+        values.update(
+            has_embedding=readiness.is_embedded(image.embedding_model, self.active_model),
+            is_duplicate=is_duplicate,
+            message=message,
         )
+        return ImageResponse.model_validate(values)
 
     # Batches are built as plain dicts, generic over the schemas' fields, and encoded once:
     # validating thousands of nested models per request cost more than the query.
@@ -472,62 +599,48 @@ class Presenter:
             image = dict(zip(stored, take(member), strict=True))
             image.update(defaults)
             model = None if model_at is None else member[model_at]
-            image["has_embedding"] = model is not None and model == active
+            image["has_embedding"] = readiness.is_embedded(model, active)
             return image
 
         return build
 
     def batch_values(
-        self, batch: Any, columns: Sequence[str], members: Sequence[Member], *, summary: bool
+        self, batch: Any, columns: Sequence[str], members: Sequence[Member]
     ) -> dict[str, Any]:
-        """A BatchResponse as a dict (`summary`: without the associations)."""
-        result = {
-            name: getattr(batch, name)
-            for name in BatchResponse.model_fields
-            if name not in _DERIVED_BATCH_FIELDS
-        }
+        """A BatchResponse as a dict, from the batch and its memberships as plain rows."""
         build = self._image_builder(columns)
         images = [build(member) for member in members]
-        result["image_count"] = len(members)
-        result["embedded_count"] = sum(image["has_embedding"] for image in images)
-        result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
-        result["rejected"] = None
-        result["image_associations"] = (
-            []
-            if summary
-            else [
-                {"image": image, **dict(zip(MEMBER_FIELDS, member, strict=False))}
-                for image, member in zip(images, members, strict=True)
-            ]
+        return _batch_body(
+            batch,
+            image_count=len(members),
+            embedded_count=sum(image["has_embedding"] for image in images),
+            preview_image_ids=[image["id"] for image in images[:PREVIEW_IMAGES]],
+            image_associations=[
+                _association(image, member) for image, member in zip(images, members, strict=True)
+            ],
+            groups=group_summaries(
+                batch.parameters, members, len(MEMBER_FIELDS) + list(columns).index("id")
+            ),
         )
-        return result
 
     def batch_page(self, page: BatchMembers) -> Response:
-        return json_response(
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-        )
+        return json_response(self.batch_values(page.batch, page.columns, page.members))
 
     def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
-        body = [
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-            for page in pages
-        ]
+        body = [self.batch_values(page.batch, page.columns, page.members) for page in pages]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch_summaries(self, summaries: Sequence[BatchSummary], total: int) -> Response:
-        body = []
-        for summary in summaries:
-            values = {
-                name: getattr(summary.batch, name)
-                for name in BatchResponse.model_fields
-                if name not in _DERIVED_BATCH_FIELDS
-            }
-            values["image_count"] = summary.image_count
-            values["embedded_count"] = summary.embedded_count
-            values["preview_image_ids"] = summary.preview_image_ids
-            values["image_associations"] = []
-            values["rejected"] = None
-            body.append(values)
+        body = [
+            _batch_body(
+                summary.batch,
+                image_count=summary.image_count,
+                embedded_count=summary.embedded_count,
+                preview_image_ids=summary.preview_image_ids,
+                image_associations=[],
+            )
+            for summary in summaries
+        ]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch(
@@ -547,7 +660,7 @@ class Presenter:
             (*(getattr(a, f) for f in MEMBER_FIELDS), *(getattr(a.image, n) for n in columns))
             for a in associations
         ]
-        body = self.batch_values(batch, columns, members, summary=False)
+        body = self.batch_values(batch, columns, members)
         if rejected:
             body["rejected"] = [file.model_dump() for file in rejected]
         return json_response(body, status_code=status_code, headers=headers)

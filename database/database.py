@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-SCHEMA = "image_clustering"
+from database import unit_of_work
+from database.deadlines import DatabaseDeadlines, install_deadlines
+from database.models import SCHEMA as SCHEMA
 
 # Execution option that marks a read-only engine (see create_read_session_factory).
 READ_ONLY = "pixal_read_only"
@@ -17,13 +20,22 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; on SQLite the `image_clustering` schema is mapped away."""
+def create_db_engine(url: str, deadlines: DatabaseDeadlines | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url`; on SQLite the `image_clustering` schema is mapped away.
+
+    With `deadlines` (the server and its workers), no wait on PostgreSQL is unbounded
+    (database/deadlines.py); migrations and benchmarks go without."""
     if not is_sqlite(url):
         if "+psycopg2" in url.split("://", 1)[0] or url.startswith("postgresql://"):
             # An UPDATE executed for many rows (an analysis writes one per image) goes in pages
             # of statements, not one round trip each: 50k labels in a fraction of the time.
             kwargs.setdefault("executemany_mode", "values_plus_batch")
+            if deadlines is not None:
+                kwargs.setdefault("connect_args", deadlines.connect_args())
+                kwargs.setdefault("pool_timeout", deadlines.pool_timeout)
+                engine = create_engine(url, pool_pre_ping=True, **kwargs)
+                install_deadlines(deadlines, _connector(engine, kwargs["connect_args"]))
+                return engine
         return create_engine(url, pool_pre_ping=True, **kwargs)
 
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
@@ -52,13 +64,19 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     return engine.execution_options(schema_translate_map={SCHEMA: None})
 
 
-def create_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for requests and jobs that write (on SQLite: BEGIN IMMEDIATE)."""
-    # Imported here: database.vector_version imports the models, which import this module.
-    from database.vector_version import track_vector_changes
+def _connector(engine: Engine, connect_args: dict[str, Any]) -> Callable[[], Any]:
+    """A function that opens a new DBAPI connection as the engine's pool would, bypassing it."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams = {**cparams, **connect_args}
+    return lambda: engine.dialect.dbapi.connect(*cargs, **cparams)  # type: ignore[union-attr]
 
-    track_vector_changes()
-    return sessionmaker(bind=engine, expire_on_commit=False)
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests and jobs that write (on SQLite: BEGIN IMMEDIATE), with the unit
+    of work (database.unit_of_work) installed."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    unit_of_work.install(factory)
+    return factory
 
 
 def create_read_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,4 +1,4 @@
-"""Batches: creating, listing, membership. (Grouping lives in grouping_service.)"""
+"""Batches: creating, listing, membership. (Grouping lives in analysis_service.)"""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from config import Settings
 from crud import crud_batch, crud_image
 from database.models import ImageBatch, ImageBatchAssociation
+from database.readiness import UNGROUPED
 from services import image_service
 from services.errors import NotFound
 from services.image_service import IncomingUpload, UploadReport
 from services.lock_conflicts import retry_on_lock_conflict
 
-UNGROUPED = "Ungrouped"
 PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 
@@ -78,10 +78,6 @@ def get_batch(session: Session, batch_id: int) -> ImageBatch:
 def _require_batch(session: Session, batch_id: int) -> None:
     if crud_batch.get_batch(session, batch_id, with_images=False) is None:
         raise NotFound(f"Batch {batch_id} not found.")
-
-
-def list_batches(session: Session) -> list[ImageBatch]:
-    return [_sorted(batch) for batch in crud_batch.list_batches(session)]
 
 
 @dataclass(frozen=True, slots=True)
