@@ -37,7 +37,7 @@ class DecisionClear(BaseModel):
 
 
 class KeeperChoice(BaseModel):
-    image_id: RowId
+    image_id: JsonRowId
 
 
 class CullRequest(BaseModel):
