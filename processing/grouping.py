@@ -123,7 +123,6 @@ class GroupingResult:
     labels: list[str]
     n_groups: int
     used_single_cluster_fallback: bool
-    pca_dims: int | None
 
 
 class ImageGrouper:
@@ -166,7 +165,7 @@ class ImageGrouper:
         # A group smaller than min_cluster_size would contradict the caller's own parameter, so a
         # batch that small is all "Ungrouped", even if its images are identical.
         if n < self.min_cluster_size:
-            return GroupingResult([UNGROUPED] * n, 0, False, None)
+            return GroupingResult([UNGROUPED] * n, 0, False)
         moments: NDArray[np.intp] | None = None
         if captures is not None and time_gap_seconds is not None:
             if len(captures) != n:
@@ -179,7 +178,7 @@ class ImageGrouper:
             apart = None if moments is None else _untimed_by_camera(moments, captures)
             raw = self._refined(np.zeros(n, dtype=np.intp), x, moments, apart, fallback=True)
             labels, n_groups = _named(raw)
-            return GroupingResult(labels, n_groups, True, None)
+            return GroupingResult(labels, n_groups, True)
 
         unit_rows = self.metric == "cosine"
 
@@ -204,7 +203,7 @@ class ImageGrouper:
                 raw = np.zeros(n, dtype=np.intp)
             raw = self._refined(raw, x, moments, apart, fallback=True)
         labels, n_groups = _named(raw)
-        return GroupingResult(labels, n_groups, fallback, None)
+        return GroupingResult(labels, n_groups, fallback)
 
     def _refined(
         self,

@@ -67,7 +67,6 @@ def test_each_blob_is_one_group_numbered_by_size() -> None:
     }
     assert result.n_groups == 5
     assert not result.used_single_cluster_fallback
-    assert result.pca_dims is None
 
 
 def test_equal_sizes_are_numbered_by_first_row() -> None:
@@ -137,8 +136,6 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
     exact = ImageGrouper(metric=metric).fit_labels(x)
     graph = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
 
-    assert exact.pca_dims is None
-    assert graph.pca_dims is None
     assert exact.n_groups == 40
     # The graph's neighbour lists are approximate, and HNSW built on several threads is not
     # deterministic: under load it has found 39 groups here (two blobs joined), still ARI ~0.97.
@@ -149,13 +146,13 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
 
 
 def test_no_rows() -> None:
-    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False, None)
+    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False)
 
 
 def test_one_row() -> None:
     result = ImageGrouper().fit_labels(np.ones((1, DIM)))
 
-    assert result == GroupingResult([UNGROUPED], 0, False, None)
+    assert result == GroupingResult([UNGROUPED], 0, False)
 
 
 def test_fewer_rows_than_min_cluster_size_are_ungrouped_even_if_identical() -> None:
