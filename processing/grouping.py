@@ -130,8 +130,8 @@ class ImageGrouper:
 
     def __init__(
         self,
-        min_cluster_size: int = 5,
-        min_samples: int = 5,
+        min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
         metric: Metric = "cosine",
         *,
         large_batch_rows: int = LARGE_BATCH_ROWS,
