@@ -526,6 +526,26 @@ def before_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> lis
     return [UNGROUPED if r < 0 else f"Group {r}" for r in raw]
 
 
+def save_card(path: Path, shots: Sequence[Shot], vectors: np.ndarray) -> None:
+    """The card's vectors as the server stored them, with each shot's truth, camera and time
+    (bench/moments_loco.py chooses thresholds on these, leave-one-card-out)."""
+    np.savez_compressed(
+        path,
+        vectors=vectors,
+        names=np.array([s.name for s in shots]),
+        truth=np.array([s.truth for s in shots]),
+        cameras=np.array(
+            [
+                ""
+                if s.camera is None
+                else f"{s.camera.make}|{s.camera.model}|{s.camera.serial or ''}"
+                for s in shots
+            ]
+        ),
+        at=np.array([np.nan if s.at is None else s.at for s in shots]),
+    )
+
+
 def card_rows(
     server: Server,
     name: str,
@@ -534,10 +554,15 @@ def card_rows(
     before: bool,
     gaps: Sequence[float] = (),
     parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
     yield f"-- card {name}: {len(ids)} images uploaded+embedded in {time.perf_counter() - t0:.1f} s"
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        save_card(save_dir / f"{name}.npz", shots, server.vectors(ids))
+        yield f"   vectors saved to {save_dir / f'{name}.npz'}"
     if any(s.kind for s in shots) and not name.endswith(("-noexif", "no-times", "fives")):
         yield "   " + descriptor_figures(shots, server.vectors(ids))
     truth = [s.truth for s in shots]
@@ -660,6 +685,7 @@ def run(
     gaps: Sequence[float],
     parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
     held_out: str | None = None,
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     started = time.perf_counter()
     all_cards = build_cards(cards)
@@ -691,6 +717,7 @@ def run(
                         descriptor == "mean",
                         gaps,
                         parameter_sets,
+                        save_dir=save_dir,
                     )
                 finally:
                     server.close()
@@ -726,6 +753,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="leave one source out: choose among the parameter sets (crossed with "
         "KEY=V1,V2,... of the analyze request, if given) on the other cards, report on it",
     )
+    parser.add_argument(
+        "--save-vectors",
+        type=Path,
+        default=None,
+        help="save each card's stored vectors, truth and EXIF to DIR/<card>.npz",
+    )
     args = parser.parse_args(argv)
     gaps = [float(g) for g in args.gaps.split(",") if g]
     print(
@@ -734,7 +767,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     wanted = args.params.split(",")
     parameter_sets = [(label, body) for label, body in PARAMETER_SETS if label in wanted]
     cards, descriptors = args.cards.split(","), args.descriptors.split(",")
-    lines = run(cards, descriptors, not args.no_time_off, gaps, parameter_sets, args.held_out)
+    lines = run(
+        cards,
+        descriptors,
+        not args.no_time_off,
+        gaps,
+        parameter_sets,
+        args.held_out,
+        args.save_vectors,
+    )
     for line in lines:
         print(line, flush=True)
 

@@ -19,8 +19,8 @@ from processing.grouping import (
     ImageGrouper,
     Metric,
     camera_key,
-    moment_ids,
 )
+from processing.moments import cadence_cuts, camera_runs
 
 DIM = 384
 
@@ -96,10 +96,12 @@ def test_equal_sizes_are_numbered_by_first_row() -> None:
 
 
 def test_metric_decides_whether_length_matters() -> None:
-    # One direction at two lengths plus a second blob: two scenes for cosine, three for euclidean.
-    x, truth = blobs([12, 12], spread=0.05, seed=2)
-    x = np.concatenate([x, 10 * x[:12]])
-    truth = np.r_[truth, np.full(12, 2)]
+    # One scene, half of its rows ten times longer, plus a second blob: two scenes for cosine,
+    # three for euclidean. The longer rows come right after the others (rows are in upload
+    # order, which cuts too).
+    x, truth = blobs([24, 12], spread=0.05, seed=2)
+    x[12:24] *= 10
+    truth[12:24] = 2
 
     cosine = ImageGrouper(5, 5, metric="cosine").fit_labels(x)
     euclidean = ImageGrouper(5, 5, metric="euclidean").fit_labels(x)
@@ -230,22 +232,31 @@ def at(seconds: float, camera: str | None = "canon|r6|1") -> Capture:
     return Capture(START + timedelta(seconds=seconds), camera)
 
 
-def test_moment_ids_split_each_camera_at_the_gap() -> None:
+def test_camera_runs_split_each_camera_at_the_gap() -> None:
     captures = [
         at(0),
-        at(0.5),
-        at(9.5),  # 9 s after the previous frame: same moment at a 10 s gap
+        at(2.5),
+        at(9.5),  # 7 s after the previous frame: under the gap, not 4x the cadence (2.5 s)
         at(30),  # 20.5 s: a new moment
         at(0.2, "canon|r6|2"),  # another body at the same second: its own moment
         Capture(None, "canon|r6|1"),  # no capture time
         at(0.4, None),  # a time but no camera: one more camera
     ]
 
-    ids = moment_ids(captures, 10.0).tolist()
+    runs = camera_runs([c.shot_at for c in captures], [c.camera for c in captures], 10.0)
 
-    assert ids[0] == ids[1] == ids[2]
-    assert len({ids[0], ids[3], ids[4], ids[6]}) == 4
-    assert ids[5] == -1
+    assert sorted(sorted(run.tolist()) for run in runs) == [[0, 1, 2], [3], [4], [5], [6]]
+
+
+def test_a_pause_well_above_the_cadence_starts_a_new_moment() -> None:
+    # Frames 0.1 s apart, a 5 s pause (under the 10 s gap), frames 0.1 s apart again.
+    burst = np.array([0.0, 0.1, 0.2, 0.3, 5.3, 5.4, 5.5])
+    assert cadence_cuts(burst, 10.0).tolist() == [False, False, False, True, False, False]
+    # Hand-clicked frames 2-3 s apart keep their 5 s pause: not well above their cadence.
+    clicked = np.array([0.0, 2.0, 5.0, 10.0, 12.5])
+    assert not cadence_cuts(clicked, 10.0).any()
+    # The fixed gap is the user's override either way.
+    assert cadence_cuts(clicked, 2.2).tolist() == [False, True, True, True]
 
 
 def test_camera_key_uses_make_model_and_serial() -> None:
