@@ -5,8 +5,8 @@ the worker (int8 decided from the configured device, not the resolved one). Empt
 writer loads a model: an existing database upgrades by creating the table, and the next
 start of the server (inline) or of a Celery worker fills it.
 
-Revision ID: 0007_active_model
-Revises: 0006_face_eyes
+Revision ID: 0008_active_model
+Revises: 0007_face_sharpnesses_repair
 Create Date: 2026-12-03
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0007_active_model"
-down_revision: str | None = "0006_face_eyes"
+revision: str = "0008_active_model"
+down_revision: str | None = "0007_face_sharpnesses_repair"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
