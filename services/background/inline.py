@@ -139,8 +139,13 @@ class InlineWorker:
         self._on_start = on_start
 
     def start(self) -> None:
-        if self._on_start is not None:
+        if self._on_start is None:
+            return
+        try:
             self._on_start()
+        except Exception:
+            # As the threaded worker's backfill: uploads are still handled without it.
+            logger.exception("start-up work failed; new uploads are still handled")
 
     def stop(self, timeout: float = 30.0) -> None:
         pass
