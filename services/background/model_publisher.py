@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crud import crud_model
 from crud.crud_model import PublishedModel
-from processing.feature_extraction import Embedder, ManagedEmbedder
+from processing.feature_extraction import Embedder, EmbedderStatus, ManagedEmbedder
 from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
@@ -27,15 +27,10 @@ def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
         return None
 
 
-def publish_loaded_model(
-    session_factory: sessionmaker[Session], embedder: ManagedEmbedder
-) -> Embedder | None:
-    """Load the model (once per process) and publish what loaded, or why nothing did; the
-    active embedder or None. A database error propagates: the caller retries."""
-    active = loaded_embedder(embedder)
-    status = embedder.status
+def publish_status(session_factory: sessionmaker[Session], status: EmbedderStatus) -> None:
+    """Publish the outcome of this process's model load (a database error propagates)."""
     published = PublishedModel(
-        model_id=active.model_id if active is not None else None,
+        model_id=status.active_model,
         configured_model=status.configured_model,
         device=status.device,
         fallback_reason=status.fallback_reason,
@@ -43,7 +38,22 @@ def publish_loaded_model(
     with session_factory() as session, session.begin():
         crud_model.publish_model(session, published)
     logger.info("published the active embedding model: %s", published.model_id)
+
+
+def publish_loaded_model(
+    session_factory: sessionmaker[Session], embedder: ManagedEmbedder
+) -> Embedder | None:
+    """Load the model (once per process) and publish what loaded, or why nothing did; the
+    active embedder or None. A database error propagates: the caller retries."""
+    active = loaded_embedder(embedder)
+    publish_status(session_factory, embedder.status)
     return active
+
+
+def publish_when_loaded(session_factory: sessionmaker[Session], embedder: ManagedEmbedder) -> None:
+    """Start loading and publish the outcome from the loader thread, before anyone waiting for
+    the model is woken; at once when it has loaded already. Nothing here waits for the load."""
+    embedder.when_loaded(lambda loaded: publish_status(session_factory, loaded.status))
 
 
 def publish_until_done(

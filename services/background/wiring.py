@@ -15,7 +15,11 @@ from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.background.inline import InlineWorker, ProcessingWorker
-from services.background.model_publisher import loaded_embedder, publish_loaded_model
+from services.background.model_publisher import (
+    loaded_embedder,
+    publish_loaded_model,
+    publish_when_loaded,
+)
 from services.background.pipeline import process_images
 from services.background.queue import CeleryTaskQueue, TaskQueue, install_queue
 from services.background.startup import find_pending_image_ids
@@ -59,16 +63,17 @@ def _build_queue(
     def process(image_ids: list[int]) -> None:
         process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
 
-    def publish() -> str | None:
-        active = publish_loaded_model(session_factory, embedder)
-        return active.model_id if active is not None else None
-
     if not threaded:
-        return InlineWorker(process, settings.embedding_batch_size, on_start=publish)
+        return InlineWorker(
+            process,
+            settings.embedding_batch_size,
+            on_start=lambda: publish_when_loaded(session_factory, embedder),
+        )
 
     def backfill() -> list[int]:
         # The load and its publication first: the backfill retries both on a database fault.
-        return find_pending_image_ids(session_factory, publish())
+        active = publish_loaded_model(session_factory, embedder)
+        return find_pending_image_ids(session_factory, active.model_id if active else None)
 
     return ProcessingWorker(process, settings.embedding_batch_size, on_start=backfill)
 
