@@ -43,7 +43,18 @@ class Settings(BaseSettings):
     thumbnail_size: int = Field(default=512, ge=32, le=4096)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_files_per_request: int = Field(default=500, ge=1)
+    # A request whose Content-Length (or streamed body) exceeds this is refused with 413
+    # before its body is read (api/guards.py); each file is held to MAX_UPLOAD_BYTES while
+    # it streams in.
+    max_request_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=250_000_000, ge=1)
+    # Every decode (upload check, worker, thumbnails, contact sheet) passes one gate: at most
+    # this many at once, their pixels within this budget together; a decode waits this long
+    # for room, then answers 503 (processing/decode_gate.py). An image whose pixels alone
+    # exceed the budget is refused with 413.
+    decode_concurrency: int = Field(default=2, ge=1, le=64)
+    decode_memory_mb: int = Field(default=640, ge=16)
+    decode_wait_seconds: float = Field(default=20.0, ge=0.0, le=600.0)
 
     # Clustering runs on its own small pool: how many at once, how many may wait for a place,
     # and how long a request waits for one before answering 503 (services/clustering_pool.py).

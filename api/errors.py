@@ -15,10 +15,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from services.errors import AppError, is_storage_fault
 
@@ -103,8 +106,21 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    # FastAPI turns any failure while parsing a body into "400 error parsing the body"; when
+    # it was the temp folder that filled up, that is a fault of ours, not the client's.
+    if exc.status_code == 400 and is_storage_fault(exc.__cause__ or exc):
+        logger.warning(
+            "%s %s: temp folder unavailable: %s", request.method, request.url.path, exc.__cause__
+        )
+        return unavailable("The server's temporary folder is full; try again shortly.")
+    return await http_exception_handler(request, exc)
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for fault in (OperationalError, InterfaceError, DisconnectionError, PoolTimeout):
         app.add_exception_handler(fault, database_fault_handler)

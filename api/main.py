@@ -17,24 +17,26 @@ from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import cluster_routes, image_routes
+from api import cluster_routes, decision_routes, image_routes
 from api.deps import ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
+from api.guards import RequestGuard
 from api.schemas import HealthResponse, RootResponse
 from config import Settings, get_settings
+from database import unit_of_work
 from database.database import (
     create_db_engine,
     create_read_session_factory,
     create_session_factory,
 )
-from database.vector_version import track_vector_changes
+from processing.decode_gate import configure_decode_gate, restore_decode_gate
 from processing.feature_extraction import ManagedEmbedder
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
-from utils.file_handling import ensure_storage_dirs, install_file_hooks
+from utils.file_handling import ensure_storage_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ def create_app(
         # Our own limit (checked on upload) is the one that counts; Pillow's is set to match
         # for the life of the app.
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
+        previous_gate = configure_decode_gate(
+            settings.decode_concurrency, settings.decode_memory_mb, settings.decode_wait_seconds
+        )
         engine = None
         factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
@@ -66,8 +71,7 @@ def create_app(
             factory = create_session_factory(engine)
             read_factory = create_read_session_factory(engine)
         assert read_factory is not None
-        install_file_hooks(factory)
-        track_vector_changes()  # also for a factory passed in (tests)
+        unit_of_work.install(factory)  # a factory passed in (tests) too
         lease = await anyio.to_thread.run_sync(StorageLease.acquire, settings.storage_root)
         try:
             await anyio.to_thread.run_sync(
@@ -107,6 +111,7 @@ def create_app(
             if engine is not None:
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
+            restore_decode_gate(previous_gate)
             sys.setswitchinterval(switch_interval)
 
     # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
@@ -118,6 +123,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The API key and the sizes are checked before a body is read (api/guards.py); added
+    # before CORS, so it runs inside it and its answers carry the CORS headers too.
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        max_request_bytes=settings.max_request_bytes,
+        max_part_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -136,6 +149,7 @@ def create_app(
     install_exception_handlers(app)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
+    app.include_router(decision_routes.router)
 
     @app.get("/", operation_id="root", response_model=RootResponse, tags=["Status"])
     def root() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 
 from fastapi import Response
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticUndefined, to_json
 
 from crud.crud_batch import MEMBER_FIELDS
+from database import readiness
 from services.batch_service import PREVIEW_IMAGES
 
 if TYPE_CHECKING:
@@ -135,6 +136,12 @@ class Metadata(BaseModel):
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None
+    exposure_bias: float | None = Field(
+        default=None, description="Exposure compensation in EV (EXIF ExposureBiasValue)."
+    )
+    exposure_mode: int | None = Field(
+        default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
+    )
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
@@ -164,8 +171,35 @@ class ImageAssociation(BaseModel):
     group_label: str | None = None
     quality_rank: int | None = None
     # Below the group's keeper, why: blurred, face_blurred, motion_blur, overexposed,
-    # underexposed, lower_score (a close call) or not_scored. None for keepers.
+    # underexposed, lower_score (a close call) or not_scored; user_choice (the judge's pick,
+    # passed over by the photographer), user_rejected. None for keepers.
     rank_reason: str | None = None
+    suggested_rank: int | None = Field(
+        default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
+    )
+    group_kind: Literal["burst", "bracket"] | None = Field(
+        default=None,
+        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
+        "(every frame a keeper). Null for Ungrouped images.",
+    )
+    pick: Literal["keep", "reject"] | None = Field(
+        default=None, description="The decision: keep, reject, or none."
+    )
+    rating: int | None = Field(default=None, description="Stars 0..5 set by the photographer.")
+    color_label: str | None = None
+    decided_by: Literal["user", "judge"] | None = Field(
+        default=None,
+        description="user: the photographer's (never overwritten by analyze, rank or cull); "
+        "judge: a cull's.",
+    )
+    decided_at: datetime | None = None
+    is_keeper: bool = Field(
+        default=False,
+        description="Kept: the decision's pick where there is one, else the judge's suggestion.",
+    )
+    suggested_keeper: bool = Field(
+        default=False, description="The judge's suggestion, shown beside the decision."
+    )
 
 
 class RejectedFile(BaseModel):
@@ -373,6 +407,22 @@ def _default(model: type[BaseModel], name: str) -> Any:
 Member = tuple[Any, ...]
 
 
+def _association(image: dict[str, Any], member: Member) -> dict[str, Any]:
+    values = dict(zip(MEMBER_FIELDS, member, strict=False))
+    placed = _Placed(values["group_label"], values["quality_rank"], values["pick"])
+    values["is_keeper"] = readiness.is_keeper(placed)
+    values["suggested_keeper"] = readiness.is_suggested_keeper(
+        values["group_label"], values["suggested_rank"]
+    )
+    return {"image": image, **values}
+
+
+class _Placed(NamedTuple):
+    group_label: str | None
+    quality_rank: int | None
+    pick: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Presenter:
     """Builds responses; an embedding counts only when the active model made it (while no
@@ -380,21 +430,17 @@ class Presenter:
 
     active_model: str | None
 
-    def has_embedding(self, image: Any) -> bool:
-        model = image.embedding_model
-        return model is not None and model == self.active_model
-
     def image(
         self, image: Any, is_duplicate: bool = False, message: str | None = None
     ) -> ImageResponse:
-        response = ImageResponse.model_validate(image)
-        return response.model_copy(
-            update={
-                "has_embedding": self.has_embedding(image),
-                "is_duplicate": is_duplicate,
-                "message": message,
-            }
+        stored = (n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS)
+        values = {n: getattr(image, n) for n in stored}
+        values.update(
+            has_embedding=readiness.is_embedded(image.embedding_model, self.active_model),
+            is_duplicate=is_duplicate,
+            message=message,
         )
+        return ImageResponse.model_validate(values)
 
     # Batches are built as plain dicts, generic over the schemas' fields, and encoded once:
     # validating thousands of nested models per request cost more than the query.
@@ -427,7 +473,7 @@ class Presenter:
             image = dict(zip(stored, take(member), strict=True))
             image.update(defaults)
             model = None if model_at is None else member[model_at]
-            image["has_embedding"] = model is not None and model == active
+            image["has_embedding"] = readiness.is_embedded(model, active)
             return image
 
         return build
@@ -451,8 +497,7 @@ class Presenter:
             []
             if summary
             else [
-                {"image": image, **dict(zip(MEMBER_FIELDS, member, strict=False))}
-                for image, member in zip(images, members, strict=True)
+                _association(image, member) for image, member in zip(images, members, strict=True)
             ]
         )
         return result

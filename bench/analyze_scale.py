@@ -8,7 +8,7 @@ own and a cold start is really cold):
     python -m bench.analyze_scale --http 50000 --sizes "" # end to end: a real server, PostgreSQL
     python -m bench.analyze_scale --http 50000 --sizes "" --no-cold --isolation process,thread
 
---http N: a fresh PostgreSQL database (BENCH_POSTGRES_URL, default the local server), N image
+--http N: a fresh PostgreSQL database (bench/scratch.py: BENCH_POSTGRES_URL, default local), N image
 rows with 384-d photo-like vectors inserted directly, a real `uvicorn api.main:app` process, then
 `PUT /batches/{id}/analyze` timed while another client polls `GET /images/?limit=100` (its
 p50/p99 while the analysis runs), and the peak RSS (VmHWM) of the server and of each of its
@@ -22,13 +22,14 @@ shots near a scene, and 2% planted noise: isotropic directions, far from everyth
 correct clustering labels "Ungrouped". Agreement is the adjusted Rand index of the kNN-graph
 path against the exact path (ImageGrouper with the threshold raised) on the same vectors.
 
-Each line "figure | target" is meant for bench/big_shoots.py; `figures()` returns them too.
+Each line "figure | target" is meant for bench/library_scale.py; `figures()` returns them too.
 The machine is shared: compare figures of one run (ratios) rather than absolute seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -285,27 +286,19 @@ def http_figures(n: int, isolation: str = "process") -> list[str]:
     import uuid
 
     import httpx
-    from sqlalchemy import create_engine, insert, make_url, select, text
+    from sqlalchemy import create_engine, insert, select
     from sqlalchemy.orm import Session
 
-    from database.migrations import upgrade_to_head
+    from bench.scratch import scratch_postgres
     from database.models import Image
     from processing.feature_extraction import offline_model_id
 
-    admin_url = make_url(
-        os.environ.get(
-            "BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-        )
-    )
-    name = f"pixal_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    # Entered here, closed in the finally below: the server stops before the database goes.
+    scratch = contextlib.ExitStack()
+    url = scratch.enter_context(scratch_postgres(migrate=True))
     lines: list[str] = []
     server: subprocess.Popen[bytes] | None = None
     try:
-        upgrade_to_head(url)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -404,9 +397,7 @@ def http_figures(n: int, isolation: str = "process") -> list[str]:
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.close()
     return lines
 
 

@@ -31,7 +31,7 @@ from processing.feature_extraction import TransformersEmbedder, configure_torch_
 from processing.imaging import load_oriented_rgb
 from services.background.pipeline import process_images
 from services.image_service import IncomingUpload, upload_images
-from utils.file_handling import ensure_storage_dirs, install_file_hooks
+from utils.file_handling import ensure_storage_dirs
 
 
 def make_photo(path: Path, megapixels: float, seed: int) -> None:
@@ -109,7 +109,6 @@ def main() -> None:
         url = settings.resolved_database_url
         upgrade_to_head(url)
         factory = create_session_factory(create_db_engine(url))
-        install_file_hooks(factory)
         with factory() as session:
             handles = [p.open("rb") for p in files]
             report = upload_images(

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from bench.workers import throwaway_database
+from bench.scratch import default_admin_url, scratch_postgres
 from database.database import create_db_engine
 from database.models import Image
 from tests.factories import jpeg_bytes
@@ -101,7 +101,10 @@ class Run:
 def run(args: argparse.Namespace, requests: list[list[tuple[str, bytes]]], outage: float) -> Run:
     result = Run(outage=outage)
     shares = [requests[c :: args.clients] for c in range(args.clients)]
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as db_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_postgres(args.postgres_url, migrate=True) as db_url,
+    ):
         proxy = DatabaseProxy.for_url(db_url)
         engine = create_db_engine(db_url)  # direct: the bench's own view is never cut
         env = {
@@ -211,9 +214,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(640, 480))
     parser.add_argument("--settle", type=float, default=60.0, help="give up after no progress")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without outage")
-    parser.add_argument(
-        "--postgres-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres-url", default=default_admin_url())
     args = parser.parse_args()
 
     print(f"making {args.images} JPEGs ...", file=sys.stderr)

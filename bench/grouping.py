@@ -2,14 +2,13 @@
 
 Run by hand, never in the tests:
     python -m bench.grouping                               # time 1k, 10k; ARI at 1k, 5k (~1 min)
-    python -m bench.grouping --sizes 1000,10000,50000      # + 50k: the PCA path, ~6 min here
+    python -m bench.grouping --sizes 1000,10000,50000      # + 50k: the kNN-graph path
     python -m bench.grouping --ari-sizes 1000,5000,10000   # + agreement at 10k (~30 s more)
 
 The vectors imitate photo embeddings (384-d, on the unit sphere): scenes ("themes") sharing a
 common direction, bursts of 3-30 near-duplicates (cosine ~0.9 within a burst) around them, and
 10% unrelated shots. Directions are drawn with a power-law spectrum (std of the k-th principal
-direction ~ k^-0.5), roughly how image-embedding variance is spread; with isotropic directions
-PCA keeps less of the structure and agrees less with the exact result.
+direction ~ k^-0.5), roughly how image-embedding variance is spread.
 
 Agreement is the adjusted Rand index against `hdbscan.HDBSCAN(metric="cosine",
 algorithm="generic")` on the raw vectors, twice: "ARI" counts noise as one label (as the brief
@@ -79,9 +78,8 @@ def timed_labels(grouper: ImageGrouper, x: NDArray[np.float32]) -> tuple[list[st
     start = time.perf_counter()
     result = grouper.fit_labels(x)
     seconds = time.perf_counter() - start
-    path = f"PCA({result.pca_dims}) + prims_kdtree" if result.pca_dims else "exact (generic)"
     fallback = ", single-cluster fallback" if result.used_single_cluster_fallback else ""
-    return result.labels, seconds, f"{result.n_groups} groups, {path}{fallback}"
+    return result.labels, seconds, f"{result.n_groups} groups{fallback}"
 
 
 def bench_time(sizes: list[int]) -> None:
@@ -111,10 +109,10 @@ def bench_agreement(sizes: list[int]) -> None:
             f"{max(ref_labels) + 1} clusters, {ref_labels.count(-1) / n:.0%} noise",
             flush=True,
         )
-        # large_batch_rows=0 forces the PCA path, to see its agreement at sizes that use exact.
+        # large_batch_rows=0 forces the kNN-graph path: its agreement at sizes that use exact.
         for name, grouper in [
             ("ours", ImageGrouper()),
-            ("forced PCA", ImageGrouper(large_batch_rows=0)),
+            ("kNN graph", ImageGrouper(large_batch_rows=0)),
         ]:
             labels, seconds, info = timed_labels(grouper, x)
             print(

@@ -1,4 +1,4 @@
-"""int8 against fp32 embeddings, same run: images/s and the cosine between the two vectors.
+"""Embeddings in int8 against fp32, same run: images/s and the cosine between the two vectors.
 
     python -m bench.int8 [--images 48] [--batch 8] [--rounds 3] [--threads 2]
 

@@ -1,4 +1,4 @@
-"""Keeper accuracy on real photographs: would a photographer keep the frame we rank first?
+"""Keeper accuracy on real photographs: how often the frame we rank first is the one kept.
 
     .venv/bin/python -m bench.keeper
 

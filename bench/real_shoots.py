@@ -47,11 +47,12 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import json
 import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -92,6 +93,7 @@ class Shot:
     camera: Camera | None
     at: float | None  # seconds after SHOOT_START; None: no capture time in EXIF
     kind: str = ""  # look-alike family, for the descriptor figures
+    original: bytes | None = None  # a real camera file, uploaded byte for byte (its own EXIF)
 
 
 # --- real sources ---------------------------------------------------------------------------
@@ -309,6 +311,8 @@ def without_times(shots: Sequence[Shot]) -> list[Shot]:
 
 
 def jpeg_bytes(shot: Shot) -> bytes:
+    if shot.original is not None:
+        return shot.original
     exif = Image.Exif()
     if shot.camera is not None:
         exif[0x010F] = shot.camera.make
@@ -340,9 +344,15 @@ class Scores:
     singles: int
     merged_moments: int  # groups holding frames of two or more true moments
     groups: int
+    bodies_mixed: int = 0  # groups holding frames of two or more camera bodies (EXIF written)
 
 
-def score(truth: Sequence[str], labels: Sequence[str], min_cluster_size: int) -> Scores:
+def score(
+    truth: Sequence[str],
+    labels: Sequence[str],
+    min_cluster_size: int,
+    cameras: Sequence[Camera | None] = (),
+) -> Scores:
     def own(values: Sequence[str], alone: str) -> list[str]:
         return [f"{alone}{i}" if v.startswith(alone) else v for i, v in enumerate(values)]
 
@@ -363,6 +373,7 @@ def score(truth: Sequence[str], labels: Sequence[str], min_cluster_size: int) ->
     asked = {b for b in bursts if len(members[b]) >= min_cluster_size}
     singles = [i for i, v in enumerate(truth) if v.startswith("single:")]
     merged = sum(1 for m in groups.values() if len({truth[i] for i in m}) > 1)
+    bodies = [{cameras[i] for i in m} - {None} for m in groups.values()] if cameras else []
     return Scores(
         ari=float(adjusted_rand_score(t, p)),
         precision=both / same_pred if same_pred else 1.0,
@@ -375,6 +386,7 @@ def score(truth: Sequence[str], labels: Sequence[str], min_cluster_size: int) ->
         singles=len(singles),
         merged_moments=merged,
         groups=len(groups),
+        bodies_mixed=sum(len(b) > 1 for b in bodies),
     )
 
 
@@ -481,7 +493,7 @@ def descriptor_figures(shots: Sequence[Shot], x: np.ndarray) -> str:
 
 HEADER = (
     f"   {'parameters':<22} {'ARI':>6} {'prec':>6} {'recall':>6} {'bursts exact':>13} "
-    f"{'>=mcs exact':>12} {'singles alone':>14} {'merged':>7} {'groups':>7}"
+    f"{'>=mcs exact':>12} {'singles alone':>14} {'merged':>7} {'groups':>7} {'bodies mixed':>12}"
 )
 
 
@@ -489,7 +501,8 @@ def row(shown: str, s: Scores) -> str:
     return (
         f"   {shown:<22} {s.ari:6.3f} {s.precision:6.3f} {s.recall:6.3f} "
         f"{s.bursts_exact:>6}/{s.bursts:<6} {s.bursts_asked_exact:>5}/{s.bursts_asked:<6} "
-        f"{s.singles_alone:>7}/{s.singles:<6} {s.merged_moments:>7} {s.groups:>7}"
+        f"{s.singles_alone:>7}/{s.singles:<6} {s.merged_moments:>7} {s.groups:>7} "
+        f"{s.bodies_mixed:>12}"
     )
 
 
@@ -518,23 +531,23 @@ def card_rows(
     with_time_off: bool,
     before: bool,
     gaps: Sequence[float] = (),
+    parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
     yield f"-- card {name}: {len(ids)} images uploaded+embedded in {time.perf_counter() - t0:.1f} s"
-    if name == "wedding":
+    if any(s.kind for s in shots) and not name.endswith(("-noexif", "no-times", "fives")):
         yield "   " + descriptor_figures(shots, server.vectors(ids))
     truth = [s.truth for s in shots]
+    cameras = [s.camera for s in shots]
     variants: list[tuple[str, dict[str, Any]]] = [("", {})]
-    if with_time_off and name != "no-times":
+    if with_time_off and name != "no-times" and not name.endswith("-noexif"):
         variants.append((" time off", {"use_capture_time": False}))
     yield HEADER
     for gap in gaps if name != "no-times" else ():
         for label, body in (PARAMETER_SETS[0], PARAMETER_SETS[2]):
             got, params = server.analyze(batch_id, {**body, "time_gap_seconds": gap})
-            scores = score(
-                [s.truth for s in shots], [got[i] for i in ids], int(body["min_cluster_size"])
-            )
+            scores = score(truth, [got[i] for i in ids], int(body["min_cluster_size"]), cameras)
             yield row(f"{label} gap {gap:g} s", scores)
     if gaps:
         return
@@ -542,26 +555,112 @@ def card_rows(
         x = server.vectors(ids)
         for label, body in PARAMETER_SETS[:3]:
             mcs, ms = body["min_cluster_size"], body["min_samples"]
-            yield row(f"before {label}", score(truth, before_labels(x, mcs, ms), mcs))
-    for label, body in PARAMETER_SETS:
+            yield row(f"before {label}", score(truth, before_labels(x, mcs, ms), mcs, cameras))
+    for label, body in parameter_sets:
         for suffix, extra in variants:
             got, params = server.analyze(batch_id, {**body, **extra})
-            scores = score(truth, [got[i] for i in ids], int(params["min_cluster_size"]))
+            scores = score(truth, [got[i] for i in ids], int(params["min_cluster_size"]), cameras)
             if label == "API defaults":
                 label = f"defaults {params['min_cluster_size']}/{params['min_samples']}"
             yield row(label + suffix, scores)
 
 
+# --- leave one card out --------------------------------------------------------------------
+
+# results[card][candidate] = the card's scores with that candidate request
+Results = dict[str, dict[str, Scores]]
+Chooser = Callable[[Results], str]
+
+
+def source_of(card: str) -> str:
+    """Cards built from one source (a card and its stripped copy) are left out together."""
+    return card.removesuffix("-noexif").replace("no-times", "wedding").replace("fives", "wedding")
+
+
+def precision_first(fit: Results) -> str:
+    """The candidate with the best mean pair precision (counted up to the 0.95 target) on the
+    fit cards, then the best mean ARI."""
+    candidates = next(iter(fit.values())).keys()
+
+    def key(candidate: str) -> tuple[float, float]:
+        scores = [fit[card][candidate] for card in fit]
+        precision = float(np.mean([min(s.precision, 0.95) for s in scores]))
+        return round(precision, 3), float(np.mean([s.ari for s in scores]))
+
+    return max(candidates, key=key)
+
+
+def held_out_rows(results: Results, choose: Chooser = precision_first) -> Iterator[str]:
+    """For each source: choose a candidate on every other source's cards (fit), report it on the
+    cards of the source left out (held out). `choose` is the pluggable threshold choice."""
+    yield f"   {'held out':<18} {'chosen on the others':<34} {'fit ARI/prec':>13} " + HEADER[26:]
+    for source in sorted({source_of(c) for c in results}):
+        fit = {c: r for c, r in results.items() if source_of(c) != source}
+        if not fit:
+            continue
+        chosen = choose(fit)
+        fit_ari = float(np.mean([r[chosen].ari for r in fit.values()]))
+        fit_precision = float(np.mean([r[chosen].precision for r in fit.values()]))
+        for card in sorted(c for c in results if source_of(c) == source):
+            shown = row("", results[card][chosen])[26:]
+            yield (f"   {card:<18} {chosen:<34} {fit_ari:6.3f}/{fit_precision:<6.3f} {shown}")
+
+
+def sweep_candidates(
+    parameter_sets: Sequence[tuple[str, dict[str, Any]]], sweep: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each parameter set crossed with each value of `key=v1,v2,...` (JSON values)."""
+    if not sweep:
+        return list(parameter_sets)
+    key, values = sweep.split("=", 1)
+    return [
+        (f"{label} {key}={value}", {**body, key: json.loads(value)})
+        for label, body in parameter_sets
+        for value in values.split(",")
+    ]
+
+
+def candidate_results(
+    server: Server, shots: Sequence[Shot], candidates: Sequence[tuple[str, dict[str, Any]]]
+) -> dict[str, Scores]:
+    batch_id, ids = server.upload_card(shots)
+    truth, cameras = [s.truth for s in shots], [s.camera for s in shots]
+    results = {}
+    for label, body in candidates:
+        got, params = server.analyze(batch_id, body)
+        mcs = int(params["min_cluster_size"])
+        results[label] = score(truth, [got[i] for i in ids], mcs, cameras)
+    return results
+
+
+# --- running ---------------------------------------------------------------------------------
+
+PROJECT_CARDS = ("wedding", "fives", "no-times")
+
+
+def build_cards(names: Sequence[str]) -> dict[str, list[Shot]]:
+    from bench import shoot_cards
+
+    cards: dict[str, list[Shot]] = {}
+    if any(name in PROJECT_CARDS for name in names):
+        wedding = wedding_card()
+        project = {"wedding": wedding, "fives": fives_card(wedding)}
+        project["no-times"] = without_times(wedding)
+        cards.update({n: project[n] for n in names if n in project})
+    cards.update(shoot_cards.build([n for n in names if n not in PROJECT_CARDS]))
+    return {name: cards[name] for name in names}
+
+
 def run(
-    cards: Sequence[str], descriptors: Sequence[str], with_time_off: bool, gaps: Sequence[float]
+    cards: Sequence[str],
+    descriptors: Sequence[str],
+    with_time_off: bool,
+    gaps: Sequence[float],
+    parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
+    held_out: str | None = None,
 ) -> Iterator[str]:
     started = time.perf_counter()
-    wedding = wedding_card()
-    all_cards = {
-        "wedding": wedding,
-        "fives": fives_card(wedding),
-        "no-times": without_times(wedding),
-    }
+    all_cards = build_cards(cards)
     yield f"cards built in {time.perf_counter() - started:.1f} s: " + ", ".join(
         f"{name} {len(all_cards[name])} images, "
         f"{len({s.truth for s in all_cards[name] if not s.truth.startswith('single:')})} bursts"
@@ -570,32 +669,69 @@ def run(
     for descriptor in descriptors:
         embedder = make_embedder(descriptor)
         yield f"\n== descriptor: {descriptor} (embedding id {embedder.model_id}) =="
+        results: Results = {}
         for name in cards:
             with tempfile.TemporaryDirectory(prefix="real-shoots-") as tmp:
                 server = Server(Path(tmp), embedder)
                 try:
+                    if held_out is not None:
+                        candidates = sweep_candidates(parameter_sets, held_out)
+                        results[name] = candidate_results(server, all_cards[name], candidates)
+                        yield f"-- card {name}: {len(candidates)} candidates analysed"
+                        continue
                     yield from card_rows(
-                        server, name, all_cards[name], with_time_off, descriptor == "mean", gaps
+                        server,
+                        name,
+                        all_cards[name],
+                        with_time_off,
+                        descriptor == "mean",
+                        gaps,
+                        parameter_sets,
                     )
                 finally:
                     server.close()
+        if held_out is not None:
+            yield "\n-- leave one source out (a card and its -noexif copy go together) --"
+            yield from held_out_rows(results)
+
+
+ALL_CARDS = (
+    "wedding,fives,no-times,street,street-noexif,portraits,portraits-noexif,"
+    "lab,lab-noexif,album,album-noexif"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cards", default="wedding,fives,no-times")
+    parser.add_argument("--cards", default=ALL_CARDS)
     parser.add_argument("--descriptors", default="default", help="e.g. mean,gem,mac")
     parser.add_argument("--no-time-off", action="store_true", help="skip the time-off variant")
     parser.add_argument(
         "--gaps", default="", help="only sweep time_gap_seconds, e.g. 1,2,5,10,30,40,120"
+    )
+    parser.add_argument(
+        "--params",
+        default=",".join(label for label, _ in PARAMETER_SETS),
+        help="parameter sets, e.g. '2/1,5/5,API defaults'",
+    )
+    parser.add_argument(
+        "--held-out",
+        nargs="?",
+        const="",
+        default=None,
+        help="leave one source out: choose among the parameter sets (crossed with "
+        "KEY=V1,V2,... of the analyze request, if given) on the other cards, report on it",
     )
     args = parser.parse_args(argv)
     gaps = [float(g) for g in args.gaps.split(",") if g]
     print(
         "command: python -m bench.real_shoots " + shlex.join(sys.argv[1:] if argv is None else argv)
     )
+    wanted = args.params.split(",")
+    parameter_sets = [(label, body) for label, body in PARAMETER_SETS if label in wanted]
     cards, descriptors = args.cards.split(","), args.descriptors.split(",")
-    for line in run(cards, descriptors, not args.no_time_off, gaps):
+    lines = run(cards, descriptors, not args.no_time_off, gaps, parameter_sets, args.held_out)
+    for line in lines:
         print(line, flush=True)
 
 

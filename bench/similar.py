@@ -1,5 +1,7 @@
-"""Similar-images query at library scale: the index (float16 + usearch HNSW) against the
-former brute force (float32 matrix, one matrix-vector product per query), same run.
+"""Similar-images query at library scale: the HNSW index against the former brute force.
+
+The index (float16 + usearch HNSW) against the former brute force (float32 matrix, one
+matrix-vector product per query), in the same run.
 
     python -m bench.similar [--images 200000] [--dim 384] [--queries 200]
 

@@ -1,5 +1,6 @@
-"""Memory of on-demand thumbnails: six concurrent requests for the thumbnail of one large PNG
-(issue 10, item 6), against a real server on a scratch PostgreSQL database.
+"""Memory of on-demand thumbnails: six concurrent requests for the thumbnail of one large PNG.
+
+Against a real server on a scratch PostgreSQL database (bench/scratch.py).
 
 For each code tree given (this one, and optionally an older checkout with --before DIR), the
 bench starts the server, uploads a 8000x6000 PNG, lets the worker finish, deletes the thumbnail

@@ -23,47 +23,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.embedding import make_photo, save_vits16
+from bench.scratch import default_admin_url, scratch_postgres
 from config import Settings
 from crud import crud_image
 from database.database import create_db_engine, create_session_factory
-from database.migrations import upgrade_to_head
 from database.models import Image as ImageRow
 from processing.feature_extraction import ManagedEmbedder
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.background.queue import CeleryTaskQueue
 from services.background.wiring import build_worker
 from services.image_service import IncomingUpload, upload_images
-from utils.file_handling import ensure_storage_dirs, install_file_hooks
+from utils.file_handling import ensure_storage_dirs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DISTINCT_PHOTOS = 8  # 12 MP photos take ~3 s each to make; the rest are copies, see below
-
-
-@contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"pixal_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade_to_head(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_files(directory: Path, count: int, megapixels: float) -> list[Path]:
@@ -186,16 +167,17 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=12.0)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
-        "--postgres-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres-url", default=default_admin_url())
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--logs", type=Path, help="keep the workers' logs in this directory")
     args = parser.parse_args()
     broker = redis.Redis.from_url(args.redis_url)
     broker.flushdb()
 
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_postgres(args.postgres_url, migrate=True) as url,
+    ):
         root = Path(tmp)
         model_dir = save_vits16(root / "vits16")
         settings = Settings(
@@ -212,7 +194,6 @@ def main() -> None:
         print(f"making {args.images} JPEGs of {args.megapixels} MP ...", file=sys.stderr)
         files = make_files(root, args.images, args.megapixels)
         factory = create_session_factory(create_db_engine(url))
-        install_file_hooks(factory)
         with factory() as session:
             handles = [p.open("rb") for p in files]
             uploads = [IncomingUpload(p.name, h) for p, h in zip(files, handles, strict=True)]

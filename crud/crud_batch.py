@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BindParameter,
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
 from crud.crud_image import STREAM_ROWS
+from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
 
@@ -64,7 +65,18 @@ def count_batches(session: Session) -> int:
 
 
 # What a member row carries from its association, before the image's values.
-MEMBER_FIELDS = ("group_label", "quality_rank", "rank_reason")
+MEMBER_FIELDS = (
+    "group_label",
+    "quality_rank",
+    "rank_reason",
+    "suggested_rank",
+    "group_kind",
+    "pick",
+    "rating",
+    "color_label",
+    "decided_by",
+    "decided_at",
+)
 
 
 def member_rows(
@@ -90,12 +102,8 @@ def member_rows(
 def member_counts(
     session: Session, batch_ids: Collection[int], active_model: str | None
 ) -> dict[int, tuple[int, int]]:
-    """Per batch: how many images, and how many embedded by `active_model` (any, when None)."""
-    embedded = (
-        Image.embedding_model.is_not(None)
-        if active_model is None
-        else Image.embedding_model == active_model
-    )
+    """Per batch: how many images, and how many embedded by `active_model` (readiness)."""
+    embedded = readiness.is_embedded_sql(active_model)
     query = (
         select(ImageBatchAssociation.batch_id, func.count(), func.count().filter(embedded))
         .join(Image, Image.id == ImageBatchAssociation.image_id)
@@ -198,30 +206,18 @@ def ranked_groups_of(session: Session, image_ids: Collection[int]) -> set[tuple[
     return {(batch_id, label) for batch_id, label in session.execute(query) if label is not None}
 
 
-def renumber_group(
-    session: Session, batch_id: int, group_label: str
-) -> list[ImageBatchAssociation]:
-    """Ranks of the group's remaining ranked members become 1..n, in their current order;
-    returns them in that order, with their images loaded."""
-    query = (
-        select(ImageBatchAssociation)
-        .where(ImageBatchAssociation.batch_id == batch_id)
-        .where(ImageBatchAssociation.group_label == group_label)
-        .where(ImageBatchAssociation.quality_rank.is_not(None))
-        .options(selectinload(ImageBatchAssociation.image))
-        .order_by(ImageBatchAssociation.quality_rank, ImageBatchAssociation.image_id)
-    )
-    ranked = list(session.scalars(query))
-    for rank, association in enumerate(ranked, start=1):
-        association.quality_rank = rank
-    session.flush()
-    return ranked
+class MemberRank(NamedTuple):
+    """What ranking sets on a membership."""
+
+    group_label: str
+    quality_rank: int
+    rank_reason: str | None
+    suggested_rank: int
+    group_kind: str | None
 
 
-def set_member_labels(
-    session: Session, batch_id: int, labels: Mapping[int, tuple[str, int, str | None]]
-) -> None:
-    """Set each member's (group_label, quality_rank, rank_reason), by image id, no ORM objects.
+def set_member_labels(session: Session, batch_id: int, labels: Mapping[int, MemberRank]) -> None:
+    """Set each member's label, ranks, reason and group kind, by image id, no ORM objects.
 
     PostgreSQL: one UPDATE ... FROM unnest(arrays) per LABEL_PAGE_ROWS rows, a few ms each
     (executemany took 4 s for 50k rows, most of it holding the GIL from other requests).
@@ -229,40 +225,32 @@ def set_member_labels(
     items = list(labels.items())
     if session.get_bind().dialect.name != "postgresql":
         rows = [
-            {
-                "batch_id": batch_id,
-                "image_id": image_id,
-                "group_label": label,
-                "quality_rank": rank,
-                "rank_reason": reason,
-            }
-            for image_id, (label, rank, reason) in items
+            {"batch_id": batch_id, "image_id": image_id, **ranked._asdict()}
+            for image_id, ranked in items
         ]
         if rows:
             session.execute(update(ImageBatchAssociation), rows)
         return
     a = ImageBatchAssociation.__table__
     assert isinstance(a, Table)
+    types = (String, Integer, String, Integer, String)
     for start in range(0, len(items), LABEL_PAGE_ROWS):
         page = items[start : start + LABEL_PAGE_ROWS]
         values = (
             func.unnest(
                 _array([image_id for image_id, _ in page], Integer),
-                _array([label for _, (label, _, _) in page], String),
-                _array([rank for _, (_, rank, _) in page], Integer),
-                _array([reason for _, (_, _, reason) in page], String),
+                *(
+                    _array([ranked[at] for _, ranked in page], kind)
+                    for at, kind in enumerate(types)
+                ),
             )
-            .table_valued("image_id", "label", "rank", "reason")
+            .table_valued("image_id", *MemberRank._fields)
             .render_derived()
         )
         session.execute(
             update(a)
             .where(a.c.batch_id == batch_id, a.c.image_id == values.c.image_id)
-            .values(
-                group_label=values.c.label,
-                quality_rank=values.c.rank,
-                rank_reason=values.c.reason,
-            )
+            .values({name: values.c[name] for name in MemberRank._fields})
         )
 
 

@@ -8,23 +8,23 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Float,
     Integer,
     SmallInteger,
     String,
     delete,
+    false,
     func,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.types import TypeEngine
 
+from database import readiness, unit_of_work
 from database.models import Image, ImageBatchAssociation
-from processing.quality import QUALITY_VERSION
+from database.vector_version import VECTOR_COLUMNS
 
 # Rows per fetch where a query streams many rows (a few ms of the GIL each).
 STREAM_ROWS = 2000
@@ -114,6 +114,29 @@ def judged_rows(session: Session, batch_id: int) -> list[Any]:
     return [row for chunk in session.connection().execute(query).partitions() for row in chunk]
 
 
+# What bracket detection reads of each member (processing.sets.Frame).
+_FRAME_COLUMNS = (
+    Image.id,
+    Image.shot_at,
+    Image.camera_make,
+    Image.camera_model,
+    Image.camera_serial,
+    Image.exposure_bias,
+    Image.exposure_mode,
+)
+
+
+def frame_rows(session: Session, batch_id: int) -> list[Any]:
+    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    query = (
+        select(*_FRAME_COLUMNS)
+        .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    return [row for chunk in session.connection().execute(query).partitions() for row in chunk]
+
+
 def member_states(session: Session, batch_id: int) -> dict[int, tuple[str | None, bool]]:
     """Each member's embedding model and whether its processing failed, by image id."""
     query = (
@@ -194,23 +217,16 @@ def all_filenames(session: Session) -> set[str]:
     return set(session.scalars(select(Image.filename)))
 
 
-def needs_quality_score() -> ColumnElement[bool]:
-    """Images never scored, or scored by an older version of the judge (re-scored then)."""
-    return Image.quality_version.is_distinct_from(QUALITY_VERSION)
-
-
 def ids_needing_processing(session: Session, active_model: str | None) -> list[int]:
     """Images missing a thumbnail, a quality score or an embedding from `active_model`,
-    that have not failed."""
+    that have not failed. With no active model there is no embedding work to hand out."""
     needs_embedding = (
-        Image.embedding_model.is_(None)
-        if active_model is None
-        else or_(Image.embedding_model.is_(None), Image.embedding_model != active_model)
+        false() if active_model is None else readiness.lacks_embedding_sql(active_model)
     )
     query = (
         select(Image.id)
         .where(Image.processing_error.is_(None))
-        .where(or_(Image.has_thumbnail.is_(False), needs_quality_score(), needs_embedding))
+        .where(or_(readiness.needs_thumbnail_sql(), readiness.needs_quality_sql(), needs_embedding))
         .order_by(Image.id)
     )
     return list(session.scalars(query))
@@ -219,7 +235,10 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
 def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
     """Write processing results; False when the image was deleted meanwhile."""
     result = session.execute(update(Image).where(Image.id == image_id).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    written = bool(result.rowcount)  # type: ignore[attr-defined]
+    if written and VECTOR_COLUMNS.intersection(values):
+        unit_of_work.vectors_changed(session)
+    return written
 
 
 def processing_counts(session: Session, active_model: str | None) -> dict[str, int]:
@@ -229,16 +248,11 @@ def processing_counts(session: Session, active_model: str | None) -> dict[str, i
     with another EMBEDDING_MODEL) is re-embedding work, and while no model is active yet
     every image waits for one."""
     ok = Image.processing_error.is_(None)
-    missing_embedding = (
-        true()
-        if active_model is None
-        else or_(Image.embedding_model.is_(None), Image.embedding_model != active_model)
-    )
     row = session.execute(
         select(
-            func.count().filter(ok, Image.has_thumbnail.is_(False)),
-            func.count().filter(ok, needs_quality_score()),
-            func.count().filter(ok, missing_embedding),
+            func.count().filter(ok, readiness.needs_thumbnail_sql()),
+            func.count().filter(ok, readiness.needs_quality_sql()),
+            func.count().filter(ok, readiness.lacks_embedding_sql(active_model)),
             func.count().filter(Image.processing_error.is_not(None)),
         ).select_from(Image)
     ).one()

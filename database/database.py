@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-SCHEMA = "image_clustering"
+from database import unit_of_work
+from database.models import SCHEMA as SCHEMA
 
 # Execution option that marks a read-only engine (see create_read_session_factory).
 READ_ONLY = "pixal_read_only"
@@ -53,12 +54,11 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for requests and jobs that write (on SQLite: BEGIN IMMEDIATE)."""
-    # Imported here: database.vector_version imports the models, which import this module.
-    from database.vector_version import track_vector_changes
-
-    track_vector_changes()
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions for requests and jobs that write (on SQLite: BEGIN IMMEDIATE), with the unit
+    of work (database.unit_of_work) installed."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    unit_of_work.install(factory)
+    return factory
 
 
 def create_read_session_factory(engine: Engine) -> sessionmaker[Session]:

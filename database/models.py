@@ -22,9 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from database.database import SCHEMA
 from processing.capture_time import offset_text, wall_clock
 
+SCHEMA = "image_clustering"
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,8 +32,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-BATCH_STATUSES = ("pending", "processing", "complete", "failed")
 
 
 def utcnow() -> datetime:
@@ -105,6 +103,10 @@ class Image(Base):
     caption: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str] | None] = mapped_column(JSON)
     rating: Mapped[int | None] = mapped_column(Integer)
+    # EXIF ExposureBiasValue in EV (exposure compensation) and ExposureMode (0 auto, 1 manual,
+    # 2 auto bracket): exposure brackets are told from them (processing/sets.py).
+    exposure_bias: Mapped[float | None] = mapped_column(Float)
+    exposure_mode: Mapped[int | None] = mapped_column(Integer)
 
     # Quality (the judge)
     quality_score: Mapped[float | None] = mapped_column(Float)
@@ -134,10 +136,6 @@ class Image(Base):
     def shot_at_offset(self) -> str | None:
         """`+02:00`, or None when the camera recorded no offset."""
         return offset_text(self.shot_at_offset_minutes)
-
-    @property
-    def has_embedding(self) -> bool:
-        return self.embedding_model is not None
 
 
 class ImageBatch(Base):
@@ -177,6 +175,19 @@ class ImageBatchAssociation(Base):
     # Why this image ranks below its group's keeper ("blurred", "motion_blur", ...); None for
     # keepers and unranked images.
     rank_reason: Mapped[str | None] = mapped_column(String(32))
+    # The judge's own rank (quality alone); quality_rank puts the photographer's keeper first.
+    suggested_rank: Mapped[int | None] = mapped_column(Integer)
+    # "burst" (one keeper suggested) or a set kept whole ("bracket": every frame a keeper);
+    # None for Ungrouped and unanalysed images.
+    group_kind: Mapped[str | None] = mapped_column(String(16))
+    # A decision on this image in this batch (services/decision_service.py): pick "keep",
+    # "reject" or None, stars 0..5, a colour label, and who made it ("user" or "judge"). A user
+    # decision is never overwritten by analyze, rank or cull.
+    pick: Mapped[str | None] = mapped_column(String(8))
+    rating: Mapped[int | None] = mapped_column(Integer)
+    color_label: Mapped[str | None] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(8))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     batch: Mapped[ImageBatch] = relationship(back_populates="image_associations", lazy="raise")
     image: Mapped[Image] = relationship(back_populates="batch_associations", lazy="raise")

@@ -16,8 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, TiffImagePlugin
 
+from processing.decode_gate import decode_cost, decode_gate
+
 # Where a transparent image is flattened: white reads as "paper" to a person judging photos.
 BACKGROUND = (255, 255, 255)
+# Modes Pillow's box `reduce` handles as they are (and that `to_rgb` maps pixel by pixel, so
+# reducing first gives the same picture); others are converted first, a strip at a time.
+_REDUCIBLE_MODES = {"RGB", "L", "CMYK"}
 # Modes whose samples do not fit in 8 bits and must be rescaled, not clipped.
 _WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 # EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
@@ -104,12 +109,16 @@ def upright(img: Image.Image) -> Image.Image:
     return img if method is None else img.transpose(method)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """8-bit RGB whatever the source mode (CMYK, P, LA/RGBA, 16-bit, float)."""
+def to_rgb(img: Image.Image, wide_range: tuple[float, float] | None = None) -> Image.Image:
+    """8-bit RGB whatever the source mode (CMYK, P, LA/RGBA, 16-bit, float).
+
+    A 16-bit or float image is rescaled to 0..255 over `wide_range` (default: its own, see
+    `wide_range`); a strip of a larger image passes the whole image's range."""
     if img.mode == "RGB":
         return img
     if img.mode in _WIDE_MODES:
-        return Image.fromarray(_wide_to_uint8(np.asarray(img)), mode="L").convert("RGB")
+        low, high = wide_range if wide_range is not None else wide_sample_range(img)
+        return Image.fromarray(_wide_to_uint8(np.asarray(img), low, high), mode="L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -120,22 +129,98 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _wide_to_uint8(array: np.ndarray) -> np.ndarray:
-    values = array.astype(np.float64)
+def wide_sample_range(img: Image.Image) -> tuple[float, float]:
+    """The values a 16-bit or float image's samples are mapped from: the extrema of a float
+    image, 0..65535 for integers that fit in 16 bits, else the whole int32 range."""
+    extrema = img.getextrema()
+    low, high = (float(v) for v in extrema[:2])  # type: ignore[arg-type]
+    if img.mode == "F":
+        return low, high
+    return 0.0, 65535.0 if high <= 65535 else float(np.iinfo(np.int32).max)
+
+
+def _wide_to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(array.shape, dtype=np.uint8)
+    values = array.astype(np.float32)
+    values -= low
+    values *= 255.0 / (high - low)
+    values += 0.5
     if array.dtype.kind == "f":
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        return np.clip(scaled * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    top = 65535.0 if values.max(initial=0) <= 65535 else float(np.iinfo(np.int32).max)
-    return np.clip(values * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        np.nan_to_num(values, copy=False)
+    return np.clip(values, 0, 255, out=values).astype(np.uint8)
+
+
+def reduce_factor(size: tuple[int, int], longest_side: int) -> int:
+    """The box-reduction factor that keeps the longest side at least twice `longest_side`
+    (enough for a good Lanczos or box resize afterwards); 1 when the image is small."""
+    if longest_side <= 0:
+        return 1
+    return max(1, max(size) // (2 * longest_side))
+
+
+@contextmanager
+def decoded(img: ImageFile.ImageFile, longest_side: int) -> Iterator[int]:
+    """Decode `img` through the decode gate; yield the factor `reduced_rgb` should use.
+
+    JPEG is drafted first (a reduced DCT scale), so its cost is that of the smaller picture.
+    The full pixels are released (the image closed) when the block ends, before the gate's
+    place is given back."""
+    img.draft("RGB", draft_request(img.size, longest_side))
+    factor = reduce_factor(img.size, longest_side)
+    out_width, out_height = (-(-side // factor) for side in img.size)
+    cost = decode_cost(img) + 4 * out_width * out_height
+    with decode_gate().admit(cost):
+        try:
+            img.load()
+            yield factor
+        finally:
+            img.close()
+
+
+# Rows converted at a time: a strip of a 16000-pixel-wide image is a few MB, whatever its mode.
+_STRIP_BYTES = 8 * 1024 * 1024
+
+
+def reduced_rgb(img: Image.Image, factor: int) -> Image.Image:
+    """Oriented 8-bit RGB of a decoded `img`, box-reduced by `factor`, converted strip by
+    strip: however large the picture, only a strip of it is ever held twice."""
+    wide_range = wide_sample_range(img) if img.mode in _WIDE_MODES else None
+    width, height = img.size
+    rows = factor * max(1, _STRIP_BYTES // max(1, width * 4 * factor))
+    if rows >= height:
+        rgb = _reduced_strip(img, factor, wide_range)
+    else:
+        rgb = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+        for top in range(0, height, rows):
+            strip = img.crop((0, top, width, min(height, top + rows)))
+            rgb.paste(_reduced_strip(strip, factor, wide_range), (0, top // factor))
+    method = _UPRIGHT.get(exif_orientation(img))
+    if method is not None:
+        return rgb.transpose(method)
+    # Closing `img` releases its pixels: hand back an image of our own.
+    return rgb.copy() if rgb is img else rgb
+
+
+def _reduced_strip(
+    strip: Image.Image, factor: int, wide_range: tuple[float, float] | None
+) -> Image.Image:
+    if factor < 2:
+        return to_rgb(strip, wide_range)
+    # Reduce in one byte per pixel where the picture is grey: a quarter of the work of RGB.
+    if wide_range is not None:
+        grey = Image.fromarray(_wide_to_uint8(np.asarray(strip), *wide_range), mode="L")
+        return grey.reduce(factor).convert("RGB")
+    if strip.mode == "1":
+        return strip.convert("L").reduce(factor).convert("RGB")
+    if strip.mode in _REDUCIBLE_MODES:
+        return to_rgb(strip.reduce(factor))
+    return to_rgb(strip).reduce(factor)
 
 
 def load_oriented_rgb(path: Path, longest_side: int) -> Image.Image:
     """Decode `path` as oriented 8-bit RGB whose longest side is at least `longest_side`
-    (or the original size, when smaller). JPEGs are decoded at a reduced DCT scale."""
-    with open_image(path) as img:
-        img.draft("RGB", draft_request(img.size, longest_side))
-        img.load()
-        rgb = to_rgb(upright(img))
-        # Closing `img` releases its pixels: hand back an image of our own.
-        return rgb.copy() if rgb is img else rgb
+    (or the original size, when smaller), through the decode gate. JPEGs are decoded at a
+    reduced DCT scale, other formats box-reduced strip by strip to about twice that side."""
+    with open_image(path) as img, decoded(img, longest_side) as factor:
+        return reduced_rgb(img, factor)

@@ -84,6 +84,8 @@ class ImageMetadata:
     caption: str | None = None
     tags: list[str] | None = None
     rating: int | None = None  # 0..5 stars, -1 rejected
+    exposure_bias: float | None = None  # exposure compensation in EV (ExposureBiasValue)
+    exposure_mode: int | None = None  # ExposureMode: 0 auto, 1 manual, 2 auto bracket
 
     def as_dict(self) -> dict[str, object]:
         """The fields by name (a copy: changing it leaves this object alone)."""
@@ -133,6 +135,8 @@ def extract_metadata(img: Image.Image) -> ImageMetadata:
         caption=_safe(_xmp_caption, src.xmp) or _safe(_exif_caption, src),
         tags=_safe(_xmp_tags, src.xmp) or _safe(_xp_keywords, src),
         rating=_first_not_none(_safe(_xmp_rating, src.xmp), _safe(_exif_rating, src)),
+        exposure_bias=_safe(_exposure_bias, src),
+        exposure_mode=_safe(_exposure_mode, src),
     )
 
 
@@ -242,6 +246,17 @@ def _exposure_time(src: _Sources) -> str | None:
     if seconds < 0.5:
         return f"1/{round(1 / seconds)}"
     return f"{_decimal(seconds)}s"
+
+
+def _exposure_bias(src: _Sources) -> float | None:
+    bias = _number(src.get(Base.ExposureBiasValue))
+    # Cameras offer at most ±5 EV (a few ±10 over bracketed series); more is a broken tag.
+    return round(bias, 2) if abs(bias) <= 15 else None
+
+
+def _exposure_mode(src: _Sources) -> int | None:
+    value = src.get(Base.ExposureMode)
+    return value if isinstance(value, int) and 0 <= value <= 2 else None
 
 
 def _iso(src: _Sources) -> int | None:

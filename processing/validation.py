@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from processing.imaging import open_image, to_rgb, upright
+from processing.decode_gate import DecodeTooLarge
+from processing.imaging import decoded, open_image, reduced_rgb
 from processing.metadata_extraction import ImageMetadata, extract_metadata
 
 # Pillow format -> the extension files of that format are stored under.
@@ -73,7 +74,10 @@ class InspectedImage:
 
 
 def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
-    """Sniff, bound and fully decode `path`; raise InvalidImage with a reason otherwise."""
+    """Sniff, bound and fully decode `path`; raise InvalidImage with a reason otherwise.
+
+    The decode goes through the decode gate: DecodeTooLarge (the picture alone would exceed
+    the decode budget) and DecodeBusy (no room came free in time) pass through."""
     try:
         with open_image(path) as img:
             fmt = img.format or ""
@@ -81,15 +85,17 @@ def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
                 raise InvalidImage(f"unsupported image format {fmt or 'unknown'!r}")
             _check_size(img.size, max_pixels)
             mime_type = MIME_OVERRIDES.get(fmt) or img.get_format_mimetype()
-            if fmt not in METADATA_BEFORE_DECODE:
+            if fmt in METADATA_BEFORE_DECODE:
+                metadata = extract_metadata(img)
+            else:
                 # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
-                _check_decodes(img)
-            metadata = extract_metadata(img)
+                with decoded(img, VERIFY_DRAFT_SIDE) as factor:
+                    _check_converts(img, factor)
+                    metadata = extract_metadata(img)
         if fmt in METADATA_BEFORE_DECODE:
-            with open_image(path) as img:
-                img.draft("RGB", (VERIFY_DRAFT_SIDE, VERIFY_DRAFT_SIDE))
-                _check_decodes(img)
-    except InvalidImage:
+            with open_image(path) as img, decoded(img, VERIFY_DRAFT_SIDE) as factor:
+                _check_converts(img, factor)
+    except (InvalidImage, DecodeTooLarge):
         raise
     except UnidentifiedImageError:
         raise InvalidImage(_unidentified(path)) from None
@@ -107,11 +113,10 @@ def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
     )
 
 
-def _check_decodes(img: Image.Image) -> None:
-    """Decode and convert as the worker will (load_oriented_rgb), so that what is accepted
-    can be processed."""
-    img.load()
-    to_rgb(upright(img))
+def _check_converts(img: Image.Image, factor: int) -> None:
+    """Convert (strip by strip, as the worker will) what `decoded` has decoded, so that what
+    is accepted can be processed."""
+    reduced_rgb(img, factor)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

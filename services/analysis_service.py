@@ -10,42 +10,31 @@ between. So waiting analyses never hold connections, however many there are.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from crud import crud_batch, crud_image
-from database.models import Image, ImageBatch, ImageBatchAssociation
+from crud import crud_batch, crud_decision, crud_image
+from database import readiness
+from database.models import ImageBatch
 from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
-    UNGROUPED,
     Capture,
     ImageGrouper,
     camera_key,
 )
-from processing.quality import Judged, rank_reason
-from services import batch_service
+from processing.sets import BRACKET, with_brackets
+from services import batch_service, ranking
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 from services.model_identity import active_model_id
 
 logger = logging.getLogger(__name__)
-
-
-class RankedImage(Judged, Protocol):
-    """What ranking reads of an image: its quality parts and its id (an Image or a row)."""
-
-    @property
-    def id(self) -> int: ...
-
-
-J = TypeVar("J", bound=RankedImage)
 
 
 class AnalysisFailed(AppError):
@@ -125,7 +114,7 @@ def _embedded_members(
             "yet; they are being processed. Try again shortly (see embedded_count).",
             extra={"missing_embeddings": len(waiting)},
         )
-    stale = [i for i in usable if i.embedding_model != active_model]
+    stale = [i for i in usable if readiness.lacks_embedding(i.embedding_model, active_model)]
     if stale:
         models = sorted({str(i.embedding_model) for i in stale})
         raise Conflict(
@@ -140,50 +129,6 @@ def _embedded_members(
         if image.processing_error is None and vector is not None
     ]
     return usable, vectors, failed
-
-
-def rank_by_quality(images: Iterable[J]) -> list[J]:
-    """Best first: highest quality score (unscored last), then the earliest upload."""
-    return sorted(
-        images,
-        key=lambda i: (i.quality_score is None, -(i.quality_score or 0.0), i.id),
-    )
-
-
-def _ranked(
-    labels: Mapping[int, str], images: Mapping[int, RankedImage]
-) -> dict[int, tuple[str, int, str | None]]:
-    """Each image's (label, rank within its group (1 = suggested keeper), and, below the
-    keeper, the reason it lost (`processing.quality.rank_reason`)), by image id.
-
-    Every "Ungrouped" image is its own keeper."""
-    groups: dict[str, list[RankedImage]] = defaultdict(list)
-    for image_id, label in labels.items():
-        groups[label].append(images[image_id])
-    result: dict[int, tuple[str, int, str | None]] = {}
-    for label, members in groups.items():
-        ranked = rank_by_quality(members)
-        for position, image in enumerate(ranked, start=1):
-            below = label != UNGROUPED and position > 1
-            reason = rank_reason(image, ranked[0]) if below else None
-            result[image.id] = (label, position if below else 1, reason)
-    return result
-
-
-def _apply_labels(
-    associations: Sequence[ImageBatchAssociation],
-    labels: Mapping[int, str],
-    images: Mapping[int, Image],
-) -> None:
-    """Set each association's label, rank and rank reason (see _ranked)."""
-    ranked = _ranked({a.image_id: labels[a.image_id] for a in associations}, images)
-    for association in associations:
-        label, rank, reason = ranked[association.image_id]
-        association.group_label, association.quality_rank, association.rank_reason = (
-            label,
-            rank,
-            reason,
-        )
 
 
 def _snapshot(images: Iterable[Member]) -> dict[int, tuple[str | None, bool]]:
@@ -239,11 +184,12 @@ def analyze_batch(
             f"Batch {batch_id} changed while it was being analysed (images added, removed or "
             "re-embedded); analyze it again."
         )
-    names, n_groups = result.labels, result.n_groups
+    names = result.labels
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
-    labels.update({image.id: UNGROUPED for image in failed})
-    judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
-    crud_batch.set_member_labels(session, batch_id, _ranked(labels, judged))
+    labels.update({image.id: readiness.UNGROUPED for image in failed})
+    # Brackets are told from EXIF whatever their looks: each becomes a group kept whole.
+    labels, kinds = with_brackets(labels, ranking.frames(crud_image.frame_rows(session, batch_id)))
+    ranking.rank_labelled(session, batch_id, labels, kinds)
     parameters: dict[str, Any] = {
         "min_cluster_size": params.min_cluster_size,
         "min_samples": params.min_samples,
@@ -251,7 +197,8 @@ def analyze_batch(
         "time_gap_seconds": gap,
         "use_capture_time": params.use_capture_time,
         "embedding_model": active_model,
-        "groups": n_groups,
+        "groups": len({label for label in labels.values() if readiness.is_grouped(label)}),
+        "brackets": sum(kind == BRACKET for kind in kinds.values()),
         "single_cluster_fallback": result.used_single_cluster_fallback,
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
@@ -287,8 +234,7 @@ def update_groups(
         raise InvalidInput(
             "group_map must list each image of the batch exactly once; " + "; ".join(problems)
         )
-    images = {a.image_id: a.image for a in batch.image_associations}
-    _apply_labels(batch.image_associations, labels, images)
+    ranking.rank_labelled(session, batch_id, labels, None)
     batch.status, batch.error = "complete", None
     session.flush()
     return batch_service.get_batch(session, batch_id)
@@ -297,11 +243,13 @@ def update_groups(
 def rank_group(session: Session, batch_id: int, group_label: str) -> ImageBatch:
     """Re-rank one group by quality; rank 1 is the suggested keeper."""
     _lock_batch(session, batch_id)
-    batch = batch_service.get_batch(session, batch_id)
-    associations = [a for a in batch.image_associations if a.group_label == group_label]
-    if not associations:
+    labels = {
+        image_id: label
+        for image_id, label in crud_decision.group_labels(session, batch_id).items()
+        if label == group_label
+    }
+    if not labels:
         raise NotFound(f"Batch {batch_id} has no group {group_label!r}.")
-    labels = {a.image_id: group_label for a in associations}
-    _apply_labels(associations, labels, {a.image_id: a.image for a in associations})
+    ranking.rank_labelled(session, batch_id, labels, None)
     session.flush()
     return batch_service.get_batch(session, batch_id)

@@ -1,4 +1,4 @@
-"""Batches: creating, listing, membership. (Grouping lives in grouping_service.)"""
+"""Batches: creating, listing, membership. (Grouping lives in analysis_service.)"""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from config import Settings
 from crud import crud_batch, crud_image
 from database.models import ImageBatch, ImageBatchAssociation
+from database.readiness import UNGROUPED
 from services import image_service
 from services.errors import NotFound
 from services.image_service import IncomingUpload, UploadReport
 
-UNGROUPED = "Ungrouped"
 PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 

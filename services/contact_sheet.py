@@ -16,10 +16,12 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
 from config import Settings
+from database import readiness
 from database.models import ImageBatchAssociation
-from processing.grouping import UNGROUPED
+from processing.decode_gate import DecodeBusy, DecodeTooLarge
+from processing.imaging import load_oriented_rgb
 from services import batch_service
-from services.errors import NotFound
+from services.errors import NotFound, Unavailable
 from utils.file_handling import storage_path, thumbnail_relative_path
 
 COLUMNS = 6
@@ -58,7 +60,7 @@ def render(
     batch = batch_service.get_batch(session, batch_id)
     tiles = list(batch.image_associations)
     if group is not None:
-        tiles = [a for a in tiles if (a.group_label or UNGROUPED) == group]
+        tiles = [a for a in tiles if (a.group_label or readiness.UNGROUPED) == group]
         if not tiles:
             raise NotFound(f"Batch {batch_id} has no group {group!r}.")
     pages = max(1, math.ceil(len(tiles) / per_page))
@@ -133,8 +135,7 @@ def _tile(
     else:
         picture.thumbnail((TILE - 12, TILE - 12))
         canvas.paste(picture, (x + (TILE - picture.width) // 2, y + (TILE - picture.height) // 2))
-    grouped = association.group_label not in (None, UNGROUPED)
-    is_keeper = grouped and association.quality_rank == 1
+    is_keeper = readiness.is_keeper(association)
     if is_keeper:
         draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), outline=KEEPER, width=5)
         draw.rectangle((x, y, x + 92, y + 26), fill=KEEPER)
@@ -149,9 +150,12 @@ def _tile(
 def _thumbnail(settings: Settings, filename: str) -> Image.Image | None:
     try:
         path: Path = storage_path(settings.storage_root, thumbnail_relative_path(filename))
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError, UnidentifiedImageError):
+        # Through the decode gate, like every decode: a thumbnail file is small, unless
+        # something else was put in its place.
+        return load_oriented_rgb(path, TILE)
+    except DecodeBusy as exc:
+        raise Unavailable(str(exc)) from None
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError, DecodeTooLarge):
         return None  # a thumbnail deleted or damaged on disk: the sheet is still drawn
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from database import readiness
 from processing.capture_time import captured_at, iso_text
 from services import batch_service
 
@@ -17,6 +18,12 @@ EXPORT_FIELDS = (
     "group_label",
     "quality_rank",
     "is_keeper",
+    "pick",
+    "rating",
+    "color_label",
+    "decided_by",
+    "suggested_keeper",
+    "group_kind",
     "shot_at",
     "shot_at_local",
     "shot_at_offset",
@@ -52,7 +59,17 @@ def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
                 "original_filename": image.original_filename,
                 "group_label": association.group_label,
                 "quality_rank": association.quality_rank,
-                "is_keeper": association.quality_rank == 1,
+                # The decision where there is one (decided_by: user or judge), else the
+                # judge's suggestion; that suggestion is always beside it.
+                "is_keeper": readiness.is_keeper(association),
+                "pick": association.pick,
+                "rating": association.rating,
+                "color_label": association.color_label,
+                "decided_by": association.decided_by,
+                "suggested_keeper": readiness.is_suggested_keeper(
+                    association.group_label, association.suggested_rank
+                ),
+                "group_kind": association.group_kind,
                 # As the API writes them (processing/capture_time.py).
                 "shot_at": iso_text(captured_at(image.shot_at, image.shot_at_offset_minutes)),
                 "shot_at_local": image.shot_at_local,

@@ -17,20 +17,25 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from crud import crud_batch, crud_image
+from database import readiness, unit_of_work
 from database.models import Image
-from processing.grouping import UNGROUPED
-from processing.quality import rank_reason
+from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services import ranking
 from services.background import enqueue_processing
-from services.errors import InvalidInput, NotFound, PayloadTooLarge, is_storage_fault
+from services.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    is_storage_fault,
+)
 from utils.file_handling import (
     SingleFlight,
     SpooledFile,
     UploadTooLarge,
     decode_for_thumbnail,
     make_thumbnail,
-    move_after_commit,
-    remove_after_commit,
     spool_upload,
     storage_path,
     thumbnail_relative_path,
@@ -154,6 +159,12 @@ def _prepare(settings: Settings, upload: IncomingUpload) -> _Prepared | Rejectio
     except InvalidImage as exc:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, str(exc))
+    except DecodeTooLarge as exc:
+        spooled.path.unlink(missing_ok=True)
+        return Rejection(name, str(exc), too_large=True)
+    except DecodeBusy as exc:
+        spooled.path.unlink(missing_ok=True)
+        raise Unavailable(f"{name}: {exc}") from None
     except BaseException:
         spooled.path.unlink(missing_ok=True)
         raise
@@ -197,7 +208,7 @@ def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResul
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    move_after_commit(session, staged, settings.images_dir / filename)
+    unit_of_work.move_after_commit(session, staged, settings.images_dir / filename)
     if adjusted:
         logger.info("upload %s: metadata adjusted: %s", item.original_filename, adjusted)
         return UploadResult(image, message="Stored; metadata adjusted: " + "; ".join(adjusted))
@@ -226,18 +237,14 @@ def original_file(session: Session, settings: Settings, image_id: int) -> tuple[
 
 
 def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) -> None:
-    """After members left these (batch, label) groups, the next image of each becomes its
-    keeper: ranks are 1..n again. "Ungrouped" images are each their own keeper already."""
-    for batch_id, label in sorted(groups):
-        if label == UNGROUPED:
-            continue
-        ranked = crud_batch.renumber_group(session, batch_id, label)
-        # The reasons an image lost are said against the keeper: the new one's.
-        keeper = ranked[0].image if ranked else None
-        for position, association in enumerate(ranked):
-            association.rank_reason = (
-                rank_reason(association.image, keeper) if position and keeper else None
-            )
+    """After members left these (batch, label) groups, rank each again (services/ranking.py):
+    the next image becomes its keeper, ranks are 1..n again, reasons said against it."""
+    by_batch: dict[int, set[str]] = {}
+    for batch_id, label in groups:
+        if readiness.is_grouped(label):
+            by_batch.setdefault(batch_id, set()).add(label)
+    for batch_id, labels in sorted(by_batch.items()):
+        ranking.rerank_groups(session, batch_id, labels)
     session.flush()
 
 
@@ -260,11 +267,12 @@ def delete_image(session: Session, settings: Settings, image_id: int) -> None:
     promote_next_keepers(session, groups)
     for relative in paths:
         with suppress(ValueError):
-            remove_after_commit(session, storage_path(settings.storage_root, relative))
+            unit_of_work.remove_after_commit(session, storage_path(settings.storage_root, relative))
 
 
 # On-demand thumbnails: one decode per image however many requests wait for it, and at most
-# two decodes at a time in this process (a decode of a large PNG holds its full pixels).
+# two at a time in this process (each also passes the decode gate, shared with uploads and
+# the worker, which bounds their memory).
 _ON_DEMAND_THUMBNAILS = SingleFlight(limit=2)
 
 
@@ -273,6 +281,10 @@ def _render_thumbnail(settings: Settings, image_id: int, source: Path, path: Pat
         img = decode_for_thumbnail(source, settings.thumbnail_size)
     except FileNotFoundError as exc:
         raise NotFound(f"Image {image_id} not found.") from exc
+    except DecodeBusy as exc:
+        raise Unavailable(str(exc)) from None
+    except DecodeTooLarge as exc:
+        raise NotFound(f"Image {image_id} has no thumbnail: {exc}.") from None
     except Exception as exc:
         if is_storage_fault(exc):
             raise  # the disk, not the picture: a 503

@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 from usearch.index import Index, search
 
 from crud import crud_batch, crud_image
+from database import readiness
 from database.models import Image
 from database.vector_version import current_version
 from services.errors import Conflict, NotFound
@@ -186,8 +187,10 @@ class EmbeddingIndex:
         logger.info("similarity graph of %d vectors built in %.1f s", snap.ids.size, took)
 
 
-def _embedded(model: str):  # type: ignore[no-untyped-def]
-    return (Image.embedding_model == model) & Image.features.is_not(None)
+def _embedded(model: str) -> ColumnElement[bool]:
+    # The vector itself too: the index reads its bytes (written with the model id, in one
+    # statement, by the pipeline).
+    return readiness.is_embedded_sql(model) & Image.features.is_not(None)
 
 
 def _read_vectors(session: Session, model: str, ids: Sequence[int] | None) -> _Rows:
@@ -270,7 +273,7 @@ def similar_images(
     image = crud_image.get_image(session, image_id)
     if image is None:
         raise NotFound(f"Image {image_id} not found.")
-    if image.embedding_model != active_model:
+    if not readiness.is_embedded(image.embedding_model, active_model):
         raise Conflict(
             f"Image {image_id} has no embedding from the active model yet; try again shortly."
         )

@@ -3,7 +3,10 @@
 One sidecar per image: a star rating (`xmp:Rating`), a colour label (`xmp:Label`) and keywords,
 hierarchical (`lr:hierarchicalSubject`: `Pixal|Group 3`, `Pixal|Keeper`) and flat
 (`dc:subject`: `Pixal`, `Group 3`, `Keeper`, as Lightroom writes them), and `Pixal|Eyes closed`
-on a frame where the judge read closed eyes on a face. Built with ElementTree,
+on a frame where the judge read closed eyes on a face. The photographer's decision wins where
+there is one (a reject is Rating -1, their stars and colour label replace the defaults), a
+cull's next, the judge's suggestion otherwise; `pixal:DecidedBy` says which (user, judge or
+suggestion). Built with ElementTree,
 so names with `<`, `&` or quotes come out as valid XML.
 """
 
@@ -20,7 +23,7 @@ from xml.etree import ElementTree
 
 from sqlalchemy.orm import Session
 
-from processing.grouping import UNGROUPED
+from database import readiness
 from services import batch_service
 
 NS = {
@@ -29,6 +32,8 @@ NS = {
     "xmp": "http://ns.adobe.com/xap/1.0/",
     "dc": "http://purl.org/dc/elements/1.1/",
     "lr": "http://ns.adobe.com/lightroom/1.0/",
+    # Ours: whose decision a sidecar carries (pixal:DecidedBy = user, judge or suggestion).
+    "pixal": "http://ns.pixal.app/judge/1.0/",
 }
 for _prefix, _uri in NS.items():
     ElementTree.register_namespace(_prefix, _uri)
@@ -64,6 +69,11 @@ class Pick:
     group_label: str | None
     is_keeper: bool
     eyes_closed: bool = False
+    # The decision on the image (services/decision_service.py), None where there is none.
+    pick: str | None = None
+    rating: int | None = None
+    color_label: str | None = None
+    decided_by: str | None = None
 
 
 def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
@@ -74,8 +84,12 @@ def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
             image_id=association.image.id,
             original_filename=association.image.original_filename,
             group_label=association.group_label,
-            is_keeper=association.quality_rank == 1 and _is_grouped(association.group_label),
+            is_keeper=readiness.is_keeper(association),
             eyes_closed="closed" in (association.image.eyes or "").split(","),
+            pick=association.pick,
+            rating=association.rating,
+            color_label=association.color_label,
+            decided_by=association.decided_by,
         )
         for association in batch.image_associations
     ]
@@ -109,16 +123,29 @@ def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
     return names
 
 
-def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
-    """The XMP packet for one image."""
-    if not _is_grouped(pick.group_label):
-        rating, label, role = options.ungrouped_rating, options.ungrouped_label, UNGROUPED
+def _role(pick: Pick, options: XmpOptions) -> tuple[int, str, str]:
+    """(stars, colour label, keyword) from the decision where there is one (a user reject:
+    -1, Lightroom's "rejected"), else from the judge's suggestion; the photographer's own
+    stars and colour label win over the options'."""
+    if pick.decided_by == "user" and pick.pick == "reject":
+        rating, label, role = -1, "none", "Rejected"
     elif pick.is_keeper:
         rating, label, role = options.keeper_rating, options.keeper_label, "Keeper"
+    elif pick.pick is None and not readiness.is_grouped(pick.group_label):
+        rating, label, role = options.ungrouped_rating, options.ungrouped_label, readiness.UNGROUPED
     else:
         rating, label, role = options.other_rating, options.other_label, "Alternate"
+    if pick.decided_by == "user":
+        rating = pick.rating if pick.rating is not None and pick.pick != "reject" else rating
+        label = pick.color_label or label
+    return rating, label, role
+
+
+def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
+    """The XMP packet for one image."""
+    rating, label, role = _role(pick, options)
     hierarchy = [(KEYWORD_ROOT, role)]
-    if _is_grouped(pick.group_label):
+    if readiness.is_grouped(pick.group_label):
         assert pick.group_label is not None
         # "|" separates levels in lr:hierarchicalSubject; a label holding one stays one level.
         hierarchy.insert(0, (KEYWORD_ROOT, pick.group_label.replace("|", "/")))
@@ -131,6 +158,8 @@ def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
     ElementTree.SubElement(description, _q("xmp", "Rating")).text = str(rating)
     if label != "none":
         ElementTree.SubElement(description, _q("xmp", "Label")).text = label
+    decided_by = pick.decided_by or "suggestion"
+    ElementTree.SubElement(description, _q("pixal", "DecidedBy")).text = decided_by
     flat = [KEYWORD_ROOT, *(leaf for _root, leaf in hierarchy)]
     _bag(description, _q("dc", "subject"), flat)
     _bag(description, _q("lr", "hierarchicalSubject"), ["|".join(path) for path in hierarchy])
@@ -147,10 +176,6 @@ def _bag(parent: ElementTree.Element, tag: str, items: list[str]) -> None:
 
 def _q(prefix: str, name: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
-
-
-def _is_grouped(label: str | None) -> bool:
-    return label is not None and label != UNGROUPED
 
 
 def _safe_name(filename: str) -> str:

@@ -267,3 +267,25 @@ def with_noise(img: Image.Image, sigma: float, seed: int) -> Image.Image:
     pixels = np.asarray(img, dtype=np.float32)
     noise = np.random.default_rng(seed).normal(0.0, sigma, pixels.shape[:2])[..., None]
     return Image.fromarray(np.clip(pixels + noise + 0.5, 0, 255).astype(np.uint8))
+
+
+def blank_png(width: int, height: int, bit_depth: int = 16, colour_type: int = 0) -> bytes:
+    """A valid PNG of `width` x `height` zero pixels, built with zlib row by row: a few hundred
+    KB that decode to hundreds of MB (16000 x 15000 16-bit grey: 467 KB, 458 MB decoded)."""
+    import struct
+    import zlib
+
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row = b"\x00" * (1 + -(-width * channels * bit_depth // 8))  # filter byte + samples
+    packer = zlib.compressobj(9)
+    chunk = row * max(1, (4 << 20) // len(row))  # about 4 MB of rows per call
+    whole, rest = divmod(height, len(chunk) // len(row))
+    parts = [packer.compress(chunk) for _ in range(whole)]
+    idat = b"".join([*parts, packer.compress(row * rest), packer.flush()])
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )

@@ -1,8 +1,9 @@
-"""Storage: streamed uploads, files that follow the database transaction, thumbnails.
+"""Storage: streamed uploads, thumbnails, paths under the storage root.
 
 The write order makes a crash lose nothing: an upload is spooled into `incoming/`, its row is
-committed, and only then is the file moved into `images/`. A rollback deletes the spooled file.
-Deleting works the other way round: the row goes first, the files after the commit.
+committed, and only then is the file moved into `images/` (database.unit_of_work moves it, or
+deletes it on rollback). Deleting works the other way round: the row goes first, the files
+after the commit.
 """
 
 from __future__ import annotations
@@ -14,23 +15,19 @@ import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
-from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from config import Settings
-from processing.imaging import draft_request, open_image, to_rgb, upright
+from processing.imaging import load_oriented_rgb
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 THUMBNAIL_QUALITY = 85
-_FILE_OPS_KEY = "pending_file_ops"
 
 
 def ensure_storage_dirs(settings: Settings) -> None:
@@ -84,76 +81,6 @@ def spool_upload(source: BinaryIO, directory: Path, max_bytes: int) -> SpooledFi
     return SpooledFile(path=path, sha256=digest.hexdigest(), size=size)
 
 
-# --- Files that follow the transaction -------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _PendingFileOps:
-    moves: list[tuple[Path, Path]] = field(default_factory=list)
-    removals: list[Path] = field(default_factory=list)
-
-
-def _pending(session: Session) -> _PendingFileOps:
-    ops = session.info.get(_FILE_OPS_KEY)
-    if ops is None:
-        ops = session.info[_FILE_OPS_KEY] = _PendingFileOps()
-    return ops
-
-
-def move_after_commit(session: Session, source: Path, destination: Path) -> None:
-    """Move `source` to `destination` once the session commits; delete `source` on rollback."""
-    _pending(session).moves.append((source, destination))
-
-
-def remove_after_commit(session: Session, path: Path) -> None:
-    """Delete `path` once the session commits; keep it on rollback."""
-    _pending(session).removals.append(path)
-
-
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a SAVEPOINT was released: the request's transaction is still open
-    ops = session.info.pop(_FILE_OPS_KEY, None)
-    if ops is None:
-        return
-    for source, destination in ops.moves:
-        try:
-            os.replace(source, destination)
-        except OSError:
-            # The row is committed and the bytes are still in incoming/: start-up finishes the move.
-            logger.exception("could not move %s into place; start-up will retry", source)
-    for path in ops.removals:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            logger.exception("could not delete %s; start-up reconciliation will", path)
-
-
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    # Fires after _after_commit; operations still pending here belong to a transaction that
-    # ended without committing (rollback or close), so the spooled files are discarded. A
-    # rolled-back SAVEPOINT (a lost duplicate race) is not the end of the request's work.
-    if transaction.parent is not None:
-        return
-    ops = session.info.pop(_FILE_OPS_KEY, None)
-    if ops is None:
-        return
-    for source, _destination in ops.moves:
-        with suppress(OSError):
-            source.unlink(missing_ok=True)
-
-
-def install_file_hooks(factory: sessionmaker[Session]) -> None:
-    """Make sessions from `factory` carry out (or discard) their pending file operations."""
-    # A mark on the factory, not event.contains(): SQLAlchemy's event registry is keyed by
-    # id(), so a new factory at a recycled address would look hooked already.
-    if getattr(factory, "_pixal_file_hooks", False):
-        return
-    event.listen(factory, "after_commit", _after_commit)
-    event.listen(factory, "after_transaction_end", _after_transaction_end)
-    factory._pixal_file_hooks = True  # type: ignore[attr-defined]
-
-
 # --- Thumbnails ------------------------------------------------------------------------------
 
 
@@ -182,21 +109,11 @@ def iter_files(directory: Path) -> Iterator[Path]:
 
 # --- On-demand thumbnails ----------------------------------------------------------------------
 
-# Modes Pillow's box `reduce` handles as they are; others are converted first, at full size.
-_REDUCIBLE_MODES = {"RGB", "RGBA", "L", "LA", "CMYK"}
-
 
 def decode_for_thumbnail(source: Path, size: int) -> Image.Image:
-    """`source` as oriented RGB, at least `size` on its longest side and not much more: JPEG is
-    decoded at a reduced DCT scale (draft), other formats box-reduced right after decoding, so
-    the full-size pixels are held once, briefly, and never copied, turned or converted."""
-    with open_image(source) as img:
-        img.draft("RGB", draft_request(img.size, size))
-        img.load()
-        factor = max(img.size) // (2 * size)
-        small = img.reduce(factor) if factor >= 2 and img.mode in _REDUCIBLE_MODES else img
-        rgb = to_rgb(upright(small))
-        return rgb.copy() if rgb is img else rgb
+    """`source` as oriented RGB, at least `size` on its longest side and not much more, through
+    the decode gate (processing/imaging.py: JPEG drafted, other formats reduced in strips)."""
+    return load_oriented_rgb(source, size)
 
 
 class SingleFlight:

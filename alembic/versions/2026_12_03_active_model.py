@@ -6,7 +6,7 @@ writer loads a model: an existing database upgrades by creating the table, and t
 start of the server (inline) or of a Celery worker fills it.
 
 Revision ID: 0008_active_model
-Revises: 0007_face_sharpnesses_repair
+Revises: 20261203_i20_decisions
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_active_model"
-down_revision: str | None = "0007_face_sharpnesses_repair"
+down_revision: str | None = "20261203_i20_decisions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 
 from config import Settings, get_settings
+from processing.decode_gate import configure_decode_gate
 from services.background.celery_app import connect_worker_signals, create_celery_app
 
 # Later options win, so these are only defaults.
@@ -31,6 +32,9 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     if not settings.celery_broker_url:
         raise SystemExit("A Celery worker needs CELERY_BROKER_URL (and TASK_BACKEND=celery).")
     app = create_celery_app(settings)
+    configure_decode_gate(
+        settings.decode_concurrency, settings.decode_memory_mb, settings.decode_wait_seconds
+    )
     connect_worker_signals()
     return app
 

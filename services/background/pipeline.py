@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from crud import crud_image
+from database import readiness
 from database.models import Image
+from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
-from processing.quality import QUALITY_SIDE, QUALITY_VERSION, assess_quality
+from processing.quality import QUALITY_SIDE, assess_quality
 from utils.file_handling import (
     make_thumbnail,
     storage_path,
@@ -61,9 +63,11 @@ def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
         image_id=image.id,
         source=storage_path(settings.storage_root, image.file_path),
         thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
-        needs_thumbnail=not image.has_thumbnail,
-        needs_quality=image.quality_version != QUALITY_VERSION,
-        needs_embedding=model_id is not None and image.embedding_model != model_id,
+        needs_thumbnail=readiness.needs_thumbnail(image.has_thumbnail),
+        needs_quality=readiness.needs_quality(image.quality_version),
+        # No model loaded: no embedding to make (thumbnails and quality still are).
+        needs_embedding=model_id is not None
+        and readiness.lacks_embedding(image.embedding_model, model_id),
     )
 
 
@@ -141,6 +145,8 @@ def process_images(
     for job in jobs:
         try:
             img = _decode(settings, job, embed_side)
+        except DecodeBusy:
+            raise  # others hold the decode budget: the batch stays queued and is tried again
         except Exception as exc:
             if _storage_fault(settings, exc):
                 raise  # not the file's fault: the batch stays queued and is tried again

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from database import unit_of_work
 from services.background.pending import PendingIds
 from services.background.retry import Backoff
 
@@ -41,55 +41,15 @@ class TaskQueue(Protocol):
     def wait_idle(self, timeout: float | None = None) -> bool: ...
 
 
-_QUEUE_KEY = "pixal_task_queue"
-_ENQUEUED_KEY = "pixal_enqueued_image_ids"
-
-
 def enqueue_processing(session: Session, image_ids: Iterable[int]) -> None:
     """Process these images (thumbnail, quality, embedding) once `session` commits."""
-    ids = list(image_ids)
-    if ids:
-        session.info.setdefault(_ENQUEUED_KEY, []).extend(ids)
+    unit_of_work.process_after_commit(session, image_ids)
 
 
 def install_queue(factory: sessionmaker[Session], queue: TaskQueue) -> None:
-    """Make sessions from `factory` hand what they enqueue to `queue` when they commit.
-
-    Install after `utils.file_handling.install_file_hooks`: listeners run in order, so an
-    upload's file is in place before a worker is told about it."""
-    info = dict(factory.kw.get("info") or {})
-    info[_QUEUE_KEY] = queue
-    factory.configure(info=info)
-    # A mark on the factory, as for the file hooks: the queue is looked up per session.
-    if getattr(factory, "_pixal_queue_hooks", False):
-        return
-    event.listen(factory, "after_commit", _submit_after_commit)
-    event.listen(factory, "after_transaction_end", _forget_after_rollback)
-    factory._pixal_queue_hooks = True  # type: ignore[attr-defined]
-
-
-def _submit_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a SAVEPOINT was released: the request's transaction is still open
-    ids = session.info.pop(_ENQUEUED_KEY, None)
-    if not ids:
-        return
-    queue: TaskQueue | None = session.info.get(_QUEUE_KEY)
-    if queue is None:
-        # A session factory without install_queue: a wiring bug, not a fault to wait out.
-        logger.error("images %s were enqueued on a session with no queue installed", ids)
-        return
-    try:
-        queue.submit(ids)
-    except Exception:
-        # The rows are committed and unfinished: the next start-up's backfill queues them.
-        logger.exception("could not queue images %s; the next start-up will", ids)
-
-
-def _forget_after_rollback(session: Session, transaction: SessionTransaction) -> None:
-    # After _submit_after_commit; ids still here belong to a transaction that did not commit.
-    if transaction.parent is None:
-        session.info.pop(_ENQUEUED_KEY, None)
+    """Make sessions from `factory` hand what they enqueue to `queue` when they commit (after
+    their files are in place: database.unit_of_work states the order)."""
+    unit_of_work.hand_ids_to(factory, queue.submit)
 
 
 class CeleryTaskQueue(PendingIds):

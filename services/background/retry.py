@@ -13,10 +13,13 @@ import random
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from processing.decode_gate import DecodeBusy
+
 # Database outages (OperationalError: connection refused or lost, server shutting down;
 # InterfaceError: psycopg2's "connection already closed"), pool exhaustion, and storage errors
-# (OSError: disk full, read-only or vanished mount).
+# (OSError: disk full, read-only or vanished mount), and a decode budget taken by others.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    DecodeBusy,
     OperationalError,
     InterfaceError,
     DisconnectionError,

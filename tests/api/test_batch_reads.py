@@ -26,6 +26,7 @@ from api.deps import get_read_session, get_session
 from api.schemas import BatchResponse, ImageAssociation, Presenter, json_response
 from database.database import create_read_session_factory, create_session_factory
 from database.models import Image, ImageBatchAssociation
+from database.readiness import is_keeper
 from services import batch_service
 from tests.api.helpers import new_batch, upload
 from tests.factories import jpeg_bytes
@@ -73,7 +74,10 @@ def validated(db: Session, present: Presenter, batch_id: int) -> dict:
     batch = batch_service.get_batch(db, batch_id)
     associations = [
         ImageAssociation(
-            image=present.image(a.image), group_label=a.group_label, quality_rank=a.quality_rank
+            image=present.image(a.image),
+            group_label=a.group_label,
+            quality_rank=a.quality_rank,
+            is_keeper=is_keeper(a),
         )
         for a in batch.image_associations
     ]

@@ -16,8 +16,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.main import create_app
 from config import Settings
 from database.models import Image as ImageRow
+from processing.decode_gate import MB, decode_gate
 from processing.feature_extraction import ManagedEmbedder
-from tests.factories import build_exif, encode, gradient_image, jpeg_bytes, png_bytes, tiff_bytes
+from tests.factories import (
+    blank_png,
+    build_exif,
+    encode,
+    gradient_image,
+    jpeg_bytes,
+    png_bytes,
+    tiff_bytes,
+)
 
 ORIENTATION = 0x0112
 
@@ -162,6 +171,25 @@ def test_decompression_bomb_is_rejected(
         response = upload(client, ("huge.png", png_bytes((300, 300), seed=10)))
     assert response.status_code == 400
     assert "more pixels than the limit of 10000" in response.json()["detail"]
+
+
+def test_an_image_whose_pixels_exceed_the_decode_budget_is_413(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    tiny_embedder: ManagedEmbedder,
+    storage_root: Path,
+) -> None:
+    # 12 MP of 16-bit grey in a 20 KB file: 23 MB decoded, over a 16 MB budget.
+    budget = settings.model_copy(update={"decode_memory_mb": 16})
+    app = create_app(
+        budget, session_factory=session_factory, embedder=tiny_embedder, threaded_worker=False
+    )
+    with TestClient(app) as client:
+        response = upload(client, ("deep.png", blank_png(4000, 3000, bit_depth=16)))
+    assert response.status_code == 413
+    assert "decode budget of 16 MB" in response.json()["detail"]
+    assert stored_files(storage_root) == {"images": [], "thumbnails": [], "incoming": []}
+    assert decode_gate().budget_bytes == 640 * MB  # the app's gate went with the app
 
 
 def test_upload_without_files_is_422(client: TestClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
@@ -83,6 +84,30 @@ def test_export_csv_matches_the_batch(client: TestClient) -> None:
     assert {r["is_keeper"] for r in rows} == {"true", "false"}
     # A name that a spreadsheet would run as a formula is defused.
     assert all(r["original_filename"].startswith("'=cmd") for r in rows)
+
+
+def test_every_export_says_keeper_alike(client: TestClient) -> None:
+    """Keeper = rank 1 of a group: an Ungrouped image (rank 1 too) is no keeper in CSV, JSON
+    or XMP."""
+    ids = upload(client, [(f"k{i}.jpg", jpeg_bytes(seed=60 + i)) for i in range(4)])
+    batch_id = new_batch(client, ids)
+    group_map = {"A": ids[:2], "Ungrouped": ids[2:]}
+    client.put(f"/batches/{batch_id}/groups", json={"group_map": group_map})
+    export = f"/batches/{batch_id}/export"
+
+    rows = client.get(export, params={"format": "json"}).json()
+    assert {r["image_id"]: r["quality_rank"] for r in rows if r["group_label"] == "Ungrouped"} == {
+        ids[2]: 1,
+        ids[3]: 1,
+    }
+    keepers = [r["image_id"] for r in rows if r["is_keeper"]]
+    assert len(keepers) == 1
+    assert keepers[0] in ids[:2]
+    csv_rows = list(csv.DictReader(io.StringIO(client.get(export).text)))
+    assert [int(r["image_id"]) for r in csv_rows if r["is_keeper"] == "true"] == keepers
+    with zipfile.ZipFile(io.BytesIO(client.get(export, params={"format": "xmp"}).content)) as z:
+        marked = [name for name in z.namelist() if b">Keeper<" in z.read(name)]
+    assert len(marked) == 1
 
 
 def test_export_json_and_errors(client: TestClient) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
+from starlette import formparsers
+from starlette.formparsers import MultiPartParser
 
 from api.main import create_app
 from config import Settings
@@ -221,3 +225,30 @@ def test_vectors_of_another_model_are_not_embeddings_but_pending_work(
         assert [i["has_embedding"] for i in again.get("/images/").json()] == [True, True]
         assert again.get(f"/batches/{batch_id}").json()["embedded_count"] == 2
         assert health["pending_embeddings"] == 0
+
+
+def test_a_post_without_the_key_is_401_before_its_body_is_parsed(
+    keyed_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = []
+    monkeypatch.setattr(MultiPartParser, "parse", lambda self: parsed.append(self))
+    files = [("files", ("a.jpg", jpeg_bytes(seed=5), "image/jpeg"))]
+    response = keyed_client.post("/images/upload", files=files)
+    assert response.status_code == 401
+    assert "API key" in response.json()["detail"]
+    assert parsed == []
+    assert keyed_client.post("/batches/", json={"name": "x", "image_ids": [1]}).status_code == 401
+
+
+class _FullDisk(SpooledTemporaryFile):  # type: ignore[type-arg]
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_temp_folder_is_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", _FullDisk)
+    files = [("files", ("a.jpg", jpeg_bytes(seed=6), "image/jpeg"))]
+    response = client.post("/images/upload", files=files)
+    assert response.status_code == 503
+    assert "temporary folder is full" in response.json()["detail"]
+    assert response.headers["Retry-After"]

@@ -465,6 +465,23 @@ def test_as_dict_has_every_field() -> None:
         "caption",
         "tags",
         "rating",
+        "exposure_bias",
+        "exposure_mode",
     ]
     assert as_dict["tags"] == ["a"]
     assert as_dict["tags"] is not meta.tags
+
+
+def test_exposure_bias_and_mode_are_read() -> None:
+    exif = build_exif(exif_ifd={0x9204: rational((-2, 3)), 0xA402: 2})
+    with Image.open(io.BytesIO(jpeg_bytes(exif=exif))) as img:
+        meta = extract_metadata(img)
+    assert meta.exposure_bias == -0.67
+    assert meta.exposure_mode == 2
+
+
+def test_absurd_exposure_bias_and_mode_are_dropped() -> None:
+    exif = build_exif(exif_ifd={0x9204: rational((99, 1)), 0xA402: 7})
+    with Image.open(io.BytesIO(jpeg_bytes(exif=exif))) as img:
+        meta = extract_metadata(img)
+    assert (meta.exposure_bias, meta.exposure_mode) == (None, None)

@@ -14,10 +14,11 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from crud import crud_batch
+from crud import crud_batch, crud_image
+from database import unit_of_work
 from database.database import create_session_factory
 from database.models import Image
-from database.vector_version import current_version, track_vector_changes
+from database.vector_version import current_version
 from processing.feature_extraction import ManagedEmbedder
 from services.background.pipeline import process_images
 from services.similarity_service import EmbeddingIndex, similar_images
@@ -29,8 +30,8 @@ DIM = 32
 
 
 @pytest.fixture(autouse=True)
-def _tracked() -> None:
-    track_vector_changes()
+def _tracked(session_factory: sessionmaker[Session]) -> None:
+    unit_of_work.install(session_factory)
 
 
 def stored_vectors(db: Session, ids: list[int]) -> dict[int, np.ndarray]:
@@ -110,16 +111,16 @@ def test_version_moves_only_for_vector_changes(
 ) -> None:
     ids, _ = library
     start = current_version(db)
-    db.execute(update(Image).where(Image.id == ids[0]).values(rating=5, caption="not a vector"))
+    crud_image.update_processed_image(db, ids[0], rating=5, caption="not a vector")
     db.commit()
     assert current_version(db) == start
-    db.execute(update(Image).where(Image.id == ids[0]).values(embedding_model="other"))
+    crud_image.update_processed_image(db, ids[0], embedding_model="other")
     db.commit()
     assert current_version(db) == start + 1
     db.delete(db.get_one(Image, ids[1]))
     db.commit()
     assert current_version(db) == start + 2
-    db.execute(update(Image).where(Image.id == ids[2]).values(features=None))
+    crud_image.update_processed_image(db, ids[2], features=None)
     db.rollback()
     assert current_version(db) == start + 2
 

@@ -1,6 +1,9 @@
-"""Issue 11 ("Big shoots, fast") in one command: every figure next to its target.
+"""Runs the library-scale benchmarks one after the other and prints each figure by its target.
 
-    python -m bench.big_shoots [--only int8,similar] [--quick]
+    python -m bench.library_scale [--only int8,similar] [--quick]
+
+The figures: batch reads, analyze up to 100k images, int8 embeddings, similar-image queries at
+200k vectors (issue 11 set their targets; bench/results/library_scale.txt is a full run).
 
 Runs each topic's benchmark as its own process (its own memory peak, its own imports), one
 after the other, streams its output, and ends with a summary: per topic, the target and the
@@ -94,7 +97,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated topics, e.g. int8,similar")
     parser.add_argument("--quick", action="store_true", help="smaller runs where supported")
     args = parser.parse_args()
-    print(f"command: python -m bench.big_shoots {' '.join(sys.argv[1:])}".rstrip())
+    print(f"command: python -m bench.library_scale {' '.join(sys.argv[1:])}".rstrip())
     wanted = set(args.only.split(",")) if args.only else None
     summary: list[tuple[Topic, str, float, list[str]]] = []
     for topic in TOPICS:
@@ -106,7 +109,7 @@ def main() -> None:
             continue
         summary.append((topic, *run(topic, args.quick)))
 
-    print("\n=== Summary: issue 11 figures next to their targets")
+    print("\n=== Summary: library-scale figures next to their targets")
     for topic, status, took, lines in summary:
         print(f"\n[{topic.module}] {status}" + (f" in {took:.0f} s" if took else ""))
         print(f"  measures: {topic.what}")

@@ -1,0 +1,170 @@
+"""Sets a photographer keeps whole: exposure brackets, told from EXIF.
+
+A bracket is a run of consecutive frames of one camera body, each at most
+BRACKET_GAP_SECONDS after the one before, whose exposure compensation (EXIF ExposureBiasValue)
+steps evenly across at least MIN_BRACKET_FRAMES distinct values (-2, -1, 0, +1, +2 or
+0, -1, +1 in the camera's order), or frames the camera marked as auto-bracketed (EXIF
+ExposureMode 2) whose compensations do not repeat. An HDR merge needs every frame, so all of
+them are keepers (the group's kind is `bracket`).
+
+Not detected: panorama sweeps and focus stacks. EXIF carries no flag for either, and telling
+them from looks (overlap between neighbours, a focus distance stepping) needs the frames'
+registration, which the server does not compute; they are grouped as bursts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from processing.grouping import UNGROUPED
+
+BURST = "burst"
+BRACKET = "bracket"
+GROUP_KINDS = (BURST, BRACKET)
+# The camera's ExposureMode for auto bracketing (EXIF 2.3, tag 0xA402).
+AUTO_BRACKET_MODE = 2
+# A bracket is shot in one go: a camera takes 3 to 9 frames in a second or two, a tripod HDR
+# with long exposures a few seconds apart. Further apart, the frames are separate shots.
+BRACKET_GAP_SECONDS = 5.0
+MIN_BRACKET_FRAMES = 3
+# Brackets step by 1/3 EV or more; steps of one bracket are equal up to the camera's rounding.
+MIN_STEP_EV = 0.3
+STEP_TOLERANCE_EV = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What bracket detection reads of an image; None where EXIF does not say."""
+
+    id: int
+    shot_at: datetime | None
+    camera: str | None
+    exposure_bias: float | None
+    exposure_mode: int | None
+
+
+def find_brackets(
+    frames: Sequence[Frame], gap_seconds: float = BRACKET_GAP_SECONDS
+) -> list[list[int]]:
+    """The brackets among `frames`: lists of image ids in capture order."""
+    brackets: list[list[int]] = []
+    for run in _consecutive_runs(frames, gap_seconds):
+        brackets.extend(_brackets_in(run))
+    return brackets
+
+
+def _consecutive_runs(frames: Sequence[Frame], gap_seconds: float) -> list[list[Frame]]:
+    """Each camera's timed frames in capture order, cut wherever two are too far apart."""
+    by_camera: dict[str | None, list[Frame]] = {}
+    for frame in frames:
+        if frame.shot_at is not None:
+            by_camera.setdefault(frame.camera, []).append(frame)
+    runs: list[list[Frame]] = []
+    for timed in by_camera.values():
+        timed.sort(key=lambda f: (f.shot_at, f.id))
+        run: list[Frame] = []
+        for frame in timed:
+            if run and _seconds_between(run[-1], frame) > gap_seconds:
+                runs.append(run)
+                run = []
+            run.append(frame)
+        runs.append(run)
+    return runs
+
+
+def _seconds_between(first: Frame, second: Frame) -> float:
+    assert first.shot_at is not None
+    assert second.shot_at is not None
+    return (second.shot_at - first.shot_at).total_seconds()
+
+
+def _brackets_in(run: list[Frame]) -> list[list[int]]:
+    """Cut the run where a compensation repeats (a new bracket, or no bracket at all); keep
+    the pieces that step like a bracket."""
+    found: list[list[int]] = []
+    piece: list[Frame] = []
+    for frame in [*run, None]:
+        ends = (
+            frame is None
+            or frame.exposure_bias is None
+            or any(_same_ev(f.exposure_bias, frame.exposure_bias) for f in piece)
+        )
+        if ends:
+            if _is_bracket(piece):
+                found.append([f.id for f in piece])
+            piece = []
+        if frame is not None and frame.exposure_bias is not None:
+            piece.append(frame)
+    return found
+
+
+def _is_bracket(piece: Sequence[Frame]) -> bool:
+    biases = sorted(f.exposure_bias for f in piece if f.exposure_bias is not None)
+    if len(biases) != len(piece) or len(piece) < 2:
+        return False
+    if all(f.exposure_mode == AUTO_BRACKET_MODE for f in piece):
+        return True  # the camera says so; compensations already known to be distinct
+    if len(piece) < MIN_BRACKET_FRAMES:
+        return False
+    steps = [b - a for a, b in zip(biases, biases[1:], strict=False)]
+    return min(steps) >= MIN_STEP_EV and max(steps) - min(steps) <= STEP_TOLERANCE_EV
+
+
+def _same_ev(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) < 0.05
+
+
+_GROUP_NUMBER = re.compile(r"^Group (\d+)$")
+
+
+def with_brackets(
+    labels: Mapping[int, str], frames: Sequence[Frame]
+) -> tuple[dict[int, str], dict[str, str]]:
+    """The labels with each bracket made a group of its own, and each group's kind.
+
+    A bracket that is already a group keeps its label; otherwise its frames leave their
+    groups (they may have been split by their looks, or joined to a burst) for a new
+    "Group n" after the last one. A group left with one frame becomes Ungrouped."""
+    result = dict(labels)
+    kinds = {label: BURST for label in result.values() if label != UNGROUPED}
+    numbers = [int(m.group(1)) for m in map(_GROUP_NUMBER.match, kinds) if m]
+    next_number = max(numbers, default=0) + 1
+    shrunk: set[str] = set()
+    for bracket in find_brackets([f for f in frames if f.id in result]):
+        before = {result[i] for i in bracket}
+        label = before.pop() if len(before) == 1 else UNGROUPED
+        if label == UNGROUPED or _size(result, label) != len(bracket):
+            shrunk.update({result[i] for i in bracket})
+            label = f"Group {next_number}"
+            next_number += 1
+        for image_id in bracket:
+            result[image_id] = label
+        kinds[label] = BRACKET
+    sizes: dict[str, int] = {}
+    for label in result.values():
+        sizes[label] = sizes.get(label, 0) + 1
+    for image_id, label in result.items():
+        if label in shrunk and label != UNGROUPED and sizes[label] == 1:
+            result[image_id] = UNGROUPED
+    return result, {label: kinds[label] for label in set(result.values()) if label in kinds}
+
+
+def group_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str, str]:
+    """Each group's kind, its members as they are: `bracket` when they are one bracket."""
+    members: dict[str, set[int]] = {}
+    for image_id, label in labels.items():
+        if label != UNGROUPED:
+            members.setdefault(label, set()).add(image_id)
+    by_id = {f.id: f for f in frames}
+    kinds: dict[str, str] = {}
+    for label, ids in members.items():
+        found = find_brackets([by_id[i] for i in ids if i in by_id])
+        kinds[label] = BRACKET if len(found) == 1 and set(found[0]) == ids else BURST
+    return kinds
+
+
+def _size(labels: Mapping[int, str], label: str) -> int:
+    return sum(1 for value in labels.values() if value == label)

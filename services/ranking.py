@@ -1,0 +1,116 @@
+"""Ranking within groups: the judge's order (quality), with the photographer's picks on top.
+
+`suggested_rank` is the judge's own order; `quality_rank`, what a client shows, puts the images
+the photographer kept first and those they rejected last, the rest in the judge's order. Sets
+kept whole (brackets) and Ungrouped images are each a keeper: rank 1.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
+
+from crud import crud_batch, crud_decision, crud_image
+from crud.crud_batch import MemberRank
+from database import readiness
+from processing.grouping import camera_key
+from processing.quality import Judged, rank_reason
+from processing.sets import BRACKET, BURST, Frame, group_kinds
+
+# Below the shown keeper: the judge's suggestion the photographer passed over, and an image
+# the photographer rejected.
+USER_CHOICE = "user_choice"
+USER_REJECTED = "user_rejected"
+_PICK_ORDER = {"keep": 0, None: 1, "reject": 2}
+
+
+class RankedImage(Judged, Protocol):
+    """What ranking reads of an image: its quality parts and its id (an Image or a row)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+J = TypeVar("J", bound=RankedImage)
+
+
+def rank_by_quality(images: Iterable[J]) -> list[J]:
+    """Best first: highest quality score (unscored last), then the earliest upload."""
+    return sorted(
+        images,
+        key=lambda i: (i.quality_score is None, -(i.quality_score or 0.0), i.id),
+    )
+
+
+def ranked_members(
+    labels: Mapping[int, str],
+    images: Mapping[int, RankedImage],
+    kinds: Mapping[str, str],
+    user_picks: Mapping[int, str],
+) -> dict[int, MemberRank]:
+    """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
+    kind, by image id."""
+    groups: dict[str, list[RankedImage]] = defaultdict(list)
+    for image_id, label in labels.items():
+        groups[label].append(images[image_id])
+    result: dict[int, MemberRank] = {}
+    for label, members in groups.items():
+        suggested = rank_by_quality(members)
+        kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
+        if kind is None or kind == BRACKET:
+            for image in suggested:
+                result[image.id] = MemberRank(label, 1, None, 1, kind)
+            continue
+        shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
+        # Reasons are said against the judge's best frame the photographer did not reject.
+        best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])
+        judge_rank = {image.id: at for at, image in enumerate(suggested, start=1)}
+        for position, image in enumerate(shown, start=1):
+            result[image.id] = MemberRank(
+                label,
+                position,
+                None if position == 1 else _reason(image, best, user_picks.get(image.id)),
+                judge_rank[image.id],
+                kind,
+            )
+    return result
+
+
+def _reason(image: RankedImage, best: RankedImage, pick: str | None) -> str:
+    if pick == "reject":
+        return USER_REJECTED
+    if image is best:
+        return USER_CHOICE
+    return rank_reason(image, best)
+
+
+def frames(rows: Sequence[Any]) -> list[Frame]:
+    """crud_image.frame_rows as processing.sets frames."""
+    return [
+        Frame(row.id, row.shot_at, camera_key(*row[2:5]), row.exposure_bias, row.exposure_mode)
+        for row in rows
+    ]
+
+
+def rank_labelled(
+    session: Session, batch_id: int, labels: Mapping[int, str], kinds: Mapping[str, str] | None
+) -> None:
+    """Rank the members `labels` names (a whole batch, or some of its groups) and store it;
+    `kinds`: each group's kind, or None to tell them from the members as they are."""
+    if kinds is None:
+        kinds = group_kinds(labels, frames(crud_image.frame_rows(session, batch_id)))
+    judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
+    picks = crud_decision.user_picks(session, batch_id)
+    crud_batch.set_member_labels(session, batch_id, ranked_members(labels, judged, kinds, picks))
+
+
+def rerank_groups(session: Session, batch_id: int, group_labels: Iterable[str]) -> None:
+    """Rank these groups of the batch again, their members and kinds as they are."""
+    wanted = set(group_labels)
+    members = crud_decision.group_labels(session, batch_id)
+    labels = {i: label for i, label in members.items() if label is not None and label in wanted}
+    kinds = crud_decision.group_kinds_of(session, batch_id)
+    rank_labelled(session, batch_id, labels, {k: v for k, v in kinds.items() if k in wanted})
