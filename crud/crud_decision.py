@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from database.models import Image, ImageBatchAssociation
@@ -105,24 +105,17 @@ def _forget_empty(session: Session, batch_id: int) -> None:
 
 
 def judge_picks(
-    session: Session, batch_id: int, picks: Mapping[int, str], decided_at: datetime
+    session: Session, batch_id: int, keeps: Collection[int], decided_at: datetime
 ) -> None:
-    """The judge's picks on members without a user decision (those are left as they are);
-    a judge's earlier decision on every other member is cleared."""
+    """The judge's decision on every member without a user decision (those stay as they
+    are): keep for `keeps`, reject for the rest, in one UPDATE."""
     not_user = or_(_A.decided_by.is_(None), _A.decided_by != USER)
+    pick = case((_A.image_id.in_(sorted(keeps)), "keep"), else_="reject") if keeps else "reject"
     session.execute(
         update(_A)
         .where(_A.batch_id == batch_id, not_user)
-        .values(pick=None, rating=None, color_label=None, decided_by=None, decided_at=None)
+        .values(pick=pick, rating=None, color_label=None, decided_by=JUDGE, decided_at=decided_at)
     )
-    for pick in ("keep", "reject"):
-        ids = [image_id for image_id, chosen in picks.items() if chosen == pick]
-        for start in range(0, len(ids), 10_000):
-            session.execute(
-                update(_A)
-                .where(_in_batch(batch_id, ids[start : start + 10_000]), not_user)
-                .values(pick=pick, decided_by=JUDGE, decided_at=decided_at)
-            )
 
 
 def cull_rows(session: Session, batch_id: int) -> list[Any]:

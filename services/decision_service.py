@@ -168,12 +168,7 @@ def cull(
             covered.add(unit.label)
             size += len(unit.ids)
     selects = {i for unit in chosen.values() for i in unit.ids}
-    picks = {
-        row.image_id: "keep" if row.image_id in selects else "reject"
-        for row in rows
-        if row.image_id not in user
-    }
-    crud_decision.judge_picks(session, batch_id, picks, datetime.now(UTC))
+    crud_decision.judge_picks(session, batch_id, selects, datetime.now(UTC))
     session.flush()
     selected = set(kept) | selects
     return CullResult(
