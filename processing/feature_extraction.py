@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -404,21 +404,6 @@ class ManagedEmbedder:
         self._failure: EmbedderLoadError | None = None
         self._fallback_reason: str | None = None
         self._loading: Future[Embedder] | None = None
-        self._load_ended = False
-        self._listeners: list[Callable[[ManagedEmbedder], object]] = []
-
-    def when_loaded(self, callback: Callable[[ManagedEmbedder], object]) -> None:
-        """Call `callback(self)` once loading has ended (a model loaded, or none could), before
-        anyone waiting in `load()` is woken; at once if it has ended already. Starts loading.
-        The callback runs on the loader thread and must not call `load()`: read `status`."""
-        with self._lock:
-            ended = self._load_ended
-            if not ended:
-                self._listeners.append(callback)
-        if ended:
-            callback(self)
-        else:
-            self.start_loading()
 
     def start_loading(self) -> Future[Embedder]:
         """Start loading on this embedder's one loader thread (once); the future of it.
@@ -447,21 +432,9 @@ class ManagedEmbedder:
             configure_torch_threads(self._settings.torch_threads)
             self._active = self._load_with_fallback()
         except BaseException as exc:
-            self._tell_listeners()
             future.set_exception(exc)
         else:
-            self._tell_listeners()
             future.set_result(self._active)
-
-    def _tell_listeners(self) -> None:
-        with self._lock:
-            self._load_ended = True
-            listeners, self._listeners = self._listeners, []
-        for listener in listeners:
-            try:
-                listener(self)
-            except Exception:
-                logger.exception("a listener of the model load failed")
 
     def _load_with_fallback(self) -> Embedder:
         name = self._settings.embedding_model

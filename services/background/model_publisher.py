@@ -50,12 +50,6 @@ def publish_loaded_model(
     return active
 
 
-def publish_when_loaded(session_factory: sessionmaker[Session], embedder: ManagedEmbedder) -> None:
-    """Start loading and publish the outcome from the loader thread, before anyone waiting for
-    the model is woken; at once when it has loaded already. Nothing here waits for the load."""
-    embedder.when_loaded(lambda loaded: publish_status(session_factory, loaded.status))
-
-
 def publish_until_done(
     session_factory: sessionmaker[Session],
     embedder: ManagedEmbedder,

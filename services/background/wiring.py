@@ -8,6 +8,7 @@ model. Either way the process that loads the model publishes its id in the datab
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +19,6 @@ from services.background.inline import InlineWorker, ProcessingWorker
 from services.background.model_publisher import (
     loaded_embedder,
     publish_loaded_model,
-    publish_when_loaded,
 )
 from services.background.pipeline import process_images
 from services.background.queue import CeleryTaskQueue, TaskQueue, install_queue
@@ -64,11 +64,7 @@ def _build_queue(
         process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
 
     if not threaded:
-        return InlineWorker(
-            process,
-            settings.embedding_batch_size,
-            on_start=lambda: publish_when_loaded(session_factory, embedder),
-        )
+        return _inline_worker(settings, session_factory, embedder)
 
     def backfill() -> list[int]:
         # The load and its publication first: the backfill retries both on a database fault.
@@ -76,6 +72,29 @@ def _build_queue(
         return find_pending_image_ids(session_factory, active.model_id if active else None)
 
     return ProcessingWorker(process, settings.embedding_batch_size, on_start=backfill)
+
+
+def _inline_worker(
+    settings: Settings, session_factory: sessionmaker[Session], embedder: ManagedEmbedder
+) -> InlineWorker:
+    """Everything in the caller's thread (tests): start-up never waits for the model, and the
+    model is published in a caller's thread too (never beside it on the same connection)."""
+    published = threading.Event()
+
+    def publish_once() -> None:
+        if not published.is_set():
+            publish_loaded_model(session_factory, embedder)
+            published.set()
+
+    def start() -> None:
+        if embedder.start_loading().done():
+            publish_once()  # loaded already: published before the first request
+
+    def process(image_ids: list[int]) -> None:
+        publish_once()
+        process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
+
+    return InlineWorker(process, settings.embedding_batch_size, on_start=start)
 
 
 def _celery_queue(settings: Settings, session_factory: sessionmaker[Session]) -> CeleryTaskQueue:
