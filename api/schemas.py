@@ -33,6 +33,7 @@ from processing.grouping import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
 )
+from services.analysis_service import GROUP_NOTES
 
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
@@ -77,17 +78,12 @@ NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
-class ImageResponse(BaseModel):
+class JudgeParts(BaseModel):
+    """The judge's values of an image (README "The judge"), as ImageResponse and Metadata both
+    carry them: written once here."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    filename: str
-    original_filename: str
-    file_path: str
-    has_thumbnail: bool
-    has_embedding: bool
-    is_duplicate: bool = False
-    message: str | None = None
     quality_score: float | None = None
     sharpness: float | None = None
     exposure: float | None = None
@@ -98,12 +94,21 @@ class ImageResponse(BaseModel):
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
     face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+
+
+class ImageResponse(JudgeParts):
+    id: int
+    filename: str
+    original_filename: str
+    file_path: str
+    has_thumbnail: bool
+    has_embedding: bool
+    is_duplicate: bool = False
+    message: str | None = None
     processing_error: str | None = None
 
 
-class Metadata(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Metadata(JudgeParts):
     width: int | None = None
     height: int | None = None
     orientation: int | None = None
@@ -142,16 +147,6 @@ class Metadata(BaseModel):
     exposure_mode: int | None = Field(
         default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
     )
-    quality_score: float | None = None
-    sharpness: float | None = None
-    exposure: float | None = None
-    # The judge's other parts (README "The judge"): shake, mean brightness, faces found.
-    motion_blur: float | None = None
-    brightness: float | None = None
-    face_count: int | None = None
-    face_sharpness: float | None = None
-    eyes: str | None = EYES_FIELD
-    face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:
@@ -207,6 +202,22 @@ class RejectedFile(BaseModel):
     reason: str
 
 
+class GroupSummary(BaseModel):
+    """How sure the analysis was of one group (absent after a manual regrouping)."""
+
+    label: str
+    size: int
+    cohesion: float | None = Field(
+        default=None, description="The weakest link holding the group together (cosine)."
+    )
+    may_hold_moments: bool = Field(
+        default=False,
+        description="The shooting sequence had a candidate cut inside the group that was not "
+        "taken; `split_before_image_id` is where (PUT /batches/{id}/groups splits it).",
+    )
+    split_before_image_id: int | None = None
+
+
 class BatchResponse(BaseModel):
     id: int
     batch_name: str
@@ -222,6 +233,11 @@ class BatchResponse(BaseModel):
     )
     preview_image_ids: list[int] = Field(
         default_factory=list, description="The first few image ids, in page order (covers)."
+    )
+    groups: list[GroupSummary] = Field(
+        default_factory=list,
+        description="Each group of the last analysis in page order, with how sure it is; "
+        "empty in the `include=summary` list.",
     )
     # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
     rejected: list[RejectedFile] | None = None
@@ -392,8 +408,45 @@ def _encoded(content: Any) -> bytes:
 _DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
 # BatchResponse fields the Presenter computes from the memberships.
 _DERIVED_BATCH_FIELDS = frozenset(
-    {"image_count", "embedded_count", "image_associations", "preview_image_ids", "rejected"}
+    {
+        "image_count",
+        "embedded_count",
+        "image_associations",
+        "preview_image_ids",
+        "rejected",
+        "groups",
+    }
 )
+
+
+def group_summaries(
+    parameters: Mapping[str, Any] | None, members: Sequence[Any], id_at: int
+) -> list[dict[str, Any]]:
+    """Each group among `members` (page order; the image id at `id_at`), with the analysis's
+    notes on it where they still describe it (GroupSummary as dicts)."""
+    label_at = MEMBER_FIELDS.index("group_label")
+    members_of: dict[str, list[int]] = {}
+    for member in members:
+        label = member[label_at]
+        if readiness.is_grouped(label):
+            members_of.setdefault(label, []).append(member[id_at])
+    stored = (parameters or {}).get(GROUP_NOTES) or []
+    notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
+    summaries = []
+    for label, ids in members_of.items():
+        note = notes.get(label, {})
+        split = note.get("split_before_image_id")
+        split = split if split in ids else None  # removed since, or never in it
+        summaries.append(
+            {
+                "label": label,
+                "size": len(ids),
+                "cohesion": note.get("cohesion"),
+                "may_hold_moments": split is not None,
+                "split_before_image_id": split,
+            }
+        )
+    return summaries
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -401,6 +454,34 @@ def _default(model: type[BaseModel], name: str) -> Any:
     if field.default_factory is not None:
         return field.default_factory()  # type: ignore[call-arg]
     return None if field.default is PydanticUndefined else field.default
+
+
+def _batch_body(
+    batch: Any,
+    *,
+    image_count: int,
+    embedded_count: int,
+    preview_image_ids: list[int],
+    image_associations: list[dict[str, Any]],
+    rejected: list[dict[str, Any]] | None = None,
+    groups: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The one place a BatchResponse dict is put together: the batch row's own fields and the
+    derived ones (every batch answer, summaries included, is built here)."""
+    body = {
+        name: getattr(batch, name)
+        for name in BatchResponse.model_fields
+        if name not in _DERIVED_BATCH_FIELDS
+    }
+    body.update(
+        image_count=image_count,
+        embedded_count=embedded_count,
+        image_associations=image_associations,
+        preview_image_ids=preview_image_ids,
+        rejected=rejected,
+        groups=groups or [],
+    )
+    return body
 
 
 # A membership in page order: (*MEMBER_FIELDS, *image values by column).
@@ -479,55 +560,42 @@ class Presenter:
         return build
 
     def batch_values(
-        self, batch: Any, columns: Sequence[str], members: Sequence[Member], *, summary: bool
+        self, batch: Any, columns: Sequence[str], members: Sequence[Member]
     ) -> dict[str, Any]:
-        """A BatchResponse as a dict (`summary`: without the associations)."""
-        result = {
-            name: getattr(batch, name)
-            for name in BatchResponse.model_fields
-            if name not in _DERIVED_BATCH_FIELDS
-        }
+        """A BatchResponse as a dict, from the batch and its memberships as plain rows."""
         build = self._image_builder(columns)
         images = [build(member) for member in members]
-        result["image_count"] = len(members)
-        result["embedded_count"] = sum(image["has_embedding"] for image in images)
-        result["preview_image_ids"] = [image["id"] for image in images[:PREVIEW_IMAGES]]
-        result["rejected"] = None
-        result["image_associations"] = (
-            []
-            if summary
-            else [
+        return _batch_body(
+            batch,
+            image_count=len(members),
+            embedded_count=sum(image["has_embedding"] for image in images),
+            preview_image_ids=[image["id"] for image in images[:PREVIEW_IMAGES]],
+            image_associations=[
                 _association(image, member) for image, member in zip(images, members, strict=True)
-            ]
+            ],
+            groups=group_summaries(
+                batch.parameters, members, len(MEMBER_FIELDS) + list(columns).index("id")
+            ),
         )
-        return result
 
     def batch_page(self, page: BatchMembers) -> Response:
-        return json_response(
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-        )
+        return json_response(self.batch_values(page.batch, page.columns, page.members))
 
     def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
-        body = [
-            self.batch_values(page.batch, page.columns, page.members, summary=False)
-            for page in pages
-        ]
+        body = [self.batch_values(page.batch, page.columns, page.members) for page in pages]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch_summaries(self, summaries: Sequence[BatchSummary], total: int) -> Response:
-        body = []
-        for summary in summaries:
-            values = {
-                name: getattr(summary.batch, name)
-                for name in BatchResponse.model_fields
-                if name not in _DERIVED_BATCH_FIELDS
-            }
-            values["image_count"] = summary.image_count
-            values["embedded_count"] = summary.embedded_count
-            values["preview_image_ids"] = summary.preview_image_ids
-            values["image_associations"] = []
-            values["rejected"] = None
-            body.append(values)
+        body = [
+            _batch_body(
+                summary.batch,
+                image_count=summary.image_count,
+                embedded_count=summary.embedded_count,
+                preview_image_ids=summary.preview_image_ids,
+                image_associations=[],
+            )
+            for summary in summaries
+        ]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
     def batch(
@@ -547,7 +615,7 @@ class Presenter:
             (*(getattr(a, f) for f in MEMBER_FIELDS), *(getattr(a.image, n) for n in columns))
             for a in associations
         ]
-        body = self.batch_values(batch, columns, members, summary=False)
+        body = self.batch_values(batch, columns, members)
         if rejected:
             body["rejected"] = [file.model_dump() for file in rejected]
         return json_response(body, status_code=status_code, headers=headers)

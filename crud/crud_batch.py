@@ -153,11 +153,6 @@ def first_members(
     return list(session.connection().execute(query).all())
 
 
-def list_batches(session: Session) -> Sequence[ImageBatch]:
-    query = select(ImageBatch).options(*_with_images()).order_by(ImageBatch.id)  # type: ignore[arg-type]
-    return session.scalars(query).all()
-
-
 def create_batch(session: Session, name: str) -> ImageBatch:
     batch = ImageBatch(batch_name=name, status="pending")
     session.add(batch)

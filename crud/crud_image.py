@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from database import readiness, unit_of_work
@@ -53,12 +53,6 @@ def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]
     if not image_ids:
         return set()
     return set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
-
-
-def get_images_with_features(session: Session, image_ids: Collection[int]) -> Sequence[Image]:
-    """The images, with their (normally deferred) embedding bytes loaded."""
-    query = select(Image).options(undefer(Image.features)).where(Image.id.in_(image_ids))
-    return session.scalars(query.order_by(Image.id)).all()
 
 
 # What an analysis reads of each member: which model made its vector, whether it failed, when

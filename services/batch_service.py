@@ -70,10 +70,6 @@ def _require_batch(session: Session, batch_id: int) -> None:
         raise NotFound(f"Batch {batch_id} not found.")
 
 
-def list_batches(session: Session) -> list[ImageBatch]:
-    return [_sorted(batch) for batch in crud_batch.list_batches(session)]
-
-
 @dataclass(frozen=True, slots=True)
 class BatchMembers:
     """A batch and its memberships in page order, as tuples

@@ -44,9 +44,5 @@ class PayloadTooLarge(AppError):
     status_code = 413
 
 
-class UnsupportedMediaType(AppError):
-    status_code = 415
-
-
 class Unavailable(AppError):
     status_code = 503

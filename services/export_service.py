@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from database import readiness
+from database.models import ImageBatchAssociation
 from processing.capture_time import captured_at, iso_text
 from services import batch_service
 
@@ -47,51 +49,43 @@ EXPORT_FIELDS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Fields read from the membership as stored (the others: from the image, or computed below).
+_MEMBER_FIELDS = frozenset(
+    {
+        "group_label",
+        "quality_rank",
+        "rank_reason",
+        "pick",
+        "rating",
+        "color_label",
+        "decided_by",
+        "group_kind",
+    }
+)
+_COMPUTED: dict[str, Callable[[ImageBatchAssociation], Any]] = {
+    "image_id": lambda a: a.image_id,
+    # The decision where there is one (decided_by: user or judge), else the judge's
+    # suggestion; that suggestion is always beside it.
+    "is_keeper": readiness.is_keeper,
+    "suggested_keeper": lambda a: readiness.is_suggested_keeper(a.group_label, a.suggested_rank),
+    # As the API writes it (processing/capture_time.py).
+    "shot_at": lambda a: iso_text(captured_at(a.image.shot_at, a.image.shot_at_offset_minutes)),
+}
+
+
+def _value(association: ImageBatchAssociation, name: str) -> Any:
+    if name in _COMPUTED:
+        return _COMPUTED[name](association)
+    return getattr(association if name in _MEMBER_FIELDS else association.image, name)
+
+
 def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
     """One row per image, in the batch's order (group, rank, id)."""
     batch = batch_service.get_batch(session, batch_id)
-    rows = []
-    for association in batch.image_associations:
-        image = association.image
-        rows.append(
-            {
-                "image_id": image.id,
-                "original_filename": image.original_filename,
-                "group_label": association.group_label,
-                "quality_rank": association.quality_rank,
-                # The decision where there is one (decided_by: user or judge), else the
-                # judge's suggestion; that suggestion is always beside it.
-                "is_keeper": readiness.is_keeper(association),
-                "pick": association.pick,
-                "rating": association.rating,
-                "color_label": association.color_label,
-                "decided_by": association.decided_by,
-                "suggested_keeper": readiness.is_suggested_keeper(
-                    association.group_label, association.suggested_rank
-                ),
-                "group_kind": association.group_kind,
-                # As the API writes them (processing/capture_time.py).
-                "shot_at": iso_text(captured_at(image.shot_at, image.shot_at_offset_minutes)),
-                "shot_at_local": image.shot_at_local,
-                "shot_at_offset": image.shot_at_offset,
-                "quality_score": image.quality_score,
-                "sharpness": image.sharpness,
-                "exposure": image.exposure,
-                "rank_reason": association.rank_reason,
-                "motion_blur": image.motion_blur,
-                "brightness": image.brightness,
-                "face_count": image.face_count,
-                "face_sharpness": image.face_sharpness,
-                "eyes": image.eyes,
-                "face_sharpnesses": image.face_sharpnesses,
-                "camera_make": image.camera_make,
-                "camera_model": image.camera_model,
-                "width": image.width,
-                "height": image.height,
-                "filename": image.filename,
-            }
-        )
-    return rows
+    return [
+        {name: _value(association, name) for name in EXPORT_FIELDS}
+        for association in batch.image_associations
+    ]
 
 
 def _cell(value: Any) -> Any:

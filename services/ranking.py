@@ -17,7 +17,7 @@ from crud import crud_batch, crud_decision, crud_image
 from crud.crud_batch import MemberRank
 from database import readiness
 from processing.grouping import camera_key
-from processing.quality import Judged, rank_reason
+from processing.quality import Judged, closed_share, rank_reason
 from processing.sets import BRACKET, BURST, Frame, group_kinds
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
@@ -38,10 +38,18 @@ J = TypeVar("J", bound=RankedImage)
 
 
 def rank_by_quality(images: Iterable[J]) -> list[J]:
-    """Best first: highest quality score (unscored last), then the earliest upload."""
+    """Best first: scored before unscored; fewer closed eyes (the share of the faces whose eyes
+    were read) before more, however crisp the blink; then the highest quality score, then the
+    earliest upload. A culler never keeps a blink over the same moment with open eyes, so eyes
+    come before the score rather than as a weight in it (which a crisper blink outscored)."""
     return sorted(
         images,
-        key=lambda i: (i.quality_score is None, -(i.quality_score or 0.0), i.id),
+        key=lambda i: (
+            i.quality_score is None,
+            closed_share(i.eyes),
+            -(i.quality_score or 0.0),
+            i.id,
+        ),
     )
 
 

@@ -52,12 +52,6 @@ class ProcessingSummary:
     failures: int = 0
 
 
-def render_thumbnail(settings: Settings, source: Path, destination: Path) -> None:
-    """Decode `source` (JPEG draft) and write its thumbnail atomically."""
-    img = load_oriented_rgb(source, settings.thumbnail_size)
-    write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), destination)
-
-
 def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
     return _Job(
         image_id=image.id,

@@ -205,3 +205,33 @@ def test_restart_rescores_images_judged_by_an_older_version(
     assert health["pending_quality"] == 0
     with Session(clean_database) as session:
         assert session.get(Image, image_id).quality_version == QUALITY_VERSION  # type: ignore[union-attr]
+
+
+def test_open_eyes_beat_a_crisper_blink(client: TestClient) -> None:
+    """Both real blinks of tests/data/eyes, the blink sharpened and the open frame softened a
+    little: the blink scores higher, and still the open-eyed frame is kept."""
+    from PIL import ImageFilter
+
+    for closed_name, open_name in (
+        ("carphone-042.png", "carphone-040.png"),
+        ("carphone-092.png", "carphone-090.png"),
+    ):
+        with PILImage.open(EYES / closed_name) as c, PILImage.open(EYES / open_name) as o:
+            crisp_blink = c.convert("RGB").filter(ImageFilter.UnsharpMask(2, 150, 2))
+            soft_open = o.convert("RGB").filter(ImageFilter.GaussianBlur(0.8))
+        closed, opened = upload(
+            client,
+            # PNG: lossless (re-encoded as JPEG the sharpened 092 loses its face to the cascade).
+            [
+                (f"crisp-{closed_name}", encode(crisp_blink, "PNG")),
+                (f"soft-{open_name}", encode(soft_open, "PNG")),
+            ],
+        )
+        by_id = group_of(client, [closed, opened], label="Blink")
+
+        assert by_id[closed]["image"]["eyes"] == "closed"
+        assert by_id[opened]["image"]["eyes"] == "open"
+        assert by_id[closed]["image"]["quality_score"] > by_id[opened]["image"]["quality_score"]
+        assert by_id[opened]["quality_rank"] == 1
+        assert by_id[closed]["quality_rank"] == 2
+        assert by_id[closed]["rank_reason"] == "eyes_closed"

@@ -17,8 +17,8 @@ from processing.grouping import (
     ImageGrouper,
     Metric,
     camera_key,
-    moment_ids,
 )
+from processing.moments import cadence_cuts, camera_runs
 
 DIM = 384
 
@@ -67,7 +67,6 @@ def test_each_blob_is_one_group_numbered_by_size() -> None:
     }
     assert result.n_groups == 5
     assert not result.used_single_cluster_fallback
-    assert result.pca_dims is None
 
 
 def test_equal_sizes_are_numbered_by_first_row() -> None:
@@ -85,13 +84,15 @@ def test_equal_sizes_are_numbered_by_first_row() -> None:
 
 
 def test_metric_decides_whether_length_matters() -> None:
-    # One direction at two lengths plus a second blob: two scenes for cosine, three for euclidean.
-    x, truth = blobs([12, 12], spread=0.05, seed=2)
-    x = np.concatenate([x, 10 * x[:12]])
-    truth = np.r_[truth, np.full(12, 2)]
+    # One scene, half of its rows ten times longer, plus a second blob: two scenes for cosine,
+    # three for euclidean. The longer rows come right after the others (rows are in upload
+    # order, which cuts too).
+    x, truth = blobs([24, 12], spread=0.05, seed=2)
+    x[12:24] *= 10
+    truth[12:24] = 2
 
-    cosine = ImageGrouper(metric="cosine").fit_labels(x)
-    euclidean = ImageGrouper(metric="euclidean").fit_labels(x)
+    cosine = ImageGrouper(5, 5, metric="cosine").fit_labels(x)
+    euclidean = ImageGrouper(5, 5, metric="euclidean").fit_labels(x)
 
     assert groups_of(cosine, truth) == {0: {"Group 1"}, 2: {"Group 1"}, 1: {"Group 2"}}
     assert euclidean.n_groups == 3
@@ -110,7 +111,7 @@ def test_same_input_gives_same_labels() -> None:
 def test_one_scene_uses_the_single_cluster_fallback() -> None:
     x, truth = blobs([20], n_scattered=3, seed=4)
 
-    result = ImageGrouper().fit_labels(x)
+    result = ImageGrouper(5, 5).fit_labels(x)
 
     assert result.used_single_cluster_fallback
     assert result.n_groups == 1
@@ -137,8 +138,6 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
     exact = ImageGrouper(metric=metric).fit_labels(x)
     graph = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
 
-    assert exact.pca_dims is None
-    assert graph.pca_dims is None
     assert exact.n_groups == 40
     # The graph's neighbour lists are approximate, and HNSW built on several threads is not
     # deterministic: under load it has found 39 groups here (two blobs joined), still ARI ~0.97.
@@ -149,13 +148,13 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
 
 
 def test_no_rows() -> None:
-    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False, None)
+    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False)
 
 
 def test_one_row() -> None:
     result = ImageGrouper().fit_labels(np.ones((1, DIM)))
 
-    assert result == GroupingResult([UNGROUPED], 0, False, None)
+    assert result == GroupingResult([UNGROUPED], 0, False)
 
 
 def test_fewer_rows_than_min_cluster_size_are_ungrouped_even_if_identical() -> None:
@@ -218,22 +217,31 @@ def at(seconds: float, camera: str | None = "canon|r6|1") -> Capture:
     return Capture(START + timedelta(seconds=seconds), camera)
 
 
-def test_moment_ids_split_each_camera_at_the_gap() -> None:
+def test_camera_runs_split_each_camera_at_the_gap() -> None:
     captures = [
         at(0),
-        at(0.5),
-        at(9.5),  # 9 s after the previous frame: same moment at a 10 s gap
+        at(2.5),
+        at(9.5),  # 7 s after the previous frame: under the gap, not 4x the cadence (2.5 s)
         at(30),  # 20.5 s: a new moment
         at(0.2, "canon|r6|2"),  # another body at the same second: its own moment
         Capture(None, "canon|r6|1"),  # no capture time
         at(0.4, None),  # a time but no camera: one more camera
     ]
 
-    ids = moment_ids(captures, 10.0).tolist()
+    runs = camera_runs([c.shot_at for c in captures], [c.camera for c in captures], 10.0)
 
-    assert ids[0] == ids[1] == ids[2]
-    assert len({ids[0], ids[3], ids[4], ids[6]}) == 4
-    assert ids[5] == -1
+    assert sorted(sorted(run.tolist()) for run in runs) == [[0, 1, 2], [3], [4], [5], [6]]
+
+
+def test_a_pause_well_above_the_cadence_starts_a_new_moment() -> None:
+    # Frames 0.1 s apart, a 5 s pause (under the 10 s gap), frames 0.1 s apart again.
+    burst = np.array([0.0, 0.1, 0.2, 0.3, 5.3, 5.4, 5.5])
+    assert cadence_cuts(burst, 10.0).tolist() == [False, False, False, True, False, False]
+    # Hand-clicked frames 2-3 s apart keep their 5 s pause: not well above their cadence.
+    clicked = np.array([0.0, 2.0, 5.0, 10.0, 12.5])
+    assert not cadence_cuts(clicked, 10.0).any()
+    # The fixed gap is the user's override either way.
+    assert cadence_cuts(clicked, 2.2).tolist() == [False, True, True, True]
 
 
 def test_camera_key_uses_make_model_and_serial() -> None:

@@ -30,8 +30,11 @@ DIM = 32
 
 
 @pytest.fixture(autouse=True)
-def _tracked(session_factory: sessionmaker[Session]) -> None:
-    unit_of_work.install(session_factory)
+def _tracked(request: pytest.FixtureRequest) -> None:
+    # The tests' own factory gets the app's unit of work (only where a test uses it: on
+    # SQLite its transaction holds the write lock that clean_database needs).
+    if "session_factory" in request.fixturenames:
+        unit_of_work.install(request.getfixturevalue("session_factory"))
 
 
 def stored_vectors(db: Session, ids: list[int]) -> dict[int, np.ndarray]:
