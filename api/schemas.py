@@ -33,6 +33,7 @@ from processing.grouping import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
 )
+from services.analysis_service import GROUP_NOTES
 
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
@@ -201,6 +202,22 @@ class RejectedFile(BaseModel):
     reason: str
 
 
+class GroupSummary(BaseModel):
+    """How sure the analysis was of one group (absent after a manual regrouping)."""
+
+    label: str
+    size: int
+    cohesion: float | None = Field(
+        default=None, description="The weakest link holding the group together (cosine)."
+    )
+    may_hold_moments: bool = Field(
+        default=False,
+        description="The shooting sequence had a candidate cut inside the group that was not "
+        "taken; `split_before_image_id` is where (PUT /batches/{id}/groups splits it).",
+    )
+    split_before_image_id: int | None = None
+
+
 class BatchResponse(BaseModel):
     id: int
     batch_name: str
@@ -216,6 +233,11 @@ class BatchResponse(BaseModel):
     )
     preview_image_ids: list[int] = Field(
         default_factory=list, description="The first few image ids, in page order (covers)."
+    )
+    groups: list[GroupSummary] = Field(
+        default_factory=list,
+        description="Each group of the last analysis in page order, with how sure it is; "
+        "empty in the `include=summary` list.",
     )
     # Only on an upload's answer: every file refused (X-Rejected-Files lists the first few).
     rejected: list[RejectedFile] | None = None
@@ -386,8 +408,45 @@ def _encoded(content: Any) -> bytes:
 _DERIVED_IMAGE_FIELDS = frozenset({"has_embedding", "is_duplicate", "message"})
 # BatchResponse fields the Presenter computes from the memberships.
 _DERIVED_BATCH_FIELDS = frozenset(
-    {"image_count", "embedded_count", "image_associations", "preview_image_ids", "rejected"}
+    {
+        "image_count",
+        "embedded_count",
+        "image_associations",
+        "preview_image_ids",
+        "rejected",
+        "groups",
+    }
 )
+
+
+def group_summaries(
+    parameters: Mapping[str, Any] | None, members: Sequence[Any], id_at: int
+) -> list[dict[str, Any]]:
+    """Each group among `members` (page order; the image id at `id_at`), with the analysis's
+    notes on it where they still describe it (GroupSummary as dicts)."""
+    label_at = MEMBER_FIELDS.index("group_label")
+    members_of: dict[str, list[int]] = {}
+    for member in members:
+        label = member[label_at]
+        if readiness.is_grouped(label):
+            members_of.setdefault(label, []).append(member[id_at])
+    stored = (parameters or {}).get(GROUP_NOTES) or []
+    notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
+    summaries = []
+    for label, ids in members_of.items():
+        note = notes.get(label, {})
+        split = note.get("split_before_image_id")
+        split = split if split in ids else None  # removed since, or never in it
+        summaries.append(
+            {
+                "label": label,
+                "size": len(ids),
+                "cohesion": note.get("cohesion"),
+                "may_hold_moments": split is not None,
+                "split_before_image_id": split,
+            }
+        )
+    return summaries
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -405,6 +464,7 @@ def _batch_body(
     preview_image_ids: list[int],
     image_associations: list[dict[str, Any]],
     rejected: list[dict[str, Any]] | None = None,
+    groups: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The one place a BatchResponse dict is put together: the batch row's own fields and the
     derived ones (every batch answer, summaries included, is built here)."""
@@ -419,6 +479,7 @@ def _batch_body(
         image_associations=image_associations,
         preview_image_ids=preview_image_ids,
         rejected=rejected,
+        groups=groups or [],
     )
     return body
 
@@ -512,6 +573,9 @@ class Presenter:
             image_associations=[
                 _association(image, member) for image, member in zip(images, members, strict=True)
             ],
+            groups=group_summaries(
+                batch.parameters, members, len(MEMBER_FIELDS) + list(columns).index("id")
+            ),
         )
 
     def batch_page(self, page: BatchMembers) -> Response:

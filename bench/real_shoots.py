@@ -52,7 +52,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -526,6 +526,26 @@ def before_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> lis
     return [UNGROUPED if r < 0 else f"Group {r}" for r in raw]
 
 
+def save_card(path: Path, shots: Sequence[Shot], vectors: np.ndarray) -> None:
+    """The card's vectors as the server stored them, with each shot's truth, camera and time
+    (bench/moments_loco.py chooses thresholds on these, leave-one-card-out)."""
+    np.savez_compressed(
+        path,
+        vectors=vectors,
+        names=np.array([s.name for s in shots]),
+        truth=np.array([s.truth for s in shots]),
+        cameras=np.array(
+            [
+                ""
+                if s.camera is None
+                else f"{s.camera.make}|{s.camera.model}|{s.camera.serial or ''}"
+                for s in shots
+            ]
+        ),
+        at=np.array([np.nan if s.at is None else s.at for s in shots]),
+    )
+
+
 def card_rows(
     server: Server,
     name: str,
@@ -534,10 +554,15 @@ def card_rows(
     before: bool,
     gaps: Sequence[float] = (),
     parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     t0 = time.perf_counter()
     batch_id, ids = server.upload_card(shots)
     yield f"-- card {name}: {len(ids)} images uploaded+embedded in {time.perf_counter() - t0:.1f} s"
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        save_card(save_dir / f"{name}.npz", shots, server.vectors(ids))
+        yield f"   vectors saved to {save_dir / f'{name}.npz'}"
     if any(s.kind for s in shots) and not name.endswith(("-noexif", "no-times", "fives")):
         yield "   " + descriptor_figures(shots, server.vectors(ids))
     truth = [s.truth for s in shots]
@@ -592,20 +617,32 @@ def precision_first(fit: Results) -> str:
     return max(candidates, key=key)
 
 
-def held_out_rows(results: Results, choose: Chooser = precision_first) -> Iterator[str]:
-    """For each source: choose a candidate on every other source's cards (fit), report it on the
-    cards of the source left out (held out). `choose` is the pluggable threshold choice."""
-    yield f"   {'held out':<18} {'chosen on the others':<34} {'fit ARI/prec':>13} " + HEADER[26:]
-    for source in sorted({source_of(c) for c in results}):
-        fit = {c: r for c, r in results.items() if source_of(c) != source}
-        if not fit:
-            continue
-        chosen = choose(fit)
-        fit_ari = float(np.mean([r[chosen].ari for r in fit.values()]))
-        fit_precision = float(np.mean([r[chosen].precision for r in fit.values()]))
-        for card in sorted(c for c in results if source_of(c) == source):
-            shown = row("", results[card][chosen])[26:]
-            yield (f"   {card:<18} {chosen:<34} {fit_ari:6.3f}/{fit_precision:<6.3f} {shown}")
+def held_out_rows(
+    results: Results,
+    choose: Chooser = precision_first,
+    families: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[str]:
+    """For each family of candidates (one parameter set, each value of the swept field) and each
+    source: choose a candidate on every other source's cards (fit), report it on the cards of
+    the source left out (held out). `choose` is the pluggable threshold choice."""
+    if families is None:
+        families = {"all": list(next(iter(results.values())))}
+    yield f"   {'held out':<18} {'chosen on the others':<28} {'fit ARI/prec':>13} " + HEADER[26:]
+    for candidates in families.values():
+        for source in sorted({source_of(c) for c in results}):
+            fit = {
+                c: {k: r[k] for k in candidates}
+                for c, r in results.items()
+                if source_of(c) != source
+            }
+            if not fit:
+                continue
+            chosen = choose(fit)
+            fit_ari = float(np.mean([r[chosen].ari for r in fit.values()]))
+            fit_precision = float(np.mean([r[chosen].precision for r in fit.values()]))
+            for card in sorted(c for c in results if source_of(c) == source):
+                shown = row("", results[card][chosen])[26:]
+                yield f"   {card:<18} {chosen:<28} {fit_ari:6.3f}/{fit_precision:<6.3f} {shown}"
 
 
 def sweep_candidates(
@@ -660,6 +697,7 @@ def run(
     gaps: Sequence[float],
     parameter_sets: Sequence[tuple[str, dict[str, Any]]] = PARAMETER_SETS,
     held_out: str | None = None,
+    save_dir: Path | None = None,
 ) -> Iterator[str]:
     started = time.perf_counter()
     all_cards = build_cards(cards)
@@ -691,12 +729,18 @@ def run(
                         descriptor == "mean",
                         gaps,
                         parameter_sets,
+                        save_dir=save_dir,
                     )
                 finally:
                     server.close()
         if held_out is not None:
             yield "\n-- leave one source out (a card and its -noexif copy go together) --"
-            yield from held_out_rows(results)
+            candidates = [label for label, _ in sweep_candidates(parameter_sets, held_out)]
+            families = {
+                p: [c for c in candidates if c == p or c.startswith(p + " ")]
+                for p, _ in parameter_sets
+            }
+            yield from held_out_rows(results, families=families)
 
 
 ALL_CARDS = (
@@ -726,6 +770,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="leave one source out: choose among the parameter sets (crossed with "
         "KEY=V1,V2,... of the analyze request, if given) on the other cards, report on it",
     )
+    parser.add_argument(
+        "--save-vectors",
+        type=Path,
+        default=None,
+        help="save each card's stored vectors, truth and EXIF to DIR/<card>.npz",
+    )
     args = parser.parse_args(argv)
     gaps = [float(g) for g in args.gaps.split(",") if g]
     print(
@@ -734,7 +784,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     wanted = args.params.split(",")
     parameter_sets = [(label, body) for label, body in PARAMETER_SETS if label in wanted]
     cards, descriptors = args.cards.split(","), args.descriptors.split(",")
-    lines = run(cards, descriptors, not args.no_time_off, gaps, parameter_sets, args.held_out)
+    lines = run(
+        cards,
+        descriptors,
+        not args.no_time_off,
+        gaps,
+        parameter_sets,
+        args.held_out,
+        args.save_vectors,
+    )
     for line in lines:
         print(line, flush=True)
 

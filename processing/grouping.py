@@ -20,7 +20,7 @@ near-duplicates plus scattered shots, 384-d; see bench/grouping.py):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 
 from processing.exact_mst import exact_hdbscan_labels
 from processing.knn_hdbscan import knn_hdbscan_labels
+from processing.moments import DEFAULT_RULES, MomentRules, moment_groups
 
 UNGROUPED = "Ungrouped"
 Metric = Literal["cosine", "euclidean"]
@@ -64,21 +65,21 @@ OUTSIDER_MARGIN = 0.4
 # The single-cluster fallback (nothing else found) keeps its one group only if every pair of
 # members is at least this alike: a batch of one scene, not a handful of unrelated photos.
 FALLBACK_MIN_COSINE = 0.8
-# Frames of one moment (one camera, no gap over the time gap) at least this alike (cosine),
-# directly or through other frames of the moment, are one group. Measured with the offline
-# encoder on bench/real_shoots.py's cards: the weakest link inside a real burst is 0.79, the most
-# alike two unrelated photos are 0.73.
+# Images without a capture time: members of one HDBSCAN cluster at least this alike (cosine),
+# directly or through other members, stay one group. Measured with the offline encoder on
+# bench/real_shoots.py's first card: the weakest link inside a real burst is 0.79, the most alike
+# two unrelated photos are 0.73. (Timed images follow processing/moments.py's rules instead.)
 MOMENT_LINK_COSINE = 0.75
 
 
 # HDBSCAN's finest parameters (min_cluster_size, min_samples): single linkage's density. A
 # cluster found at the request's parameters that holds two or more clusters of this finest
-# level, each at least min_cluster_size images, is cut into them (_split_by_moment_looks).
+# level, each at least min_cluster_size images, is cut into them (_split_by_finest).
 # Measured on bench/real_shoots.py's card without capture times (MAC vectors): at 5/5 and 3/3
 # HDBSCAN alone puts six moments of one fixed camera (36 frames) in one group: min_samples > 1
 # smooths a short burst into its neighbours, and a larger min_cluster_size makes it prefer the
 # group of all of them; at the finest level those moments stay apart. Only images without a
-# capture time keep HDBSCAN's clusters (timed ones are regrouped by moment), so this matters
+# capture time are clustered by HDBSCAN (timed ones are grouped by moment), so this matters
 # for them, and for every image when capture time is off.
 FINEST = (2, 1)
 
@@ -97,23 +98,17 @@ def camera_key(make: str | None, model: str | None, serial: str | None) -> str |
     return "|".join(parts) if any(parts) else None
 
 
-def moment_ids(captures: Sequence[Capture], gap_seconds: float) -> NDArray[np.intp]:
-    """One id per image: a new moment starts wherever a camera's consecutive frames are more
-    than `gap_seconds` apart. -1 for images without a capture time."""
-    ids = np.full(len(captures), -1, dtype=np.intp)
-    by_camera: dict[str | None, list[tuple[datetime, int]]] = {}
-    for row, capture in enumerate(captures):
-        if capture.shot_at is not None:
-            by_camera.setdefault(capture.camera, []).append((capture.shot_at, row))
-    next_id = -1
-    for frames in by_camera.values():
-        previous: datetime | None = None
-        for moment, row in sorted(frames):
-            if previous is None or (moment - previous).total_seconds() > gap_seconds:
-                next_id += 1
-            ids[row] = next_id
-            previous = moment
-    return ids
+@dataclass(frozen=True, slots=True)
+class GroupNote:
+    """How sure one group is: its weakest link (cosine), and where its shooting sequence had a
+    candidate cut that was not taken (the row that would start the second part), if any."""
+
+    cohesion: float
+    split_before_row: int | None = None
+
+    @property
+    def may_hold_moments(self) -> bool:
+        return self.split_before_row is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +118,23 @@ class GroupingResult:
     labels: list[str]
     n_groups: int
     used_single_cluster_fallback: bool
+    notes: dict[str, GroupNote] = field(default_factory=dict)  # by group label
 
 
 class ImageGrouper:
-    """HDBSCAN over embedding vectors, with the parameters a batch is analysed with."""
+    """Moments by capture time, camera and looks (processing/moments.py); images without a
+    capture time by HDBSCAN over their vectors, per camera. A larger min_cluster_size or
+    min_samples only ever leaves more images Ungrouped: never a group the finest parameters
+    (2/1) would not make."""
 
     def __init__(
         self,
-        min_cluster_size: int = 5,
-        min_samples: int = 5,
+        min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
         metric: Metric = "cosine",
         *,
         large_batch_rows: int = LARGE_BATCH_ROWS,
+        rules: MomentRules = DEFAULT_RULES,
     ) -> None:
         if min_cluster_size < 2:
             raise ValueError(f"min_cluster_size must be at least 2, got {min_cluster_size}")
@@ -146,6 +146,7 @@ class ImageGrouper:
         self.min_samples = min_samples
         self.metric = metric
         self.large_batch_rows = large_batch_rows
+        self.rules = rules
 
     def fit_labels(
         self,
@@ -155,9 +156,10 @@ class ImageGrouper:
     ) -> GroupingResult:
         """Label each row "Group N" or "Ungrouped"; ValueError if not 2-D or not finite.
 
-        With `captures` (one per row) and `time_gap_seconds`, a group never spans a gap longer
-        than that between one camera's consecutive frames; rows without a capture time are
-        grouped by looks alone."""
+        With `captures` (one per row) and `time_gap_seconds`, rows with a capture time are
+        grouped by moment (processing/moments.py): a group never spans a gap longer than
+        that, nor a pause well above its camera's cadence, nor two cameras. Rows without a
+        capture time are grouped by looks, per camera."""
         large = len(vectors) > self.large_batch_rows
         # Large batches stay in float32: a float64 copy of 100k 1280-d rows alone is 1 GB.
         x = _checked(vectors, np.float32 if large else np.float64)
@@ -166,70 +168,123 @@ class ImageGrouper:
         # batch that small is all "Ungrouped", even if its images are identical.
         if n < self.min_cluster_size:
             return GroupingResult([UNGROUPED] * n, 0, False)
-        moments: NDArray[np.intp] | None = None
+        if captures is not None and len(captures) != n:
+            raise ValueError(f"{len(captures)} captures for {n} vectors")
+        timed = np.zeros(n, dtype=bool)
         if captures is not None and time_gap_seconds is not None:
-            if len(captures) != n:
-                raise ValueError(f"{len(captures)} captures for {n} vectors")
-            moments = moment_ids(captures, time_gap_seconds)
+            timed = np.array([c.shot_at is not None for c in captures], dtype=bool)
         if self.metric == "cosine":
             x = _l2_normalised(x)
+        raw = np.full(n, -1, dtype=np.intp)
+        cohesion: dict[int, float] = {}
+        split_before: dict[int, int] = {}
+        if timed.any() and captures is not None:
+            rows = np.flatnonzero(timed)
+            moments = moment_groups(
+                _l2_normalised(x[rows]),
+                [captures[r].shot_at for r in rows],
+                [captures[r].camera for r in rows],
+                time_gap_seconds,
+                self.rules,
+            )
+            for label, members in enumerate(_members(moments.labels)):
+                if members.size >= self.min_cluster_size:
+                    raw[rows[members]] = label
+                    cohesion[label] = moments.cohesion[label]
+                    if label in moments.split_before:
+                        split_before[label] = int(rows[moments.split_before[label]])
+        fallback = False
+        untimed = np.flatnonzero(~timed)
+        if untimed.size >= self.min_cluster_size:
+            cameras = None if captures is None else [captures[r].camera for r in untimed]
+            looks, fallback = self._by_looks(x[untimed], cameras, large)
+            first = int(raw.max()) + 1
+            raw[untimed[looks >= 0]] = looks[looks >= 0] + first
+        labels, n_groups, names = _named(raw)
+        unit = _l2_normalised(x)
+        notes = {
+            name: GroupNote(
+                cohesion.get(label, _weakest_link(np.flatnonzero(raw == label), unit)),
+                split_before.get(label),
+            )
+            for label, name in names.items()
+        }
+        return GroupingResult(labels, n_groups, fallback, notes)
+
+    def _by_looks(
+        self, x: NDArray[np.float64], cameras: Sequence[str | None] | None, large: bool
+    ) -> tuple[NDArray[np.intp], bool]:
+        """Rows without a capture time: HDBSCAN's clusters per camera (_looks_clusters), read
+        along the upload order's sequence of looks (processing/moments.py without the time
+        cuts: cameras name their files in shooting order, so a fixed camera's next moment
+        comes next, and looks alike); see _in_sequence. Returns raw labels (-1 noise) and
+        whether the single-cluster fallback was used."""
+        clusters, fallback = self._looks_clusters(x, cameras, large)
+        n = x.shape[0]
+        in_order = moment_groups(
+            _l2_normalised(x), [None] * n, cameras or [None] * n, None, self.rules
+        )
+        raw = _in_sequence(clusters, in_order.labels)
+        if (self.min_cluster_size, self.min_samples) != FINEST:
+            # Larger parameters may leave more rows Ungrouped, never put together rows the
+            # finest keep apart (measured: at 5/5 HDBSCAN put two moments of a fixed camera,
+            # uploaded one after the other, in one group that 2/1 kept apart).
+            finest = ImageGrouper(*FINEST, self.metric, rules=self.rules)
+            raw = _meet(raw, finest._by_looks(x, cameras, large)[0])
+        return _at_least(raw, self.min_cluster_size), fallback
+
+    def _looks_clusters(
+        self, x: NDArray[np.float64], cameras: Sequence[str | None] | None, large: bool
+    ) -> tuple[NDArray[np.intp], bool]:
+        """HDBSCAN's clusters, per camera, cut where the finest parameters (FINEST) cut them,
+        linked and without outsiders; the single-cluster fallback where nothing is found."""
+        n = x.shape[0]
+        apart = _camera_ids(cameras, n)
         if np.all(x == x[0]):
             # Identical rows have no density structure to find (and nothing for PCA to keep).
-            apart = None if moments is None else _untimed_by_camera(moments, captures)
-            raw = self._refined(np.zeros(n, dtype=np.intp), x, moments, apart, fallback=True)
-            labels, n_groups = _named(raw)
-            return GroupingResult(labels, n_groups, True)
-
+            return self._refined(np.zeros(n, dtype=np.intp), x, apart, fallback=True), True
         unit_rows = self.metric == "cosine"
-
-        # Untimed rows are clustered among themselves: one more "moment" for HDBSCAN per camera.
-        apart = None if moments is None else _untimed_by_camera(moments, captures)
         raw = self._cluster(x, large, unit_rows, allow_single_cluster=False, moments=apart)
         if not large and (self.min_cluster_size, self.min_samples) != FINEST:
             finest = self._cluster(
                 x, large, unit_rows, allow_single_cluster=False, moments=apart, at=FINEST
             )
-            raw = _split_by_moment_looks(raw, finest, self.min_cluster_size)
-        raw = self._refined(raw, x, moments, apart, fallback=False)
-        fallback = bool(np.all(raw < 0))
-        if fallback:
-            # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
-            # to select the root (always allowing it merges separate bursts into one group). Its
-            # root keeps only the rows that stay to the end, so the whole batch is the candidate
-            # here, cut by moment and looks, and kept only where it is one scene.
-            if large:  # the n x n comparisons of the whole batch would not fit in memory
-                raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
-            else:
-                raw = np.zeros(n, dtype=np.intp)
-            raw = self._refined(raw, x, moments, apart, fallback=True)
-        labels, n_groups = _named(raw)
-        return GroupingResult(labels, n_groups, fallback)
+            raw = _split_by_finest(raw, finest, self.min_cluster_size)
+        raw = self._refined(raw, x, apart, fallback=False)
+        if not np.all(raw < 0):
+            return raw, False
+        # Nothing found: the batch may be one scene, which HDBSCAN only reports when allowed
+        # to select the root (always allowing it merges separate bursts into one group). Its
+        # root keeps only the rows that stay to the end, so the whole batch is the candidate
+        # here, cut by camera and looks, and kept only where it is one scene.
+        if large:  # the n x n comparisons of the whole batch would not fit in memory
+            raw = self._cluster(x, large, unit_rows, allow_single_cluster=True)
+        else:
+            raw = np.zeros(n, dtype=np.intp)
+        return self._refined(raw, x, apart, fallback=True), True
 
     def _refined(
         self,
         raw: NDArray[np.intp],
         x: NDArray[np.float64],
-        moments: NDArray[np.intp] | None,
-        apart: NDArray[np.intp] | None,
+        apart: NDArray[np.intp],
         *,
         fallback: bool,
     ) -> NDArray[np.intp]:
-        """The final groups: HDBSCAN's clusters, or with capture times each moment's frames
-        that look alike, without outsiders; a group smaller than min_cluster_size is noise.
-        `apart`: `moments` with each camera's untimed rows as one more moment."""
+        """The final groups of rows without a capture time: HDBSCAN's clusters cut by camera,
+        linked, without outsiders; a group smaller than min_cluster_size is noise."""
         unit = _l2_normalised(x)
-        if moments is not None and apart is not None:
-            raw = _by_moment(raw, unit, moments, apart)
         out = np.full(raw.shape[0], -1, dtype=np.intp)
         next_id = 0
         for rows in _members(raw):
-            for piece in _linked(rows, unit):
-                part = _without_outsiders(piece, unit)
-                if fallback and not _one_scene(part, unit):
-                    continue
-                if part.size >= self.min_cluster_size:
-                    out[part] = next_id
-                    next_id += 1
+            for camera_rows in _members(apart[rows]):
+                for piece in _linked(rows[camera_rows], unit):
+                    part = _without_outsiders(piece, unit)
+                    if fallback and not _one_scene(part, unit):
+                        continue
+                    if part.size >= self.min_cluster_size:
+                        out[part] = next_id
+                        next_id += 1
         return out
 
     def _cluster(
@@ -249,7 +304,7 @@ class ImageGrouper:
         if not large:
             if moments is not None:
                 # A burst of exactly min_cluster_size frames, kept apart from every other
-                # moment, has only min_cluster_size - 1 neighbours to count.
+                # camera, has only min_cluster_size - 1 neighbours to count.
                 min_samples = max(1, min(min_samples, min_cluster_size - 1))
             return exact_hdbscan_labels(
                 x,
@@ -259,7 +314,7 @@ class ImageGrouper:
                 allow_single_cluster=allow_single_cluster,
                 moments=moments,
             )
-        # Moments are applied afterwards (_refined regroups timed rows by moment).
+        # Cameras are applied afterwards (_refined cuts each cluster by camera).
         return knn_hdbscan_labels(
             x,
             min_cluster_size,
@@ -269,13 +324,14 @@ class ImageGrouper:
         )
 
 
-def _split_by_moment_looks(
+def _split_by_finest(
     raw: NDArray[np.intp], finest: NDArray[np.intp], min_cluster_size: int
 ) -> NDArray[np.intp]:
     """HDBSCAN's clusters at the request's parameters, each cut into the clusters HDBSCAN finds
     inside it at its finest (FINEST) where two or more of those are at least min_cluster_size
     images: then the cluster holds several moments, each big enough to be a group of its own;
-    its other rows are Ungrouped. A cluster with fewer such parts is kept whole."""
+    its other rows are Ungrouped. A cluster with fewer such parts is kept whole (at 2/1 HDBSCAN
+    pairs up near-identical frames, so its finest clusters alone would shatter a burst)."""
     out = raw.copy()
     next_id = int(raw.max()) + 1 if raw.size else 0
     for rows in _members(raw):
@@ -289,45 +345,87 @@ def _split_by_moment_looks(
     return out
 
 
-def _untimed_by_camera(
-    moments: NDArray[np.intp], captures: Sequence[Capture] | None
-) -> NDArray[np.intp]:
-    """`moments` with the rows without a capture time given one more id per camera: their
-    time is unknown, but two bodies never take the same frame (two photographers at one
-    wedding shoot the same scene from different places). Rows without a camera share one id."""
-    apart = moments.copy()
-    untimed = np.flatnonzero(moments < 0)
-    cameras: dict[str | None, int] = {}
-    first = int(moments.max()) + 1
-    for row in untimed:
-        camera = captures[row].camera if captures is not None else None
-        apart[row] = first + cameras.setdefault(camera, len(cameras))
-    return apart
-
-
-def _by_moment(
-    raw: NDArray[np.intp],
-    unit: NDArray[np.float64],
-    moments: NDArray[np.intp],
-    apart: NDArray[np.intp],
-) -> NDArray[np.intp]:
-    """Regroup timed rows by moment: within one camera's moment, frames joined by a chain of
-    pairs at least MOMENT_LINK_COSINE alike are one group, however HDBSCAN cut them (at small
-    min_cluster_size it splits a burst where a head turns). Rows without a capture time keep
-    the clusters HDBSCAN found among them (looks alone: their time is unknown, so a look-alike
-    of another moment cannot be told from a frame of the same moment), cut by camera."""
-    out = np.full(raw.shape[0], -1, dtype=np.intp)
+def _in_sequence(clusters: NDArray[np.intp], segments: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Groups along the shooting sequence: inside each segment (rows in order that the
+    sequence links), HDBSCAN's clusters whose stretches of the sequence overlap are one group
+    (a burst's frames do not alternate between two moments; HDBSCAN at 2/1 splits a burst of
+    near-identical frames into interleaved pairs), with the rows in between; clusters one
+    after the other stay apart (a fixed camera's next moment), and a segment HDBSCAN finds no
+    cluster in is no group."""
+    out = np.full(clusters.shape[0], -1, dtype=np.intp)
     next_id = 0
-    for rows in _members(moments):
-        for piece in _linked(rows, unit):
-            out[piece] = next_id
-            next_id += 1
-    for rows in _members(raw):
-        untimed = rows[moments[rows] < 0]
-        for camera_rows in _members(apart[untimed]):
-            out[untimed[camera_rows]] = next_id
-            next_id += 1
+    for rows in _members(segments):
+        rows = np.sort(rows)
+        spans = sorted(
+            (int(part[0]), int(part[-1])) for part in _members(clusters[rows])
+        )  # positions in the segment, each cluster's first and last
+        merged: list[list[int]] = []
+        for first, last in spans:
+            if merged and first <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        for first, last in merged:
+            if last > first:
+                out[rows[first : last + 1]] = next_id
+                next_id += 1
     return out
+
+
+def _meet(a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Rows together in both labellings are together (-1, noise, in either stays noise)."""
+    out = np.full(a.shape[0], -1, dtype=np.intp)
+    both = (a >= 0) & (b >= 0)
+    if both.any():
+        pairs = a[both].astype(np.int64) * (int(b.max()) + 1) + b[both]
+        _, ids = np.unique(pairs, return_inverse=True)
+        out[both] = ids.ravel()
+    return out
+
+
+def _at_least(raw: NDArray[np.intp], size: int) -> NDArray[np.intp]:
+    """Groups of fewer than `size` rows become noise."""
+    _, inverse, counts = np.unique(raw, return_inverse=True, return_counts=True)
+    out = raw.copy()
+    out[(counts[inverse.ravel()] < size) & (raw >= 0)] = -1
+    return out
+
+
+def _camera_ids(cameras: Sequence[str | None] | None, n: int) -> NDArray[np.intp]:
+    """One id per camera (rows without a camera share one): two bodies never take the same
+    frame (two photographers at one wedding shoot the same scene from different places)."""
+    if cameras is None:
+        return np.zeros(n, dtype=np.intp)
+    ids: dict[str | None, int] = {}
+    return np.array([ids.setdefault(c, len(ids)) for c in cameras], dtype=np.intp)
+
+
+def _weakest_link(rows: NDArray[np.intp], unit: NDArray[np.floating]) -> float:
+    """The weakest link holding a group of rows together: the lowest cosine on its maximum
+    spanning tree (single linkage's last merge). Groups past _LINK_BLOCK_ROWS rows: the lowest
+    cosine of any member to its nearest other member, a bound from above."""
+    members = unit[rows].astype(np.float64)
+    if rows.size < 2:
+        return 1.0
+    if rows.size > _LINK_BLOCK_ROWS:
+        best = np.full(rows.size, -1.0)
+        for start in range(0, rows.size, _LINK_BLOCK_ROWS):
+            block = members[start : start + _LINK_BLOCK_ROWS] @ members.T
+            block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = -1.0
+            best[start : start + block.shape[0]] = block.max(axis=1)
+        return float(best.min())
+    # Prim's algorithm on similarities: the best link from the tree to each row outside it.
+    similarity = members @ members.T
+    best = similarity[0].copy()
+    outside = np.ones(rows.size, dtype=bool)
+    outside[0] = False
+    weakest = 1.0
+    for _ in range(rows.size - 1):
+        nearest = int(np.argmax(np.where(outside, best, -np.inf)))
+        weakest = min(weakest, float(best[nearest]))
+        outside[nearest] = False
+        np.maximum(best, similarity[nearest], out=best)
+    return weakest
 
 
 def _members(labels: NDArray[np.intp]) -> list[NDArray[np.intp]]:
@@ -424,10 +522,11 @@ def _l2_normalised(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return normalised
 
 
-def _named(raw: NDArray[np.intp]) -> tuple[list[str], int]:
-    """Noise -> "Ungrouped"; clusters -> "Group 1..k" by size, ties by their first row."""
+def _named(raw: NDArray[np.intp]) -> tuple[list[str], int, dict[int, str]]:
+    """Noise -> "Ungrouped"; clusters -> "Group 1..k" by size, ties by their first row. Also
+    each raw label's name."""
     # first_rows index the noise-free labels, which keeps the order of the rows: enough for ties.
     ids, first_rows, sizes = np.unique(raw[raw >= 0], return_index=True, return_counts=True)
     order = sorted(range(ids.size), key=lambda i: (-sizes[i], first_rows[i]))
     names = {int(ids[i]): f"Group {rank}" for rank, i in enumerate(order, start=1)}
-    return [names.get(int(label), UNGROUPED) for label in raw], ids.size
+    return [names.get(int(label), UNGROUPED) for label in raw], ids.size, names

@@ -35,6 +35,10 @@ from services.errors import AppError, Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
+# The key of the analysis parameters holding each group's cohesion and candidate split; a
+# manual regrouping (update_groups) removes it, since the groups it describes are gone.
+GROUP_NOTES = "group_notes"
+
 
 class AnalysisFailed(AppError):
     """Clustering itself failed. The batch is marked failed, and that change is kept."""
@@ -186,9 +190,24 @@ def analyze_batch(
     names = result.labels
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: readiness.UNGROUPED for image in failed})
+    grouped = _members_by_label(labels)
     # Brackets are told from EXIF whatever their looks: each becomes a group kept whole.
     labels, kinds = with_brackets(labels, ranking.frames(crud_image.frame_rows(session, batch_id)))
     ranking.rank_labelled(session, batch_id, labels, kinds)
+    # Notes only on the groups brackets left as the grouping made them.
+    kept = {label for label, ids in _members_by_label(labels).items() if grouped.get(label) == ids}
+    notes = [
+        {
+            "label": label,
+            "cohesion": round(note.cohesion, 4),
+            "may_hold_moments": note.may_hold_moments,
+            "split_before_image_id": (
+                None if note.split_before_row is None else usable[note.split_before_row].id
+            ),
+        }
+        for label, note in result.notes.items()
+        if label in kept
+    ]
     parameters: dict[str, Any] = {
         "min_cluster_size": params.min_cluster_size,
         "min_samples": params.min_samples,
@@ -199,10 +218,19 @@ def analyze_batch(
         "groups": len({label for label in labels.values() if readiness.is_grouped(label)}),
         "brackets": sum(kind == BRACKET for kind in kinds.values()),
         "single_cluster_fallback": result.used_single_cluster_fallback,
+        # How sure each group is (processing.grouping.GroupNote); the batch page's `groups`.
+        GROUP_NOTES: notes,
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
     session.flush()
     return batch_service.batch_page(session, batch_id, image_columns)
+
+
+def _members_by_label(labels: Mapping[int, str]) -> dict[str, set[int]]:
+    members: dict[str, set[int]] = {}
+    for image_id, label in labels.items():
+        members.setdefault(label, set()).add(image_id)
+    return members
 
 
 def update_groups(
@@ -235,6 +263,8 @@ def update_groups(
         )
     ranking.rank_labelled(session, batch_id, labels, None)
     batch.status, batch.error = "complete", None
+    if batch.parameters and GROUP_NOTES in batch.parameters:
+        batch.parameters = {k: v for k, v in batch.parameters.items() if k != GROUP_NOTES}
     session.flush()
     return batch_service.get_batch(session, batch_id)
 

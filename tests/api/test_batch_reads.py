@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from api import cluster_routes, image_routes
 from api.deps import get_read_session, get_session
-from api.schemas import BatchResponse, ImageAssociation, Presenter, json_response
+from api.schemas import BatchResponse, GroupSummary, ImageAssociation, Presenter, json_response
 from database.database import create_read_session_factory, create_session_factory
 from database.models import Image, ImageBatchAssociation
 from database.readiness import is_keeper
@@ -81,6 +81,10 @@ def validated(db: Session, present: Presenter, batch_id: int) -> dict:
         )
         for a in batch.image_associations
     ]
+    sizes: dict[str, int] = {}
+    for a in associations:
+        if a.group_label is not None and a.group_label != "Ungrouped":
+            sizes[a.group_label] = sizes.get(a.group_label, 0) + 1
     response = BatchResponse(
         id=batch.id,
         batch_name=batch.batch_name,
@@ -93,6 +97,7 @@ def validated(db: Session, present: Presenter, batch_id: int) -> dict:
         embedded_count=sum(a.image.has_embedding for a in associations),
         image_associations=associations,
         preview_image_ids=[a.image.id for a in associations[:4]],
+        groups=[GroupSummary(label=label, size=size) for label, size in sizes.items()],
     ).model_dump_json()
     return json.loads(response)  # type: ignore[no-any-return]
 
@@ -162,7 +167,7 @@ def test_batch_list_summary_and_pagination(client: TestClient, db: Session) -> N
     assert [b["id"] for b in full.json()] == [first, second, third]
     for whole, short in zip(full.json(), summary.json(), strict=True):
         assert whole == client.get(f"/batches/{whole['id']}").json()
-        assert short == {**whole, "image_associations": []}
+        assert short == {**whole, "image_associations": [], "groups": []}
         assert short["preview_image_ids"] == [
             a["image"]["id"] for a in whole["image_associations"][:4]
         ]

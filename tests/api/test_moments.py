@@ -26,9 +26,6 @@ DEFAULTS: dict[str, Any] = {}
 FIVES = {"min_cluster_size": 5, "min_samples": 5}
 
 pytestmark = pytest.mark.slow
-# Grouping before issue 17 merges these (single linkage at 0.75 inside a 10 s time run); strict,
-# so the change that fixes one must drop its marker.
-MERGES_MOMENTS = pytest.mark.xfail(strict=True, reason="issue 17: time joins moments")
 
 
 def files(sets: str) -> list[str]:
@@ -91,10 +88,7 @@ def test_the_files_are_camera_jpegs_and_stripping_keeps_their_pixels() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [
-        pytest.param(DEFAULTS, marks=MERGES_MOMENTS),
-        pytest.param({"min_cluster_size": 3, "min_samples": 3}, marks=MERGES_MOMENTS),
-    ],
+    [DEFAULTS, {"min_cluster_size": 3, "min_samples": 3}],
 )
 def test_two_moments_of_one_fixed_camera_seconds_apart_stay_two_groups(
     offline_client: TestClient, body: dict[str, Any]
@@ -108,10 +102,7 @@ def test_two_moments_of_one_fixed_camera_seconds_apart_stay_two_groups(
 
 @pytest.mark.parametrize(
     "body",
-    [
-        pytest.param(DEFAULTS, marks=MERGES_MOMENTS),
-        pytest.param({"min_cluster_size": 3, "min_samples": 3}, marks=MERGES_MOMENTS),
-    ],
+    [DEFAULTS, {"min_cluster_size": 3, "min_samples": 3}],
 )
 def test_two_people_shot_alternately_stay_apart(
     offline_client: TestClient, body: dict[str, Any]
@@ -132,7 +123,7 @@ def test_a_burst_with_a_moving_subject_stays_one_group(
     assert set(labels.values()) == {"Group 1"}, labels
 
 
-@pytest.mark.parametrize("body", [pytest.param(DEFAULTS, marks=MERGES_MOMENTS), FIVES])
+@pytest.mark.parametrize("body", [DEFAULTS, FIVES])
 def test_the_exif_copy_is_at_least_as_precise_as_the_stripped_copy(
     offline_client: TestClient, body: dict[str, Any]
 ) -> None:

@@ -1,0 +1,140 @@
+"""Choose the moment rules (processing/moments.py) on some cards, report them on the others.
+
+The cards' vectors are the ones the real server stored (bench/real_shoots.py --save-vectors
+DIR embeds each card through the HTTP API and saves them with their truth and EXIF); here the
+grouping itself (ImageGrouper.fit_labels, what the analysis runs) is swept over a grid of
+rules, without the server, because hundreds of settings through HTTP would take hours.
+
+    python -m bench.real_shoots --no-time-off --save-vectors /tmp/cards
+    python -m bench.moments_loco /tmp/cards            # defaults, fit on all, leave-one-card-out
+
+For each card held out, the rules are chosen on the other cards (highest mean ARI at the API
+defaults among the rules whose pair precision is at least PRECISION_FLOOR on every one of them,
+at 2/1 and 5/5; else the highest worst precision) and the held-out card is scored with them.
+"fit" rows are scored with the rules chosen on every card; "defaults" rows with MomentRules().
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from bench.real_shoots import HEADER, SHOOT_START, Scores, row, score
+from processing.grouping import Capture, ImageGrouper, camera_key
+from processing.moments import DEFAULT_RULES, MomentRules
+
+PRECISION_FLOOR = 0.95
+PARAMETERS = [("2/1", (2, 1)), ("5/5", (5, 5))]
+GRID = {
+    "link_cosine": [0.55, 0.6, 0.65, 0.7, 0.75],
+    "level_drop": [0.08, 0.1, 0.13, 0.16, 0.2],
+    "lone_link_cosine": [0.65, 0.75, 0.8, 0.85],
+    "cadence_ratio": [3.0, 4.0, 6.0],
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    vectors: np.ndarray
+    truth: list[str]
+    captures: list[Capture]  # with EXIF
+    stripped: list[Capture]  # the same pixels, no EXIF at all
+
+
+def load_card(path: Path) -> Card:
+    data = np.load(path)
+    captures = []
+    for camera, at in zip(data["cameras"], data["at"], strict=True):
+        parts = str(camera).split("|") if camera else [None, None, None]
+        key = camera_key(*parts) if camera else None
+        shot = None if np.isnan(at) else SHOOT_START + timedelta(seconds=float(at))
+        captures.append(Capture(shot, key))
+    stripped = [Capture(None, None) for _ in captures]
+    return Card(path.stem, data["vectors"], [str(t) for t in data["truth"]], captures, stripped)
+
+
+def labels_of(card: Card, rules: MomentRules, parameters: tuple[int, int], exif: bool) -> list[str]:
+    grouper = ImageGrouper(*parameters, rules=rules)
+    captures = card.captures if exif else card.stripped
+    return grouper.fit_labels(card.vectors, captures, 10.0).labels
+
+
+def scores(card: Card, rules: MomentRules, parameters: tuple[int, int], exif: bool) -> Scores:
+    return score(card.truth, labels_of(card, rules, parameters, exif), parameters[0])
+
+
+def grid() -> Iterator[MomentRules]:
+    keys = list(GRID)
+    for values in itertools.product(*(GRID[k] for k in keys)):
+        yield replace(DEFAULT_RULES, **dict(zip(keys, values, strict=True)))
+
+
+def choose(cards: Sequence[Card], table: dict[tuple[MomentRules, str, str], Scores]) -> MomentRules:
+    """The rules with the best mean ARI (2/1, EXIF) among those precise enough everywhere."""
+
+    def figures(rules: MomentRules) -> tuple[float, float]:
+        precisions = [
+            table[rules, card.name, label].precision for card in cards for label, _ in PARAMETERS
+        ]
+        ari = float(np.mean([table[rules, card.name, "2/1"].ari for card in cards]))
+        return min(precisions), ari
+
+    candidates = list(grid())
+    precise = [r for r in candidates if figures(r)[0] >= PRECISION_FLOOR]
+    if precise:
+        return max(precise, key=lambda r: figures(r)[1])
+    return max(candidates, key=lambda r: figures(r))
+
+
+def run(folder: Path) -> Iterator[str]:
+    cards = [load_card(path) for path in sorted(folder.glob("*.npz"))]
+    yield "cards: " + ", ".join(f"{c.name} ({len(c.truth)} images)" for c in cards)
+    yield HEADER
+    for card in cards:
+        for label, parameters in PARAMETERS:
+            figures = scores(card, DEFAULT_RULES, parameters, True)
+            yield row(f"{card.name} defaults {label}", figures)
+        yield row(f"{card.name} stripped 2/1", scores(card, DEFAULT_RULES, (2, 1), False))
+    table = {
+        (rules, card.name, label): scores(card, rules, parameters, True)
+        for rules in grid()
+        for card in cards
+        for label, parameters in PARAMETERS
+    }
+    fit = choose(cards, table)
+    yield f"\nfit on every card: {fit}"
+    yield HEADER
+    for card in cards:
+        for label, _ in PARAMETERS:
+            yield row(f"{card.name} fit {label}", table[fit, card.name, label])
+    if len(cards) < 2:
+        return
+    yield "\nleave one card out (rules chosen on the other cards, scored on this one):"
+    for held_out in cards:
+        chosen = choose([c for c in cards if c is not held_out], table)
+        yield f"  {held_out.name}: {chosen}"
+        for label, _ in PARAMETERS:
+            yield row(f"{held_out.name} held out {label}", table[chosen, held_out.name, label])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the cards saved by real_shoots --save-vectors")
+    args = parser.parse_args(argv)
+    shown = shlex.join(sys.argv[1:] if argv is None else argv)
+    print("command: python -m bench.moments_loco " + shown)
+    for line in run(args.folder):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
