@@ -83,7 +83,15 @@ def create_app(
             lease.share()
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
-        clustering = ClusteringPool.from_settings(settings)
+        # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
+        # ANALYSIS_ISOLATION (processes or threads), processes at ANALYSIS_NICENESS.
+        clustering = ClusteringPool(
+            settings.analysis_workers,
+            settings.analysis_queue,
+            settings.analysis_wait_seconds,
+            isolation=settings.analysis_isolation,
+            niceness=settings.analysis_niceness,
+        )
         clustering.start()
         app.state.settings = settings
         app.state.session_factory = factory
