@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from database.deadlines import DatabaseDeadlines
+
 DEFAULT_CORS_ORIGINS = [
     "http://localhost:3000",
     "http://localhost:5173",
@@ -69,6 +71,15 @@ class Settings(BaseSettings):
     # (a 50k analysis then takes longer only while the CPU is short).
     analysis_niceness: int = Field(default=10, ge=0, le=19)
 
+    # PostgreSQL time bounds (database/deadlines.py): a silent database fails a request
+    # within DB_ANSWER_TIMEOUT_SECONDS (503 + Retry-After), never hangs it.
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=120)
+    db_answer_timeout_seconds: float = Field(default=4.0, gt=0, le=3600)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=86400)
+    db_lock_timeout_seconds: float = Field(default=10.0, gt=0, le=86400)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=600)
+    db_breaker_cooldown_seconds: float = Field(default=5.0, ge=0, le=600)
+
     task_backend: Literal["inline", "celery"] = "inline"
     celery_broker_url: str | None = None
     celery_visibility_timeout: int = Field(default=600, ge=1)
@@ -109,6 +120,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.storage_root / 'pixal_judge.db').resolve()}"
+
+    @property
+    def database_deadlines(self) -> DatabaseDeadlines:
+        """The PostgreSQL time bounds, as plain numbers for database/."""
+        return DatabaseDeadlines(
+            connect_timeout=self.db_connect_timeout_seconds,
+            answer_timeout=self.db_answer_timeout_seconds,
+            statement_timeout=self.db_statement_timeout_seconds,
+            lock_timeout=self.db_lock_timeout_seconds,
+            pool_timeout=self.db_pool_timeout_seconds,
+            breaker_cooldown=self.db_breaker_cooldown_seconds,
+        )
 
     @property
     def images_dir(self) -> Path:

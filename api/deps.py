@@ -9,14 +9,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.schemas import Presenter
 from config import Settings
+from database.deadlines import DatabaseBreaker, database_breaker
 from processing.feature_extraction import ManagedEmbedder
 from services.background.queue import TaskQueue
 from services.clustering_pool import ClusteringPool
-from services.errors import AppError
+from services.errors import AppError, Unavailable
 from services.similarity_service import EmbeddingIndex
 
 
@@ -36,7 +39,9 @@ def get_session(request: Request) -> Iterator[Session]:
     own (never waiting for pool capacity), so a request holding SQLite's write lock can always
     commit. Routes that write return a finished `Response` (built in the route's thread), so
     nothing between the first write and the commit waits for a pool thread either."""
+    breaker = _admitted()
     session: Session = request.app.state.session_factory()
+    failed = False
     try:
         yield session
         session.commit()
@@ -46,21 +51,45 @@ def get_session(request: Request) -> Iterator[Session]:
         else:
             session.rollback()
         raise
-    except BaseException:
+    except BaseException as exc:
+        failed = lost_database(exc)
         session.rollback()
         raise
     finally:
         session.close()
+        breaker.settle(failed)
 
 
 def get_read_session(request: Request) -> Iterator[Session]:
     """A read-only transaction (deferred BEGIN on SQLite, READ ONLY on PostgreSQL): it never
     takes the write lock; closing it rolls back, there being nothing to commit."""
+    breaker = _admitted()
     session: Session = request.app.state.read_session_factory()
+    failed = False
     try:
         yield session
+    except BaseException as exc:
+        failed = lost_database(exc)
+        raise
     finally:
         session.close()
+        breaker.settle(failed)
+
+
+def _admitted() -> DatabaseBreaker:
+    """The breaker, if it lets this request try the database; else a 503 at once (no thread
+    waits out a deadline on a database that was just found silent)."""
+    breaker = database_breaker()
+    if not breaker.admit():
+        raise Unavailable("The database is unavailable; try again shortly.")
+    return breaker
+
+
+def lost_database(exc: BaseException) -> bool:
+    """True for a fault that says the connection to the database is gone or unobtainable."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def get_worker(request: Request) -> TaskQueue:

@@ -67,7 +67,9 @@ def create_app(
         engine = None
         factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
-            engine = create_db_engine(settings.resolved_database_url)
+            engine = create_db_engine(
+                settings.resolved_database_url, deadlines=settings.database_deadlines
+            )
             factory = create_session_factory(engine)
             read_factory = create_read_session_factory(engine)
         assert read_factory is not None
@@ -81,7 +83,15 @@ def create_app(
             lease.share()
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
-        clustering = ClusteringPool.from_settings(settings)
+        # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
+        # ANALYSIS_ISOLATION (processes or threads), processes at ANALYSIS_NICENESS.
+        clustering = ClusteringPool(
+            settings.analysis_workers,
+            settings.analysis_queue,
+            settings.analysis_wait_seconds,
+            isolation=settings.analysis_isolation,
+            niceness=settings.analysis_niceness,
+        )
         clustering.start()
         app.state.settings = settings
         app.state.session_factory = factory
@@ -151,8 +161,10 @@ def create_app(
     app.include_router(decision_routes.router)
 
     @app.get("/", operation_id="root", response_model=RootResponse, tags=["Status"])
-    def root() -> dict[str, Any]:
+    async def root() -> dict[str, Any]:
         """Say hello; handy to see that the server runs."""
+        # async: answered on the event loop, so it never waits for a request thread (they may
+        # all be busy with a database that stopped answering).
         return {"message": "Pixal Judge server is running. API docs: /docs"}
 
     @app.get(

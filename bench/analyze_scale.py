@@ -106,14 +106,18 @@ def _child(n: int, dim: int, path: str, out: str, cold: bool) -> None:
         labels, seconds = _old_pca_path(x)
     else:
         threshold = {"exact": 10**9, "knn": 0, "auto": None}[path]
-        grouper = ImageGrouper() if threshold is None else ImageGrouper(large_batch_rows=threshold)
+        grouper = (
+            ImageGrouper(5, 5)
+            if threshold is None
+            else ImageGrouper(5, 5, large_batch_rows=threshold)
+        )
         start = time.perf_counter()
         labels = grouper.fit_labels(x).labels
         seconds = time.perf_counter() - start
     second = None
     if cold:
         start = time.perf_counter()
-        ImageGrouper().fit_labels(x)
+        ImageGrouper(5, 5).fit_labels(x)
         second = time.perf_counter() - start
     named = np.array(["" if label == "Ungrouped" else label for label in labels])
     np.save(out, named)

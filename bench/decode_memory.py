@@ -49,14 +49,19 @@ def status_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def wait_idle(url: str, process: subprocess.Popen[bytes], timeout: float = 1800) -> None:
+def wait_idle(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 1800, made_on_demand: int = 0
+) -> None:
+    """Until nothing is queued or pending but the thumbnails made on demand (the worker does
+    not record those: their images stay "pending" until a restart)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("server exited")
         try:
             health = httpx.get(f"{url}/health", timeout=10).json()
-            pending = health["pending_thumbnails"] + health["pending_embeddings"]
+            thumbnails = max(0, health["pending_thumbnails"] - made_on_demand)
+            pending = thumbnails + health["pending_embeddings"]
             if pending + health["pending_quality"] == 0 and health["queued"] == 0:
                 return
         except (httpx.HTTPError, KeyError, ValueError):
@@ -69,7 +74,12 @@ def with_retries(send: httpx.Request, client: httpx.Client) -> tuple[httpx.Respo
     """The final answer, and how many 503s came first, retried after their Retry-After."""
     busy = 0
     while True:
-        response = client.send(send)
+        try:
+            response = client.send(send)
+        except httpx.TransportError:
+            # A kept-alive connection the server closed as it was reused (its keep-alive
+            # timeout equals Retry-After): sent again on a new one.
+            continue
         if response.status_code != 503 or busy >= 20:
             return response, busy
         busy += 1
@@ -154,7 +164,7 @@ def measure(tree: Path, port: int) -> Result:
                 with ThreadPoolExecutor(len(requests)) as pool:
                     answers = list(pool.map(lambda r: with_retries(r, client), requests))
                 answered = time.monotonic() - began
-                wait_idle(url, process)
+                wait_idle(url, process, made_on_demand=len(ids))
                 peak = status_kb(process.pid, "VmHWM")
                 time.sleep(2)
                 after = status_kb(process.pid, "VmRSS")

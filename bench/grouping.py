@@ -83,11 +83,13 @@ def timed_labels(grouper: ImageGrouper, x: NDArray[np.float32]) -> tuple[list[st
 
 
 def bench_time(sizes: list[int]) -> None:
-    print("\n== analyze time (ImageGrouper().fit_labels, cosine) ==")
-    ImageGrouper().fit_labels(photo_like(200))  # warm-up: first-call imports are not analyze time
+    print("\n== analyze time (ImageGrouper(5, 5).fit_labels, cosine) ==")
+    ImageGrouper(5, 5).fit_labels(
+        photo_like(200)
+    )  # warm-up: first-call imports are not analyze time
     for n in sizes:
         x = photo_like(n, seed=n)
-        _, seconds, info = timed_labels(ImageGrouper(), x)
+        _, seconds, info = timed_labels(ImageGrouper(5, 5), x)
         print(f"n={n:>6}: {seconds:7.2f} s   ({info})", flush=True)
 
 
@@ -111,8 +113,8 @@ def bench_agreement(sizes: list[int]) -> None:
         )
         # large_batch_rows=0 forces the kNN-graph path: its agreement at sizes that use exact.
         for name, grouper in [
-            ("ours", ImageGrouper()),
-            ("kNN graph", ImageGrouper(large_batch_rows=0)),
+            ("ours", ImageGrouper(5, 5)),
+            ("kNN graph", ImageGrouper(5, 5, large_batch_rows=0)),
         ]:
             labels, seconds, info = timed_labels(grouper, x)
             print(

@@ -52,7 +52,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -617,20 +617,32 @@ def precision_first(fit: Results) -> str:
     return max(candidates, key=key)
 
 
-def held_out_rows(results: Results, choose: Chooser = precision_first) -> Iterator[str]:
-    """For each source: choose a candidate on every other source's cards (fit), report it on the
-    cards of the source left out (held out). `choose` is the pluggable threshold choice."""
-    yield f"   {'held out':<18} {'chosen on the others':<34} {'fit ARI/prec':>13} " + HEADER[26:]
-    for source in sorted({source_of(c) for c in results}):
-        fit = {c: r for c, r in results.items() if source_of(c) != source}
-        if not fit:
-            continue
-        chosen = choose(fit)
-        fit_ari = float(np.mean([r[chosen].ari for r in fit.values()]))
-        fit_precision = float(np.mean([r[chosen].precision for r in fit.values()]))
-        for card in sorted(c for c in results if source_of(c) == source):
-            shown = row("", results[card][chosen])[26:]
-            yield (f"   {card:<18} {chosen:<34} {fit_ari:6.3f}/{fit_precision:<6.3f} {shown}")
+def held_out_rows(
+    results: Results,
+    choose: Chooser = precision_first,
+    families: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[str]:
+    """For each family of candidates (one parameter set, each value of the swept field) and each
+    source: choose a candidate on every other source's cards (fit), report it on the cards of
+    the source left out (held out). `choose` is the pluggable threshold choice."""
+    if families is None:
+        families = {"all": list(next(iter(results.values())))}
+    yield f"   {'held out':<18} {'chosen on the others':<28} {'fit ARI/prec':>13} " + HEADER[26:]
+    for candidates in families.values():
+        for source in sorted({source_of(c) for c in results}):
+            fit = {
+                c: {k: r[k] for k in candidates}
+                for c, r in results.items()
+                if source_of(c) != source
+            }
+            if not fit:
+                continue
+            chosen = choose(fit)
+            fit_ari = float(np.mean([r[chosen].ari for r in fit.values()]))
+            fit_precision = float(np.mean([r[chosen].precision for r in fit.values()]))
+            for card in sorted(c for c in results if source_of(c) == source):
+                shown = row("", results[card][chosen])[26:]
+                yield f"   {card:<18} {chosen:<28} {fit_ari:6.3f}/{fit_precision:<6.3f} {shown}"
 
 
 def sweep_candidates(
@@ -723,7 +735,12 @@ def run(
                     server.close()
         if held_out is not None:
             yield "\n-- leave one source out (a card and its -noexif copy go together) --"
-            yield from held_out_rows(results)
+            candidates = [label for label, _ in sweep_candidates(parameter_sets, held_out)]
+            families = {
+                p: [c for c in candidates if c == p or c.startswith(p + " ")]
+                for p, _ in parameter_sets
+            }
+            yield from held_out_rows(results, families=families)
 
 
 ALL_CARDS = (

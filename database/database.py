@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from database import unit_of_work
+from database.deadlines import DatabaseDeadlines, install_deadlines
 from database.models import SCHEMA as SCHEMA
 
 # Execution option that marks a read-only engine (see create_read_session_factory).
@@ -18,13 +20,22 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; on SQLite the `image_clustering` schema is mapped away."""
+def create_db_engine(url: str, deadlines: DatabaseDeadlines | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url`; on SQLite the `image_clustering` schema is mapped away.
+
+    With `deadlines` (the server and its workers), no wait on PostgreSQL is unbounded
+    (database/deadlines.py); migrations and benchmarks go without."""
     if not is_sqlite(url):
         if "+psycopg2" in url.split("://", 1)[0] or url.startswith("postgresql://"):
             # An UPDATE executed for many rows (an analysis writes one per image) goes in pages
             # of statements, not one round trip each: 50k labels in a fraction of the time.
             kwargs.setdefault("executemany_mode", "values_plus_batch")
+            if deadlines is not None:
+                kwargs.setdefault("connect_args", deadlines.connect_args())
+                kwargs.setdefault("pool_timeout", deadlines.pool_timeout)
+                engine = create_engine(url, pool_pre_ping=True, **kwargs)
+                install_deadlines(deadlines, _connector(engine, kwargs["connect_args"]))
+                return engine
         return create_engine(url, pool_pre_ping=True, **kwargs)
 
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
@@ -51,6 +62,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine.execution_options(schema_translate_map={SCHEMA: None})
+
+
+def _connector(engine: Engine, connect_args: dict[str, Any]) -> Callable[[], Any]:
+    """A function that opens a new DBAPI connection as the engine's pool would, bypassing it."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams = {**cparams, **connect_args}
+    return lambda: engine.dialect.dbapi.connect(*cargs, **cparams)  # type: ignore[union-attr]
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

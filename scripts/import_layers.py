@@ -19,10 +19,18 @@ PACKAGES = ("api", "services", "crud", "database", "processing", "utils")
 TOP_MODULES = ("config", "run_server")
 RANK = {"api": 4, "services": 3, "crud": 2, "database": 1, "processing": 0, "utils": 0}
 # Below api, only these read the settings: the background wiring (which backend, which model)
-# and the Celery worker's entry point.
+# and the Celery app and worker entry point. Everything else takes plain values or a narrow
+# protocol of what it reads (utils.file_handling.StorageLayout, image_service.UploadSettings).
 CONFIG_READERS_BELOW_API = frozenset(
-    {"services.background.wiring", "services.background.celery_worker"}
+    {
+        "services.background.wiring",
+        "services.background.celery_app",
+        "services.background.celery_worker",
+    }
 )
+# Still reading config, with the model-identity change (issue 19, point 2) that rewrites them:
+# the embedder is built from the embedding settings, and queue.RemoteEmbedder goes.
+NOT_YET_AT_THE_EDGE = frozenset({"processing.feature_extraction", "services.background.queue"})
 
 
 def module_files() -> dict[str, Path]:

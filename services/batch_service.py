@@ -10,13 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from config import Settings
 from crud import crud_batch, crud_image
 from database.models import ImageBatch, ImageBatchAssociation
 from database.readiness import UNGROUPED
 from services import image_service
 from services.errors import NotFound
-from services.image_service import IncomingUpload, UploadReport
+from services.image_service import IncomingUpload, UploadReport, UploadSettings
 
 PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
@@ -196,7 +195,7 @@ def remove_images(session: Session, batch_id: int, image_ids: Collection[int]) -
 
 
 def upload_to_batch(
-    session: Session, settings: Settings, batch_id: int, uploads: list[IncomingUpload]
+    session: Session, settings: UploadSettings, batch_id: int, uploads: list[IncomingUpload]
 ) -> tuple[ImageBatch, UploadReport]:
     """Upload files and add them to the batch: new images and duplicates alike."""
     _require_batch(session, batch_id)

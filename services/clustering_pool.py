@@ -33,7 +33,6 @@ from typing import Literal, ParamSpec, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from config import Settings
 from processing.grouping import Capture, GroupingResult, ImageGrouper
 from services.errors import Unavailable
 
@@ -154,18 +153,6 @@ class ClusteringPool:
         self._places = threading.BoundedSemaphore(workers + waiting)
         self._lock = threading.Lock()
         self._executor = self._new_executor()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ClusteringPool:
-        """Sized by ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
-        ANALYSIS_ISOLATION (processes or threads), processes at ANALYSIS_NICENESS."""
-        return cls(
-            settings.analysis_workers,
-            settings.analysis_queue,
-            settings.analysis_wait_seconds,
-            isolation=settings.analysis_isolation,
-            niceness=settings.analysis_niceness,
-        )
 
     def _new_executor(self) -> Executor:
         if self.isolation == "thread":

@@ -15,14 +15,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from config import Settings
 from database import readiness
 from database.models import ImageBatchAssociation
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.imaging import load_oriented_rgb
 from services import batch_service
 from services.errors import NotFound, Unavailable
-from utils.file_handling import storage_path, thumbnail_relative_path
+from utils.file_handling import StorageLayout, storage_path, thumbnail_relative_path
 
 COLUMNS = 6
 TILE = 220  # square cell for the picture
@@ -50,7 +49,7 @@ class ContactSheet:
 
 def render(
     session: Session,
-    settings: Settings,
+    settings: StorageLayout,
     batch_id: int,
     page: int = 1,
     per_page: int = 48,
@@ -93,7 +92,7 @@ def _by_group(
 
 
 def _draw(
-    settings: Settings, title: str, runs: list[tuple[str, list[ImageBatchAssociation]]]
+    settings: StorageLayout, title: str, runs: list[tuple[str, list[ImageBatchAssociation]]]
 ) -> Image.Image:
     width = 2 * MARGIN + COLUMNS * TILE + (COLUMNS - 1) * GAP
     row = TILE + CAPTION + GAP
@@ -121,7 +120,7 @@ def _draw(
 def _tile(
     canvas: Image.Image,
     draw: ImageDraw.ImageDraw,
-    settings: Settings,
+    settings: StorageLayout,
     association: ImageBatchAssociation,
     origin: tuple[int, int],
     font: Font,
@@ -147,7 +146,7 @@ def _tile(
     draw.text((x, y + TILE + 21), name, font=font, fill=MUTED)
 
 
-def _thumbnail(settings: Settings, filename: str) -> Image.Image | None:
+def _thumbnail(settings: StorageLayout, filename: str) -> Image.Image | None:
     try:
         path: Path = storage_path(settings.storage_root, thumbnail_relative_path(filename))
         # Through the decode gate, like every decode: a thumbnail file is small, unless

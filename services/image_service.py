@@ -10,12 +10,11 @@ from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from config import Settings
 from crud import crud_batch, crud_image
 from database import readiness, unit_of_work
 from database.models import Image
@@ -33,6 +32,7 @@ from services.errors import (
 from utils.file_handling import (
     SingleFlight,
     SpooledFile,
+    StorageLayout,
     UploadTooLarge,
     decode_for_thumbnail,
     make_thumbnail,
@@ -48,6 +48,17 @@ logger = logging.getLogger(__name__)
 # (U+202E makes "gpj.exe" read as "exe.jpg"). The zero-width joiner stays: emoji need it.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 MAX_FILENAME_LENGTH = 255
+
+
+class UploadSettings(StorageLayout, Protocol):
+    """What an upload reads of the settings, besides the storage layout."""
+
+    @property
+    def max_files_per_request(self) -> int: ...
+    @property
+    def max_upload_bytes(self) -> int: ...
+    @property
+    def max_image_pixels(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +111,7 @@ def clean_filename(name: str | None) -> str:
 
 
 def upload_images(
-    session: Session, settings: Settings, uploads: list[IncomingUpload]
+    session: Session, settings: UploadSettings, uploads: list[IncomingUpload]
 ) -> UploadReport:
     """Store every acceptable upload once (duplicates answer with the existing image).
 
@@ -144,7 +155,7 @@ def _raise_all_rejected(rejected: list[Rejection]) -> None:
     raise InvalidInput(message, extra=extra)
 
 
-def _prepare(settings: Settings, upload: IncomingUpload) -> _Prepared | Rejection:
+def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Rejection:
     name = clean_filename(upload.filename)
     try:
         spooled = spool_upload(upload.stream, settings.incoming_dir, settings.max_upload_bytes)
@@ -175,7 +186,7 @@ def _duplicate(existing: Image) -> UploadResult:
     return UploadResult(existing, True, f"Duplicate of existing image ID: {existing.id}")
 
 
-def _store(session: Session, settings: Settings, item: _Prepared) -> UploadResult:
+def _store(session: Session, settings: UploadSettings, item: _Prepared) -> UploadResult:
     existing = crud_image.get_image_by_hash(session, item.spooled.sha256)
     if existing is not None:
         item.spooled.path.unlink(missing_ok=True)
@@ -227,7 +238,7 @@ def list_images(session: Session, offset: int, limit: int | None) -> tuple[list[
     return images, crud_image.count_images(session)
 
 
-def original_file(session: Session, settings: Settings, image_id: int) -> tuple[Path, Image]:
+def original_file(session: Session, settings: StorageLayout, image_id: int) -> tuple[Path, Image]:
     """The stored original of an image, with its row."""
     image = get_image(session, image_id)
     path = storage_path(settings.storage_root, image.file_path)
@@ -248,7 +259,9 @@ def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) ->
     session.flush()
 
 
-def open_original(session: Session, settings: Settings, image_id: int) -> tuple[BinaryIO, Image]:
+def open_original(
+    session: Session, settings: StorageLayout, image_id: int
+) -> tuple[BinaryIO, Image]:
     """The stored original, opened (a delete committing meanwhile cannot take it away), with
     its row."""
     path, image = original_file(session, settings, image_id)
@@ -258,7 +271,7 @@ def open_original(session: Session, settings: Settings, image_id: int) -> tuple[
         raise NotFound(f"Image {image_id} not found.") from exc
 
 
-def delete_image(session: Session, settings: Settings, image_id: int) -> None:
+def delete_image(session: Session, settings: StorageLayout, image_id: int) -> None:
     """Delete the row (and its batch memberships) now, the files once that has committed."""
     image = get_image(session, image_id)
     paths = [image.file_path, thumbnail_relative_path(image.filename)]
@@ -276,7 +289,7 @@ def delete_image(session: Session, settings: Settings, image_id: int) -> None:
 _ON_DEMAND_THUMBNAILS = SingleFlight(limit=2)
 
 
-def _render_thumbnail(settings: Settings, image_id: int, source: Path, path: Path) -> None:
+def _render_thumbnail(settings: StorageLayout, image_id: int, source: Path, path: Path) -> None:
     try:
         img = decode_for_thumbnail(source, settings.thumbnail_size)
     except FileNotFoundError as exc:
@@ -293,7 +306,7 @@ def _render_thumbnail(settings: Settings, image_id: int, source: Path, path: Pat
     write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), path)
 
 
-def thumbnail_bytes(session: Session, settings: Settings, image_id: int) -> bytes:
+def thumbnail_bytes(session: Session, settings: StorageLayout, image_id: int) -> bytes:
     """The image's JPEG thumbnail; made now when the worker has not made it yet.
 
     Read whole (it is small): a delete committing meanwhile then answers 404, never a

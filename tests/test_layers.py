@@ -1,5 +1,5 @@
 """The layering holds, read from the source (scripts/import_layers.py): api → services →
-crud → database → processing / utils, no import circles."""
+crud → database → processing / utils, no import circles, and settings read only at the edge."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def test_processing_and_utils_know_no_database() -> None:
         if import_layers.layer(module) in ("processing", "utils"):
             assert "sqlalchemy" not in import_layers.external_imports(module), module
             assert not {t for t in graph[module] if import_layers.layer(t) == "database"}, module
+
+
+def test_settings_stop_at_the_service_edge() -> None:
+    """Below api only the background wiring reads config (and, until the model-identity change
+    lands, the two modules it rewrites: import_layers.NOT_YET_AT_THE_EDGE)."""
+    readers = set(import_layers.config_readers(import_layers.import_graph()))
+    allowed = import_layers.CONFIG_READERS_BELOW_API | import_layers.NOT_YET_AT_THE_EDGE
+    assert readers <= allowed
 
 
 def test_the_checks_see_what_they_check() -> None:

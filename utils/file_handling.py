@@ -17,11 +17,10 @@ from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from PIL import Image
 
-from config import Settings
 from processing.imaging import load_oriented_rgb
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,23 @@ CHUNK_SIZE = 1024 * 1024
 THUMBNAIL_QUALITY = 85
 
 
-def ensure_storage_dirs(settings: Settings) -> None:
+class StorageLayout(Protocol):
+    """Where files live and how big thumbnails are: what storage code reads of the settings
+    (config.Settings is one; services and utils take this, never the settings module)."""
+
+    @property
+    def storage_root(self) -> Path: ...
+    @property
+    def images_dir(self) -> Path: ...
+    @property
+    def thumbnails_dir(self) -> Path: ...
+    @property
+    def incoming_dir(self) -> Path: ...
+    @property
+    def thumbnail_size(self) -> int: ...
+
+
+def ensure_storage_dirs(settings: StorageLayout) -> None:
     for directory in (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir):
         directory.mkdir(parents=True, exist_ok=True)
 

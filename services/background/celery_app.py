@@ -111,7 +111,9 @@ def worker_process() -> WorkerProcess:
             # as done, and two workers must not mix models. Without the model, a worker
             # still makes thumbnails and quality scores.
             embedder = ManagedEmbedder(settings.model_copy(update={"embedding_fallback": False}))
-            engine = create_db_engine(settings.resolved_database_url)
+            engine = create_db_engine(
+                settings.resolved_database_url, deadlines=settings.database_deadlines
+            )
             lease = StorageLease.acquire(settings.storage_root)
             lease.share()
             _worker = WorkerProcess(

@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session, sessionmaker
 
-from config import Settings
 from crud import crud_image
 from database import readiness
 from database.models import Image
@@ -24,6 +23,7 @@ from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
 from utils.file_handling import (
+    StorageLayout,
     make_thumbnail,
     storage_path,
     thumbnail_relative_path,
@@ -52,7 +52,7 @@ class ProcessingSummary:
     failures: int = 0
 
 
-def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
+def _plan(settings: StorageLayout, image: Image, model_id: str | None) -> _Job:
     return _Job(
         image_id=image.id,
         source=storage_path(settings.storage_root, image.file_path),
@@ -65,7 +65,7 @@ def _plan(settings: Settings, image: Image, model_id: str | None) -> _Job:
     )
 
 
-def _decode(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image:
+def _decode(settings: StorageLayout, job: _Job, embed_side: int) -> PILImage.Image:
     """Decode once, at the size every consumer of this image needs."""
     side = max(
         settings.thumbnail_size if job.needs_thumbnail else 0,
@@ -75,7 +75,7 @@ def _decode(settings: Settings, job: _Job, embed_side: int) -> PILImage.Image:
     return load_oriented_rgb(job.source, side)
 
 
-def _storage_fault(settings: Settings, exc: Exception) -> bool:
+def _storage_fault(settings: StorageLayout, exc: Exception) -> bool:
     """True when reading failed because of the storage (I/O error, a mount gone), not the file.
 
     Pillow's decoding errors carry no errno; the system's do. A single missing file is lost
@@ -87,7 +87,7 @@ def _storage_fault(settings: Settings, exc: Exception) -> bool:
     return True
 
 
-def _thumbnail_and_quality(settings: Settings, job: _Job, img: PILImage.Image) -> None:
+def _thumbnail_and_quality(settings: StorageLayout, job: _Job, img: PILImage.Image) -> None:
     if job.needs_thumbnail:
         write_jpeg_atomically(make_thumbnail(img, settings.thumbnail_size), job.thumbnail)
         job.wrote_thumbnail = True
@@ -119,7 +119,7 @@ def _store_vector(job: _Job, embedder: Embedder, vector: np.ndarray) -> None:
 
 def process_images(
     session_factory: sessionmaker[Session],
-    settings: Settings,
+    settings: StorageLayout,
     embedder: Embedder | None,
     image_ids: list[int],
 ) -> ProcessingSummary:

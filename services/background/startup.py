@@ -18,9 +18,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from config import Settings
 from crud import crud_image
-from utils.file_handling import iter_files, thumbnail_relative_path
+from utils.file_handling import StorageLayout, iter_files, thumbnail_relative_path
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def _stale(path: Path, now: float) -> bool:
 
 
 def reconcile_storage(
-    session_factory: sessionmaker[Session], settings: Settings, *, alone: bool = True
+    session_factory: sessionmaker[Session], settings: StorageLayout, *, alone: bool = True
 ) -> ReconcileReport:
     """Finish or undo file operations a crash interrupted. Run before serving requests.
 

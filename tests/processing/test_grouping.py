@@ -11,6 +11,8 @@ from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 
 from processing.grouping import (
+    DEFAULT_MIN_CLUSTER_SIZE,
+    DEFAULT_MIN_SAMPLES,
     UNGROUPED,
     Capture,
     GroupingResult,
@@ -52,10 +54,20 @@ def groups_of(result: GroupingResult, truth: NDArray[np.int64]) -> dict[int, set
     return {int(t): {result.labels[i] for i in np.flatnonzero(truth == t)} for t in set(truth)}
 
 
+def test_the_default_grouper_is_the_apis() -> None:
+    """ImageGrouper() groups as an analysis with no parameters does (every pair a group); the
+    other tests here choose 5/5 on purpose (groups of five or more)."""
+    grouper = ImageGrouper()
+    assert (grouper.min_cluster_size, grouper.min_samples) == (2, 1)
+    assert (DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_MIN_SAMPLES) == (2, 1)
+    x, truth = blobs([2, 3], n_scattered=3)
+    assert sorted(ImageGrouper().fit_labels(x).labels[:5]) == ["Group 1"] * 3 + ["Group 2"] * 2
+
+
 def test_each_blob_is_one_group_numbered_by_size() -> None:
     x, truth = blobs([8, 20, 12, 16, 10], n_scattered=4)
 
-    result = ImageGrouper().fit_labels(x)
+    result = ImageGrouper(5, 5).fit_labels(x)
 
     assert groups_of(result, truth) == {
         1: {"Group 1"},
@@ -73,7 +85,7 @@ def test_equal_sizes_are_numbered_by_first_row() -> None:
     x, truth = blobs([10, 10, 10], n_scattered=3, seed=1)
     order = np.r_[20:30, 0:20, 30:33]  # blob 2's rows come first
 
-    result = ImageGrouper().fit_labels(x[order])
+    result = ImageGrouper(5, 5).fit_labels(x[order])
 
     assert groups_of(result, truth[order]) == {
         2: {"Group 1"},
@@ -102,8 +114,8 @@ def test_metric_decides_whether_length_matters() -> None:
 def test_same_input_gives_same_labels() -> None:
     x, _ = blobs([15, 9, 9, 7], n_scattered=6, spread=0.3, seed=3)
 
-    first = ImageGrouper().fit_labels(x)
-    again = ImageGrouper().fit_labels(x.copy())
+    first = ImageGrouper(5, 5).fit_labels(x)
+    again = ImageGrouper(5, 5).fit_labels(x.copy())
 
     assert first == again
 
@@ -124,7 +136,7 @@ def test_one_scene_uses_the_single_cluster_fallback() -> None:
 def test_fallback_is_not_used_when_groups_are_found() -> None:
     x, _ = blobs([20, 20], seed=5)
 
-    result = ImageGrouper().fit_labels(x)
+    result = ImageGrouper(5, 5).fit_labels(x)
 
     assert not result.used_single_cluster_fallback
     assert result.n_groups == 2
@@ -135,8 +147,8 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
     rng = np.random.default_rng(6)
     x, truth = blobs([int(s) for s in rng.integers(8, 25, size=40)], n_scattered=30, spread=0.3)
 
-    exact = ImageGrouper(metric=metric).fit_labels(x)
-    graph = ImageGrouper(metric=metric, large_batch_rows=100).fit_labels(x)
+    exact = ImageGrouper(5, 5, metric=metric).fit_labels(x)
+    graph = ImageGrouper(5, 5, metric=metric, large_batch_rows=100).fit_labels(x)
 
     assert exact.n_groups == 40
     # The graph's neighbour lists are approximate, and HNSW built on several threads is not
@@ -148,22 +160,25 @@ def test_knn_graph_path_agrees_with_exact_path(metric: Metric) -> None:
 
 
 def test_no_rows() -> None:
-    assert ImageGrouper().fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False)
+    assert ImageGrouper(5, 5).fit_labels(np.empty((0, DIM))) == GroupingResult([], 0, False)
 
 
 def test_one_row() -> None:
-    result = ImageGrouper().fit_labels(np.ones((1, DIM)))
+    result = ImageGrouper(5, 5).fit_labels(np.ones((1, DIM)))
 
     assert result == GroupingResult([UNGROUPED], 0, False)
 
 
 def test_fewer_rows_than_min_cluster_size_are_ungrouped_even_if_identical() -> None:
-    assert ImageGrouper(min_cluster_size=5).fit_labels(np.ones((4, DIM))).labels == [UNGROUPED] * 4
+    assert (
+        ImageGrouper(min_cluster_size=5, min_samples=5).fit_labels(np.ones((4, DIM))).labels
+        == [UNGROUPED] * 4
+    )
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_identical_rows_are_one_group(metric: Metric) -> None:
-    result = ImageGrouper(metric=metric).fit_labels(np.ones((9, DIM)))
+    result = ImageGrouper(5, 5, metric=metric).fit_labels(np.ones((9, DIM)))
 
     assert result.labels == ["Group 1"] * 9
     assert result.n_groups == 1
@@ -181,7 +196,7 @@ def test_zero_rows_under_cosine_do_not_crash() -> None:
     x, _ = blobs([10], n_scattered=2, seed=8)
     x[-1] = 0.0
 
-    result = ImageGrouper().fit_labels(x)
+    result = ImageGrouper(5, 5).fit_labels(x)
 
     assert result.labels[-1] == UNGROUPED
 
@@ -192,13 +207,13 @@ def test_non_finite_values_are_refused(bad: float) -> None:
     x[3, 7] = bad
 
     with pytest.raises(ValueError, match="NaN or infinite values in 1 row"):
-        ImageGrouper().fit_labels(x)
+        ImageGrouper(5, 5).fit_labels(x)
 
 
 @pytest.mark.parametrize("shape", [(DIM,), (2, 3, DIM), (6, 0)])
 def test_input_must_be_a_2d_matrix(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="2-D|no dimensions"):
-        ImageGrouper().fit_labels(np.ones(shape))
+        ImageGrouper(5, 5).fit_labels(np.ones(shape))
 
 
 @pytest.mark.parametrize(

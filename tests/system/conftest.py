@@ -103,6 +103,9 @@ def server(
         "TORCH_THREADS": "1",
         "API_KEY": "",
         "PYTHONUNBUFFERED": "1",
+        # Some tests hold a table lock to freeze a request mid-flight for as long as they need.
+        "DB_LOCK_TIMEOUT_SECONDS": "600",
+        "DB_STATEMENT_TIMEOUT_SECONDS": "600",
     }
     process = ServerProcess(env=env, log_path=tmp_path / "server.log")
     process.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from contextlib import suppress
 
 from sqlalchemy.engine import make_url
@@ -23,6 +24,7 @@ class DatabaseProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._stalled = threading.Event()
         self._closed = False
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -50,6 +52,16 @@ class DatabaseProxy:
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+        self._stalled.clear()
+
+    def stall(self) -> None:
+        """Stop forwarding without closing anything, as a silent network partition does: bytes
+        and new connections are held (no RST, no FIN) until `restore()`."""
+        self._stalled.set()
+
+    def _hold_while_stalled(self) -> None:
+        while self._stalled.is_set() and not self._closed:
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._closed = True
@@ -68,24 +80,29 @@ class DatabaseProxy:
                 # Closed at once, as a refused connection looks to the driver.
                 _close(client)
                 continue
-            try:
-                upstream = socket.create_connection(self._target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._hold_while_stalled()  # accepted, then silence: a SYN-ACK and nothing after it
+        try:
+            upstream = socket.create_connection(self._target, timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            _close(client)
+            return
+        with self._lock:
+            if self._cut:
                 _close(client)
-                continue
-            with self._lock:
-                if self._cut:
-                    _close(client)
-                    _close(upstream)
-                    continue
-                self._open.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+                _close(upstream)
+                return
+            self._open.update((client, upstream))
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._hold_while_stalled()
                 sink.sendall(data)
         except OSError:
             pass
