@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     celery_visibility_timeout: int = Field(default=600, ge=1)
 
-    host: str = Field(default="0.0.0.0", min_length=1)
+    # This machine only by default: a photographer's library is not for the whole network
+    # unless asked (HOST=0.0.0.0, with API_KEY; run_server.py warns without one).
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8000, ge=1, le=65535)
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS)

@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from api.deps import (
     ClusteringPoolDep,
-    EmbedderDep,
     PresenterDep,
     ReadSessionDep,
     SessionDep,
@@ -33,7 +32,6 @@ from api.schemas import (
 )
 from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
 from services.analysis_service import AnalysisParameters
-from services.background.wiring import active_model_id
 
 router = APIRouter(
     prefix="/batches",
@@ -172,7 +170,6 @@ def analyze_batch(
     batch_id: RowId,
     session: SessionDep,
     present: PresenterDep,
-    embedder: EmbedderDep,
     pool: ClusteringPoolDep,
     body: AnalyzeRequest | None = None,
 ) -> Response:
@@ -189,7 +186,6 @@ def analyze_batch(
             params.time_gap_seconds,
             params.use_capture_time,
         ),
-        active_model_id(embedder),
         present.image_columns(),
     )
     return present.batch_page(page)

@@ -1,5 +1,5 @@
 """Dependencies, declared once: the session that owns the request's transaction, settings,
-the worker and the embedder."""
+the worker, and how responses are presented."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from api.schemas import Presenter
 from config import Settings
 from database.deadlines import DatabaseBreaker, database_breaker
-from processing.feature_extraction import ManagedEmbedder
 from services.background.queue import TaskQueue
 from services.clustering_pool import ClusteringPool
 from services.errors import AppError, Unavailable
+from services.model_identity import published_model_id
 from services.similarity_service import EmbeddingIndex
 
 
@@ -97,11 +97,6 @@ async def get_worker(request: Request) -> TaskQueue:
     return worker
 
 
-async def get_embedder(request: Request) -> ManagedEmbedder:
-    embedder: ManagedEmbedder = request.app.state.embedder
-    return embedder
-
-
 async def get_clustering_pool(request: Request) -> ClusteringPool:
     pool: ClusteringPool = request.app.state.clustering_pool
     return pool
@@ -112,8 +107,19 @@ async def get_embedding_index(request: Request) -> EmbeddingIndex:
     return index
 
 
-async def get_presenter(request: Request) -> Presenter:
-    return Presenter(active_model=(await get_embedder(request)).status.active_model)
+def get_presenter(request: Request) -> Presenter:
+    """Responses say "has an embedding" of vectors from the model the embedding process
+    published; read in a short read transaction of its own (the request's may write)."""
+    breaker = _admitted()
+    failed = False
+    try:
+        with request.app.state.read_session_factory() as session:
+            return Presenter(active_model=published_model_id(session))
+    except BaseException as exc:
+        failed = lost_database(exc)
+        raise
+    finally:
+        breaker.settle(failed)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -122,7 +128,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 WorkerDep = Annotated[TaskQueue, Depends(get_worker)]
-EmbedderDep = Annotated[ManagedEmbedder, Depends(get_embedder)]
 ClusteringPoolDep = Annotated[ClusteringPool, Depends(get_clustering_pool)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]
 IndexDep = Annotated[EmbeddingIndex, Depends(get_embedding_index)]

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from api.deps import (
-    EmbedderDep,
     IndexDep,
     PresenterDep,
     ReadSessionDep,
@@ -29,8 +28,8 @@ from api.schemas import (
     json_response,
 )
 from services import image_service, similarity_service
-from services.background.wiring import active_model_id
 from services.image_service import IncomingUpload, UploadReport
+from services.model_identity import active_model_id
 
 router = APIRouter(
     prefix="/images",
@@ -150,14 +149,13 @@ def get_similar_images(
     image_id: RowId,
     session: ReadSessionDep,
     present: PresenterDep,
-    embedder: EmbedderDep,
     index: IndexDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
     batch_id: RowId | None = None,
 ) -> list[SimilarImage]:
     """The most similar images (cosine similarity of embeddings), optionally within a batch."""
     found = similarity_service.similar_images(
-        session, index, image_id, active_model_id(embedder), limit, batch_id
+        session, index, image_id, active_model_id(session), limit, batch_id
     )
     return [SimilarImage(image=present.image(image), similarity=sim) for image, sim in found]
 

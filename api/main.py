@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import cluster_routes, decision_routes, image_routes
-from api.deps import EmbedderDep, ReadSessionDep, SettingsDep, WorkerDep
+from api.deps import ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import RequestGuard
 from api.schemas import HealthResponse, RootResponse
@@ -81,6 +81,8 @@ def create_app(
             )
         finally:
             lease.share()
+        # The model lives with the worker that embeds (this process inline, else Celery
+        # workers); that worker publishes its id in the database, where requests read it.
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
@@ -96,7 +98,6 @@ def create_app(
         app.state.settings = settings
         app.state.session_factory = factory
         app.state.read_session_factory = read_factory
-        app.state.embedder = model
         app.state.worker = worker
         app.state.embedding_index = EmbeddingIndex()
         app.state.clustering_pool = clustering
@@ -176,14 +177,13 @@ def create_app(
     )
     def health(
         session: ReadSessionDep,
-        embedder: EmbedderDep,
         worker: WorkerDep,
         settings: SettingsDep,
         response: Response,
     ) -> dict[str, Any]:
         """Database, storage and model state, and how much background processing is pending."""
         storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
-        report = health_report(session, embedder, worker.queued, storage)
+        report = health_report(session, settings.embedding_model, worker.queued, storage)
         if report["database"] != "ok":
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

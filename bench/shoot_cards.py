@@ -1,6 +1,8 @@
-"""Independent real cards for the grouping benchmark (issue 17): each from its own source, each
-with a ground truth of moments (bursts) and look-alike singles, and each with a `-noexif`
-variant (the same pixels, no EXIF at all). Used by bench/real_shoots.py (`--cards street,...`).
+"""Independent real cards for the grouping benchmark, each from its own source.
+
+Issue 17's cards: each with a ground truth of moments (bursts) and look-alike singles, and each
+with a `-noexif` variant (the same pixels, no EXIF at all). Used by bench/real_shoots.py
+(`--cards street,...`).
 
 Sources (fetched at run time from the package registries into the bench cache, never
 installed; see bench/debian_data.py and bench/pypi_data.py):

@@ -201,3 +201,21 @@ class VectorVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ActiveModel(Base):
+    """One row (id 1): the embedding model the process that embeds has loaded, published by
+    that process when it loads (services.background.model_identity). Readers (analysis,
+    similarity, `/health`, responses) take the id from here and never work it out from their
+    own settings: only the loader knows the device it resolved and the fallback it took."""
+
+    __tablename__ = "active_model"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The id stamped on the vectors it writes; None when no model could be loaded.
+    model_id: Mapped[str | None] = mapped_column(String(255))
+    configured_model: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(64))
+    # Why the configured model is not the one in use (the offline fallback, or nothing).
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

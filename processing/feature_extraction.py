@@ -327,17 +327,6 @@ def effective_precision(requested: str, device: str, quantizable: bool, model_na
     return "int8"
 
 
-def expected_model_id(settings: config.Settings) -> str:
-    """The id vectors from the configured model will carry, known without loading it (used
-    where another process embeds: with TASK_BACKEND=celery the workers never fall back)."""
-    name = settings.embedding_model
-    if name == config.OFFLINE_MODEL_ID:
-        return offline_model_id()  # never int8: see EfficientNetLiteEmbedder.quantizable
-    int8 = settings.embedding_precision == "int8" and settings.embedding_device != "cuda"
-    model_id = transformer_model_id(name, settings.embedding_descriptor)
-    return model_id + (INT8_SUFFIX if int8 else "")
-
-
 def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of every nn.Linear (weights int8, activations per batch)."""
     with warnings.catch_warnings():

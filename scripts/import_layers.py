@@ -28,9 +28,9 @@ CONFIG_READERS_BELOW_API = frozenset(
         "services.background.celery_worker",
     }
 )
-# Still reading config, with the model-identity change (issue 19, point 2) that rewrites them:
-# the embedder is built from the embedding settings, and queue.RemoteEmbedder goes.
-NOT_YET_AT_THE_EDGE = frozenset({"processing.feature_extraction", "services.background.queue"})
+# Still reading config: the embedder is built from the embedding settings (ManagedEmbedder).
+# queue.RemoteEmbedder went with the model-identity change (issue 19, point 2).
+NOT_YET_AT_THE_EDGE = frozenset({"processing.feature_extraction"})
 
 
 def module_files() -> dict[str, Path]:

@@ -32,6 +32,7 @@ from processing.sets import BRACKET, with_brackets
 from services import batch_service, ranking
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
+from services.model_identity import active_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,6 @@ def analyze_batch(
     pool: ClusteringPool,
     batch_id: int,
     params: AnalysisParameters,
-    active_model: str,
     image_columns: Sequence[str],
 ) -> batch_service.BatchMembers:
     """Group the batch's images into moments (capture time, camera, looks) and rank each group;
@@ -159,6 +159,7 @@ def analyze_batch(
     with pool.place():
         if crud_batch.get_batch(session, batch_id, with_images=False) is None:
             raise NotFound(f"Batch {batch_id} not found.")
+        active_model = active_model_id(session)
         usable, features, failed = _embedded_members(session, batch_id, active_model)
         before = _snapshot([*usable, *failed])
         # End the read transaction: its connection goes back to the pool while the clustering

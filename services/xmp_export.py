@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import re
+import stat
+import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,7 +99,12 @@ def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for pick in picks:
-            archive.writestr(names[pick.image_id], sidecar_xml(pick, options))
+            # writestr with a bare name stores mode 0600: unzipped, a sidecar then was readable
+            # by its owner only (Lightroom on another account, a NAS share saw nothing).
+            member = zipfile.ZipInfo(names[pick.image_id], date_time=time.localtime()[:6])
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = (stat.S_IFREG | 0o644) << 16
+            archive.writestr(member, sidecar_xml(pick, options))
     return buffer.getvalue()
 
 

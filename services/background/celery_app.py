@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Settings, get_settings
 from database.database import create_db_engine, create_session_factory
 from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
+from services.background.model_publisher import loaded_embedder, publish_until_done
 from services.background.pipeline import process_images
-from services.background.queue import loaded_embedder
 from services.background.retry import TRANSIENT_ERRORS
 from services.background.startup import StorageLease
 
@@ -126,8 +126,12 @@ def worker_process() -> WorkerProcess:
             logger.info("torch threads in this worker process: %d", torch.get_num_threads())
             # Loaded on a thread: Celery gives a new process 4 s to report that it is up, and
             # a model can take longer. The first task waits for it (ManagedEmbedder's lock).
+            # Once loaded, its id is published for the API (which never works it out itself).
             threading.Thread(
-                target=loaded_embedder, args=(embedder,), name="model-load", daemon=True
+                target=publish_until_done,
+                args=(_worker.session_factory, embedder),
+                name="model-load",
+                daemon=True,
             ).start()
         return _worker
 

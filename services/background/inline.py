@@ -23,7 +23,7 @@ from services.background.retry import Backoff, is_transient
 logger = logging.getLogger(__name__)
 
 ProcessFn = Callable[[list[int]], object]
-StartupFn = Callable[[], Iterable[int]]
+StartupFn = Callable[[], Iterable[int] | None]
 
 # How long the worker waits for batch-mates once one id has arrived: an upload of many
 # files enqueues them within milliseconds, and a full batch runs the model faster.
@@ -127,14 +127,25 @@ class ProcessingWorker(PendingIds):
 
 
 class InlineWorker:
-    """Processes submitted ids at once, in the caller's thread (tests that need determinism)."""
+    """Processes submitted ids at once, in the caller's thread (tests that need determinism).
+    `on_start` runs in `start()`, in the caller's thread too (the model's load and publication);
+    there is no backfill."""
 
-    def __init__(self, process: ProcessFn, batch_size: int) -> None:
+    def __init__(
+        self, process: ProcessFn, batch_size: int, on_start: Callable[[], object] | None = None
+    ) -> None:
         self._process = process
         self._batch_size = batch_size
+        self._on_start = on_start
 
     def start(self) -> None:
-        pass
+        if self._on_start is None:
+            return
+        try:
+            self._on_start()
+        except Exception:
+            # As the threaded worker's backfill: uploads are still handled without it.
+            logger.exception("start-up work failed; new uploads are still handled")
 
     def stop(self, timeout: float = 30.0) -> None:
         pass

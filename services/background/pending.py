@@ -59,12 +59,17 @@ class PendingIds:
             self._changed.wait_for(lambda: self._stopping, seconds)
 
     def _submit_unfinished(
-        self, find_pending: Callable[[], Iterable[int]], backoff: Backoff
+        self, find_pending: Callable[[], Iterable[int] | None], backoff: Backoff
     ) -> None:
-        """Queue the unfinished work of earlier runs; waits out a database that is down."""
+        """Queue the unfinished work of earlier runs; waits out a database that is down, and
+        asks again later while `find_pending` answers None (it cannot tell yet)."""
         while not self._stopping:
             try:
-                self.submit(find_pending())
+                pending = find_pending()
+                if pending is None:
+                    self._sleep(backoff.next_delay())
+                    continue
+                self.submit(pending)
                 break
             except Exception as exc:
                 if not is_transient(exc):

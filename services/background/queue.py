@@ -14,22 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-import numpy as np
-from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from config import Settings
 from database import unit_of_work
-from processing.feature_extraction import (
-    Embedder,
-    EmbedderLoadError,
-    EmbedderStatus,
-    ManagedEmbedder,
-    expected_model_id,
-)
 from services.background.pending import PendingIds
 from services.background.retry import Backoff
 
@@ -62,14 +52,6 @@ def install_queue(factory: sessionmaker[Session], queue: TaskQueue) -> None:
     unit_of_work.hand_ids_to(factory, queue.submit)
 
 
-def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
-    """The active embedder, or None (thumbnails still get made) if no model can load."""
-    try:
-        return embedder.load()
-    except Exception:
-        return None
-
-
 class CeleryTaskQueue(PendingIds):
     """Sends ids to Celery, EMBEDDING_BATCH_SIZE ids per task (one task embeds one batch).
 
@@ -83,7 +65,7 @@ class CeleryTaskQueue(PendingIds):
         self,
         send: Callable[[list[int]], Any],
         batch_size: int,
-        backfill: Callable[[], list[int]] | None = None,
+        backfill: Callable[[], list[int] | None] | None = None,
         close: Callable[[], Any] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
@@ -140,48 +122,10 @@ class CeleryTaskQueue(PendingIds):
                     self._sending = False
                     self._changed.notify_all()
 
-    def _run_backfill(self, find_pending: Callable[[], list[int]]) -> None:
+    def _run_backfill(self, find_pending: Callable[[], list[int] | None]) -> None:
         try:
             self._submit_unfinished(find_pending, self._backoff)
         finally:
             with self._changed:
                 self._sending = False
                 self._changed.notify_all()
-
-
-class RemoteEmbedder(ManagedEmbedder):
-    """The API's view of the model when Celery workers embed (TASK_BACKEND=celery).
-
-    Every worker embeds with the configured EMBEDDING_MODEL and never falls back to another
-    model (see services.background.celery_app), so the id the vectors carry is known here without
-    loading anything: analysis, similarity and /health use it. Loading is refused, so the
-    API process cannot run the model by mistake."""
-
-    def __init__(self, settings: Settings) -> None:  # no super(): it would pick a device
-        self._model_id = expected_model_id(settings)
-        self._configured_device = settings.embedding_device
-
-    def load(self, timeout: float | None = None) -> Embedder:
-        raise EmbedderLoadError(
-            "with TASK_BACKEND=celery the model runs on the Celery workers, not in the API"
-        )
-
-    @property
-    def status(self) -> EmbedderStatus:
-        return EmbedderStatus(
-            configured_model=self._model_id,
-            active_model=self._model_id,
-            fallback_reason=None,
-            loaded=False,
-            device=f"celery workers ({self._configured_device})",
-        )
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    def ready_model_id(self, timeout: float) -> str:
-        return self._model_id
-
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        raise EmbedderLoadError("with TASK_BACKEND=celery the Celery workers embed images")

@@ -1,11 +1,14 @@
-"""Background task wiring: which backend runs the pipeline, and the model as the API sees it.
+"""Background task wiring: which backend runs the pipeline, and where the model lives.
 
-TASK_BACKEND=inline runs it on a thread of this process; TASK_BACKEND=celery sends it to
-Celery workers (services.background.celery_app), and this process loads no model."""
+TASK_BACKEND=inline runs it on a thread of this process, which loads the model; TASK_BACKEND=
+celery sends it to Celery workers (services.background.celery_app), and this process loads no
+model. Either way the process that loads the model publishes its id in the database
+(services.background.model_publisher); nothing here works it out from the settings."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,48 +16,29 @@ from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.background.inline import InlineWorker, ProcessingWorker
-from services.background.pipeline import process_images
-from services.background.queue import (
-    CeleryTaskQueue,
-    RemoteEmbedder,
-    TaskQueue,
-    install_queue,
+from services.background.model_publisher import (
     loaded_embedder,
+    publish_loaded_model,
 )
+from services.background.pipeline import process_images
+from services.background.queue import CeleryTaskQueue, TaskQueue, install_queue
 from services.background.startup import find_pending_image_ids
-from services.errors import Unavailable
+from services.model_identity import published_model
 
 logger = logging.getLogger(__name__)
 
-# How long a request waits for the model to finish loading before answering 503.
-MODEL_WAIT_S = 1.0
 
-
-def build_embedder(settings: Settings) -> ManagedEmbedder:
-    """The model as this process sees it: loaded here (inline), or run by Celery workers."""
+def build_embedder(settings: Settings) -> ManagedEmbedder | None:
+    """The model this process runs: its own (inline), or none (Celery workers run it)."""
     if settings.task_backend == "celery":
-        return RemoteEmbedder(settings)
+        return None
     return ManagedEmbedder(settings)
-
-
-def active_model_id(embedder: ManagedEmbedder) -> str:
-    """The id of the model that embeds right now; a request waits MODEL_WAIT_S at most for a
-    load in progress (on the embedder's own loader thread), then answers 503."""
-    try:
-        return embedder.ready_model_id(timeout=MODEL_WAIT_S)
-    except TimeoutError:
-        raise Unavailable("The embedding model is still loading; try again shortly.") from None
-    except Exception:
-        raise Unavailable(
-            "No embedding model could be loaded: "
-            f"{embedder.status.fallback_reason or 'see the server log'}."
-        ) from None
 
 
 def build_worker(
     settings: Settings,
     session_factory: sessionmaker[Session],
-    embedder: ManagedEmbedder,
+    embedder: ManagedEmbedder | None,
     *,
     threaded: bool = True,
 ) -> TaskQueue:
@@ -68,36 +52,63 @@ def build_worker(
 def _build_queue(
     settings: Settings,
     session_factory: sessionmaker[Session],
-    embedder: ManagedEmbedder,
+    embedder: ManagedEmbedder | None,
     *,
     threaded: bool,
 ) -> TaskQueue:
     if settings.task_backend == "celery":
-        return _celery_queue(settings, session_factory, embedder)
+        return _celery_queue(settings, session_factory)
+    assert embedder is not None, "the inline backend runs the model in this process"
 
     def process(image_ids: list[int]) -> None:
         process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
 
     if not threaded:
-        return InlineWorker(process, settings.embedding_batch_size)
+        return _inline_worker(settings, session_factory, embedder)
 
     def backfill() -> list[int]:
-        active = loaded_embedder(embedder)
+        # The load and its publication first: the backfill retries both on a database fault.
+        active = publish_loaded_model(session_factory, embedder)
         return find_pending_image_ids(session_factory, active.model_id if active else None)
 
     return ProcessingWorker(process, settings.embedding_batch_size, on_start=backfill)
 
 
-def _celery_queue(
+def _inline_worker(
     settings: Settings, session_factory: sessionmaker[Session], embedder: ManagedEmbedder
-) -> CeleryTaskQueue:
+) -> InlineWorker:
+    """Everything in the caller's thread (tests): start-up never waits for the model, and the
+    model is published in a caller's thread too (never beside it on the same connection)."""
+    published = threading.Event()
+
+    def publish_once() -> None:
+        if not published.is_set():
+            publish_loaded_model(session_factory, embedder)
+            published.set()
+
+    def start() -> None:
+        if embedder.start_loading().done():
+            publish_once()  # loaded already: published before the first request
+
+    def process(image_ids: list[int]) -> None:
+        publish_once()
+        process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
+
+    return InlineWorker(process, settings.embedding_batch_size, on_start=start)
+
+
+def _celery_queue(settings: Settings, session_factory: sessionmaker[Session]) -> CeleryTaskQueue:
     app = create_celery_app(settings)
 
     def send(image_ids: list[int]) -> None:
         app.send_task(PROCESS_IMAGES_TASK, args=[image_ids])
 
-    def backfill() -> list[int]:
-        # The workers' model is the configured one; the database says what it still lacks.
-        return find_pending_image_ids(session_factory, active_model_id(embedder))
+    def backfill() -> list[int] | None:
+        # What the workers' model still lacks; asked again later until a worker published it.
+        with session_factory() as session:
+            published = published_model(session)
+        if published is None:
+            return None
+        return find_pending_image_ids(session_factory, published.model_id)
 
     return CeleryTaskQueue(send, settings.embedding_batch_size, backfill, close=app.close)

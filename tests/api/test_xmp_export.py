@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import zipfile
 from pathlib import Path
@@ -131,6 +132,9 @@ def test_name_clashes_keep_every_sidecar_beside_its_own_name(
 
     assert set(read) == {"IMG_1.xmp", f"image-{ids[1]}/IMG_1.xmp", f"image-{ids[2]}/img_1.xmp"}
     assert all(entry["HierarchicalSubject"] == "Pixal|Ungrouped" for entry in read.values())
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        modes = {stat.S_IMODE(info.external_attr >> 16) for info in archive.infolist()}
+    assert modes == {0o644}  # unzip gives every reader access, not the owner alone
 
 
 def test_xmp_export_refuses_bad_options(client: TestClient) -> None:

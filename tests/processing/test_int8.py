@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 import config
 from database.models import Image
 from processing import feature_extraction as fe
+from services.background.model_publisher import publish_loaded_model
 from services.background.pipeline import process_images
-from services.background.queue import RemoteEmbedder
 from services.background.startup import find_pending_image_ids
+from services.model_identity import published_model
 from tests.api.helpers import upload
 from tests.factories import jpeg_bytes, real_photo
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE
@@ -81,15 +82,17 @@ def test_int8_is_ignored_for_the_convolutional_offline_encoder(
     assert any("int8 ignored" in record.getMessage() for record in caplog.records)
 
 
-def test_expected_model_id_matches_what_the_loaded_model_stores(
-    int8_embedder: fe.ManagedEmbedder, tiny_dinov3_dir: Path
+def test_the_loader_publishes_the_id_its_vectors_carry(
+    int8_embedder: fe.ManagedEmbedder, session_factory: sessionmaker[Session], tiny_dinov3_dir: Path
 ) -> None:
-    int8 = make_settings(embedding_model=str(tiny_dinov3_dir), embedding_precision="int8")
-    assert fe.expected_model_id(int8) == int8_embedder.model_id
-    assert RemoteEmbedder(int8).model_id == int8_embedder.model_id
-    offline = make_settings(embedding_model=config.OFFLINE_MODEL_ID, embedding_precision="int8")
-    assert fe.expected_model_id(offline) == fe.offline_model_id()
-    assert fe.expected_model_id(make_settings(embedding_model="x")) == "x"
+    active = publish_loaded_model(session_factory, int8_embedder)
+    assert active is not None
+    with session_factory() as session:
+        published = published_model(session)
+    assert published is not None
+    assert published.model_id == active.model_id == f"{tiny_dinov3_dir}+int8"
+    assert (published.configured_model, published.device) == (str(tiny_dinov3_dir), "cpu")
+    assert published.fallback_reason is None
 
 
 def test_switching_precision_re_embeds_and_never_mixes_vectors(

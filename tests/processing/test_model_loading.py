@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.main import create_app
 from config import Settings
 from processing import feature_extraction as fe
+from tests.api.helpers import upload
+from tests.factories import jpeg_bytes
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -87,4 +89,7 @@ def test_requests_answer_503_while_the_model_loads_then_work(
 
         gated_load.set()
         embedder.load(timeout=60)
+        # The worker publishes the model it loaded (here: when it next runs, in this thread).
+        upload(client, [("a.jpg", jpeg_bytes(seed=5))])
         assert client.get("/images/999999/similar").status_code == 404
+        assert client.get("/health").json()["model"]["active_model"] == embedder.model_id

@@ -55,6 +55,7 @@ class CeleryWorker:
     log_path: Path
     name: str
     process: subprocess.Popen[bytes] | None = None
+    module: str = "services.background.celery_worker"
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
@@ -62,7 +63,7 @@ class CeleryWorker:
                 [
                     sys.executable,
                     "-m",
-                    "services.background.celery_worker",
+                    self.module,
                     "--pool=prefork",
                     "--concurrency=1",
                     f"--hostname={self.name}@%h",
@@ -82,7 +83,7 @@ class CeleryWorker:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log()[-3000:]}")
             log = self.log()
-            if " ready." in log and re.search(r"Embedding model \S+ loaded", log):
+            if " ready." in log and "published the active embedding model" in log:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready: {self.log()[-3000:]}")
@@ -306,8 +307,9 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
     assert made(workers, "thumbnails") == len(uploaded)
     assert made(workers, "embeddings") == len(uploaded)
     assert health["status"] == "ok"
+    # Published by the worker that loaded it; the server only read it.
     assert health["model"]["active_model"] == model
-    assert health["model"]["loaded"] is False
+    assert (health["model"]["loaded"], health["model"]["device"]) == (True, "cpu")
     assert celery_server.process is not None
     if Path("/proc/self/maps").exists():
         assert not maps_model_weights(celery_server.process.pid), "the server loaded a model"
@@ -379,6 +381,47 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
             f"{pending_at_kill}/{len(burst)} embeddings pending; "
             f"tasks run: worker-a {len(first.summaries())}, worker-b {len(second.summaries())}"
         )
+
+
+@pytest.mark.slow
+def test_int8_on_a_cuda_worker_the_api_takes_the_id_the_worker_published(
+    celery_env: dict[str, str],
+    celery_server: ServerProcess,
+    workers: list[CeleryWorker],
+    clean_database: Engine,
+    tmp_path: Path,
+) -> None:
+    """Issue 19: EMBEDDING_PRECISION=int8, EMBEDDING_DEVICE=auto and a CUDA worker. The worker
+    runs fp32 (int8 is CPU only) and stamps the plain id; the API used to work out "+int8" from
+    its own settings, so every analyze answered 409 and /health's pending count never drained."""
+    env = {**celery_env, "EMBEDDING_PRECISION": "int8", "EMBEDDING_DEVICE": "auto"}
+    celery_server.env = env
+    worker = CeleryWorker(
+        env, tmp_path / "cuda-worker.log", "cuda", module="tests.system.cuda_lookalike_worker"
+    )
+    workers.append(worker)
+    worker.start()
+    celery_server.start()
+    worker.wait_ready()
+    assert "int8 ignored" in worker.log()  # it really took the CUDA path
+
+    uploaded = upload(celery_server, "gpu", [jpeg_bytes((320, 240), seed=n) for n in range(6)])
+    health = celery_server.wait_until_processed(timeout=60)
+    model = celery_env["EMBEDDING_MODEL"]
+    check_every_image_done_once(clean_database, Path(env["STORAGE_ROOT"]), uploaded, model)
+    assert health["pending_embeddings"] == 0
+    assert health["model"]["active_model"] == model  # not model + "+int8"
+    assert health["model"]["device"] == "cuda"
+    with httpx.Client(base_url=celery_server.url, timeout=60) as client:
+        batch = client.post("/batches/", json={"name": "gpu", "image_ids": uploaded})
+        assert batch.status_code == 201, batch.text
+        analyzed = client.put(
+            f"/batches/{batch.json()['id']}/analyze", json={"min_cluster_size": 2}
+        )
+        assert analyzed.status_code == 200, analyzed.text
+        assert analyzed.json()["parameters"]["embedding_model"] == model
+        similar = client.get(f"/images/{uploaded[0]}/similar", params={"limit": 3})
+        assert similar.status_code == 200, similar.text
 
 
 def test_celery_backend_needs_a_broker_url() -> None:
