@@ -8,10 +8,13 @@ rules, without the server, because hundreds of settings through HTTP would take 
     python -m bench.real_shoots --no-time-off --save-vectors /tmp/cards
     python -m bench.moments_loco /tmp/cards            # defaults, fit on all, leave-one-card-out
 
-For each card held out, the rules are chosen on the other cards (highest mean ARI at the API
-defaults among the rules whose pair precision is at least PRECISION_FLOOR on every one of them,
-at 2/1 and 5/5; else the highest worst precision) and the held-out card is scored with them.
-"fit" rows are scored with the rules chosen on every card; "defaults" rows with MomentRules().
+For each source held out (a card with its copies: the project's wedding, fives and no-times
+cards are one source; a `-noexif` card is skipped, its stripped copy is scored from the card
+itself), the rules are chosen on the other sources' cards (highest mean ARI at 2/1, with EXIF
+and stripped, among the rules whose pair precision is at least PRECISION_FLOOR on every one of
+them, with EXIF at 2/1 and 5/5 and stripped at 2/1; else the highest worst precision) and the
+held-out cards are scored with them. "fit" rows are scored with the rules chosen on every card;
+"defaults" rows with MomentRules(), the server's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from processing.grouping import Capture, ImageGrouper, camera_key
 from processing.moments import DEFAULT_RULES, MomentRules
 
 PRECISION_FLOOR = 0.95
-PARAMETERS = [("2/1", (2, 1)), ("5/5", (5, 5))]
+# (label, parameters, with EXIF) scored for every card and rules.
+VARIANTS = [("2/1", (2, 1), True), ("5/5", (5, 5), True), ("stripped 2/1", (2, 1), False)]
+PROJECT_CARDS = {"wedding", "fives", "no-times"}
 GRID = {
     "link_cosine": [0.55, 0.6, 0.65, 0.7, 0.75],
     "level_drop": [0.08, 0.1, 0.13, 0.16, 0.2],
@@ -78,14 +83,27 @@ def grid() -> Iterator[MomentRules]:
         yield replace(DEFAULT_RULES, **dict(zip(keys, values, strict=True)))
 
 
+def source(card: Card) -> str:
+    return "project" if card.name in PROJECT_CARDS else card.name
+
+
 def choose(cards: Sequence[Card], table: dict[tuple[MomentRules, str, str], Scores]) -> MomentRules:
-    """The rules with the best mean ARI (2/1, EXIF) among those precise enough everywhere."""
+    """The rules with the best mean ARI at 2/1 (EXIF and stripped) among those precise enough
+    everywhere."""
 
     def figures(rules: MomentRules) -> tuple[float, float]:
         precisions = [
-            table[rules, card.name, label].precision for card in cards for label, _ in PARAMETERS
+            table[rules, card.name, label].precision for card in cards for label, _, _ in VARIANTS
         ]
-        ari = float(np.mean([table[rules, card.name, "2/1"].ari for card in cards]))
+        ari = float(
+            np.mean(
+                [
+                    table[rules, card.name, label].ari
+                    for card in cards
+                    for label in ("2/1", "stripped 2/1")
+                ]
+            )
+        )
         return min(precisions), ari
 
     candidates = list(grid())
@@ -96,34 +114,37 @@ def choose(cards: Sequence[Card], table: dict[tuple[MomentRules, str, str], Scor
 
 
 def run(folder: Path) -> Iterator[str]:
-    cards = [load_card(path) for path in sorted(folder.glob("*.npz"))]
+    paths = sorted(p for p in folder.glob("*.npz") if not p.stem.endswith("-noexif"))
+    cards = [load_card(path) for path in paths]
     yield "cards: " + ", ".join(f"{c.name} ({len(c.truth)} images)" for c in cards)
     yield HEADER
     for card in cards:
-        for label, parameters in PARAMETERS:
-            figures = scores(card, DEFAULT_RULES, parameters, True)
+        for label, parameters, exif in VARIANTS:
+            figures = scores(card, DEFAULT_RULES, parameters, exif)
             yield row(f"{card.name} defaults {label}", figures)
-        yield row(f"{card.name} stripped 2/1", scores(card, DEFAULT_RULES, (2, 1), False))
     table = {
-        (rules, card.name, label): scores(card, rules, parameters, True)
+        (rules, card.name, label): scores(card, rules, parameters, exif)
         for rules in grid()
         for card in cards
-        for label, parameters in PARAMETERS
+        for label, parameters, exif in VARIANTS
     }
     fit = choose(cards, table)
     yield f"\nfit on every card: {fit}"
     yield HEADER
     for card in cards:
-        for label, _ in PARAMETERS:
+        for label, _, _ in VARIANTS:
             yield row(f"{card.name} fit {label}", table[fit, card.name, label])
-    if len(cards) < 2:
+    sources = sorted({source(card) for card in cards})
+    if len(sources) < 2:
         return
-    yield "\nleave one card out (rules chosen on the other cards, scored on this one):"
-    for held_out in cards:
-        chosen = choose([c for c in cards if c is not held_out], table)
-        yield f"  {held_out.name}: {chosen}"
-        for label, _ in PARAMETERS:
-            yield row(f"{held_out.name} held out {label}", table[chosen, held_out.name, label])
+    yield "\nleave one source out (rules chosen on the other sources, scored on this one):"
+    for held_out in sources:
+        chosen = choose([c for c in cards if source(c) != held_out], table)
+        yield f"  {held_out}: {chosen}"
+        yield HEADER
+        for card in (c for c in cards if source(c) == held_out):
+            for label, _, _ in VARIANTS:
+                yield row(f"{card.name} held out {label}", table[chosen, card.name, label])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -196,7 +196,10 @@ class ImageGrouper:
         fallback = False
         untimed = np.flatnonzero(~timed)
         if untimed.size >= self.min_cluster_size:
-            cameras = None if captures is None else [captures[r].camera for r in untimed]
+            # Capture time off (no gap) turns the cameras off too: looks alone.
+            cameras = None
+            if captures is not None and time_gap_seconds is not None:
+                cameras = [captures[r].camera for r in untimed]
             looks, fallback = self._by_looks(x[untimed], cameras, large)
             first = int(raw.max()) + 1
             raw[untimed[looks >= 0]] = looks[looks >= 0] + first
@@ -401,31 +404,12 @@ def _camera_ids(cameras: Sequence[str | None] | None, n: int) -> NDArray[np.intp
 
 
 def _weakest_link(rows: NDArray[np.intp], unit: NDArray[np.floating]) -> float:
-    """The weakest link holding a group of rows together: the lowest cosine on its maximum
-    spanning tree (single linkage's last merge). Groups past _LINK_BLOCK_ROWS rows: the lowest
-    cosine of any member to its nearest other member, a bound from above."""
-    members = unit[rows].astype(np.float64)
+    """The weakest link of a group of rows without a capture time: the lowest cosine between
+    members next to each other in upload order (its stretch of the sequence, _in_sequence)."""
     if rows.size < 2:
         return 1.0
-    if rows.size > _LINK_BLOCK_ROWS:
-        best = np.full(rows.size, -1.0)
-        for start in range(0, rows.size, _LINK_BLOCK_ROWS):
-            block = members[start : start + _LINK_BLOCK_ROWS] @ members.T
-            block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = -1.0
-            best[start : start + block.shape[0]] = block.max(axis=1)
-        return float(best.min())
-    # Prim's algorithm on similarities: the best link from the tree to each row outside it.
-    similarity = members @ members.T
-    best = similarity[0].copy()
-    outside = np.ones(rows.size, dtype=bool)
-    outside[0] = False
-    weakest = 1.0
-    for _ in range(rows.size - 1):
-        nearest = int(np.argmax(np.where(outside, best, -np.inf)))
-        weakest = min(weakest, float(best[nearest]))
-        outside[nearest] = False
-        np.maximum(best, similarity[nearest], out=best)
-    return weakest
+    members = unit[np.sort(rows)].astype(np.float64)
+    return float(np.einsum("ij,ij->i", members[:-1], members[1:]).min())
 
 
 def _members(labels: NDArray[np.intp]) -> list[NDArray[np.intp]]:

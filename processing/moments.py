@@ -148,8 +148,8 @@ def link_run(
         if skip >= skip_bar:
             join(i, i + 2, skip, skip - skip_bar)
     roots = np.array([root(i) for i in range(m)])
-    _, parts = np.unique(roots, return_inverse=True)
-    part_roots = [int(roots[np.flatnonzero(parts == p)[0]]) for p in range(parts.max() + 1)]
+    unique_roots, parts = np.unique(roots, return_inverse=True)
+    part_roots = [int(r) for r in unique_roots]
     cohesion = [weakest.get(r, 1.0) for r in part_roots]
     split = [doubt[r][1] if r in doubt else None for r in part_roots]
     return parts.astype(np.intp), cohesion, split
