@@ -37,7 +37,8 @@ router = APIRouter(
     prefix="/batches",
     tags=["Grouping Batches"],
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401),
+    # Any operation answers 503 while the database or the storage is down (api/errors.py).
+    responses=error_responses(401, 503),
 )
 
 

@@ -20,7 +20,7 @@ router = APIRouter(
     prefix="/batches",
     tags=["Grouping Batches"],
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401),
+    responses=error_responses(401, 503),
 )
 
 

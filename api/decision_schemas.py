@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from api.schemas import RowId
+from api.schemas import JsonRowId
 
 Pick = Literal["keep", "reject"]
 ColorLabel = Literal["Red", "Yellow", "Green", "Blue", "Purple"]
@@ -18,7 +18,7 @@ class DecisionUpdate(BaseModel):
     """The photographer's decision on one image or many. A field left out stays as it was
     (none given: nothing changes); null clears it."""
 
-    image_ids: list[RowId] = Field(min_length=1, max_length=100_000)
+    image_ids: list[JsonRowId] = Field(min_length=1, max_length=100_000)
     pick: Pick | None = Field(default=None, description="keep, reject, or null (undecided).")
     rating: int | None = Field(default=None, ge=0, le=5, description="Stars, 0..5.")
     color_label: ColorLabel | None = None
@@ -31,13 +31,13 @@ class DecisionUpdate(BaseModel):
 
 
 class DecisionClear(BaseModel):
-    image_ids: list[RowId] | None = Field(
+    image_ids: list[JsonRowId] | None = Field(
         default=None, max_length=100_000, description="Omitted or null: every image of the batch."
     )
 
 
 class KeeperChoice(BaseModel):
-    image_id: RowId
+    image_id: JsonRowId
 
 
 class CullRequest(BaseModel):

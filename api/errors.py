@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.errors import AppError, is_storage_fault
+from services.lock_conflicts import conflict_error, is_lock_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def database_fault_handler(request: Request, exc: Exception) -> JSONResponse:
+    if is_lock_conflict(exc):  # lost a race with another write: not an outage
+        logger.info("%s %s: lock conflict: %s", request.method, request.url.path, exc)
+        return await app_error_handler(request, conflict_error())
     logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
     return unavailable("The database is unavailable; try again shortly.")
 

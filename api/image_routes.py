@@ -35,7 +35,8 @@ router = APIRouter(
     prefix="/images",
     tags=["Images"],
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401),
+    # Any operation answers 503 while the database or the storage is down (api/errors.py).
+    responses=error_responses(401, 503),
 )
 
 # min_length: the schema then says what FastAPI enforces (an empty multipart is a 422).

@@ -16,12 +16,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import cluster_routes, decision_routes, image_routes
 from api.deps import ReadSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import RequestGuard
-from api.schemas import HealthResponse, RootResponse
+from api.headers import NoSniffMiddleware, method_not_allowed_handler
+from api.schemas import HealthResponse, RootResponse, error_responses
 from config import Settings, get_settings
 from database import unit_of_work
 from database.database import (
@@ -156,12 +158,23 @@ def create_app(
             "X-Total-Pages",
         ],
     )
+    # Outermost: every answer, errors included, says "no sniffing". A stored file is served
+    # with the type its bytes were validated as; a JPEG that is also valid HTML must never be
+    # rendered as a page by a browser that guesses.
+    app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed_handler)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
     app.include_router(decision_routes.router)
 
-    @app.get("/", operation_id="root", response_model=RootResponse, tags=["Status"])
+    @app.get(
+        "/",
+        operation_id="root",
+        response_model=RootResponse,
+        tags=["Status"],
+        responses=error_responses(503),
+    )
     async def root() -> dict[str, Any]:
         """Say hello; handy to see that the server runs."""
         # async: answered on the event loop, so it never waits for a request thread (they may
@@ -173,7 +186,13 @@ def create_app(
         operation_id="health",
         response_model=HealthResponse,
         tags=["Status"],
-        responses={503: {"model": HealthResponse, "description": "The database is unreachable"}},
+        responses={
+            503: {
+                "model": HealthResponse,
+                "description": "The database is unreachable",
+                "headers": error_responses(503)[503]["headers"],
+            }
+        },
     )
     def health(
         session: ReadSessionDep,

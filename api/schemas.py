@@ -13,8 +13,10 @@ from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     field_validator,
     model_validator,
@@ -39,6 +41,23 @@ from services.analysis_service import GROUP_NOTES
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
+# What a name or a group label must not hold: C0 and C1 controls (U+0085 included) and the
+# BMP's non-characters, which XML 1.0 (the XMP sidecars) and most tools cannot carry. Spelled
+# out as escapes, not \s or \p{..}, so that Python's `re` and an ECMAScript client read the
+# published pattern the same way.
+_FORBIDDEN = r"\u0000-\u001f\u007f-\u009f\ufdd0-\ufdef\ufffe\uffff"
+# The blanks a name is stripped of (controls are refused, not stripped). U+FEFF is not one:
+# neither Python's str.strip nor the pattern below treats it as blank.
+_BLANKS = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_BLANK_CHARS = " \u00a0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
+# Names and labels: no forbidden character, and at least one that is not blank. The server
+# checks exactly this pattern (then strips the blanks), so a client that follows the published
+# schema is never refused, and one that does not always is.
+NOT_BLANK = rf"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}{_BLANKS}][^{_FORBIDDEN}]*$"
+_NOT_BLANK = re.compile(NOT_BLANK)
+
 # Kept as stored (a string) so a batch page, encoded from plain rows, answers the same.
 EYES_FIELD = Field(
     default=None,
@@ -59,10 +78,18 @@ FACE_SHARPNESSES_FIELD = Field(
 def _strip_non_blank(value: str) -> str:
     if _UNSTORABLE.search(value):
         raise ValueError("must not contain NUL characters or unpaired surrogates")
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("must not be blank")
-    return stripped
+    if not _NOT_BLANK.fullmatch(value):
+        raise ValueError(
+            "must not be blank, nor contain control characters (U+0000-U+001F, U+007F-U+009F) "
+            "or non-characters (U+FDD0-U+FDEF, U+FFFE, U+FFFF)"
+        )
+    return value.strip(_BLANK_CHARS)
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
 
 
 # Ids and offsets stay within the integers a JSON client represents exactly (JavaScript's
@@ -70,11 +97,18 @@ def _strip_non_blank(value: str) -> str:
 # driver (SQLite raises OverflowError past 64 bits: a 500).
 MAX_SAFE_INTEGER = 2**53 - 1
 RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+# An id in a JSON body is a JSON number without a fraction: `true` and `"3"` are refused
+# (422), where pydantic's lax mode took them for 1 and 3. `3.0` is taken as 3: JSON Schema's
+# "integer" (the published type) admits it, and a server refusing what its schema admits is
+# refusing valid input (schemathesis' positive cases send exactly that).
+JsonRowId = Annotated[
+    int,
+    Strict(),
+    Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER),
+    # Last, so it runs first, and the bounds above stay in the published schema.
+    BeforeValidator(_whole_float_to_int),
+]
 
-# Names and labels are stripped and must not be blank; the pattern (at least one non-space
-# character) tells clients so, where min_length alone would promise that "  " is accepted.
-# No NUL anywhere, either (see _UNSTORABLE).
-NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
 
@@ -245,7 +279,7 @@ class BatchResponse(BaseModel):
 
 class BatchCreate(BaseModel):
     name: str = BatchName
-    image_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
+    image_ids: list[JsonRowId] = Field(default_factory=list, max_length=100_000)
 
     @field_validator("name")
     @classmethod
@@ -263,7 +297,7 @@ class BatchRename(BaseModel):
 
 
 class ImageIds(BaseModel):
-    image_ids: list[RowId] = Field(min_length=1, max_length=100_000)
+    image_ids: list[JsonRowId] = Field(min_length=1, max_length=100_000)
 
 
 class AnalyzeRequest(BaseModel):
@@ -310,7 +344,7 @@ def _labels_not_blank(schema: dict[str, Any]) -> None:
 
 
 class GroupsUpdate(BaseModel):
-    group_map: dict[GroupLabel, list[RowId]] = Field(
+    group_map: dict[GroupLabel, list[JsonRowId]] = Field(
         min_length=1, json_schema_extra=_labels_not_blank
     )
 
@@ -334,16 +368,27 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state; try again shortly",
     413: "A file is larger than MAX_UPLOAD_BYTES",
     500: "Clustering failed; the batch is marked failed with the error",
-    503: "No embedding model could be loaded",
+    503: "A dependency is unavailable (the database, the storage, the embedding model or a busy "
+    "pool): a fault, not a defect; try again after `Retry-After` seconds",
+}
+# Every 503 says when to come back (api/errors.py).
+_RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer"},
+    }
 }
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the domain errors a route can answer with."""
-    return {
+    responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]}
         for code in status_codes
     }
+    if 503 in responses:
+        responses[503]["headers"] = _RETRY_AFTER_HEADER
+    return responses
 
 
 class RootResponse(BaseModel):

@@ -46,6 +46,26 @@ def get_batch_for_update(session: Session, batch_id: int) -> ImageBatch | None:
     return session.scalars(query).one_or_none()
 
 
+def lock_batches(session: Session, batch_ids: Collection[int]) -> set[int]:
+    """Of these ids, those of existing batches, locked (in id order: writers that lock several
+    batches cannot deadlock on each other) until the transaction ends."""
+    if not batch_ids:
+        return set()
+    query = (
+        select(ImageBatch.id)
+        .where(ImageBatch.id.in_(batch_ids))
+        .order_by(ImageBatch.id)
+        .with_for_update()
+    )
+    return set(session.scalars(query))
+
+
+def batches_of_image(session: Session, image_id: int) -> set[int]:
+    """The ids of the batches the image belongs to."""
+    query = select(ImageBatchAssociation.batch_id).where(ImageBatchAssociation.image_id == image_id)
+    return set(session.scalars(query))
+
+
 def get_batch_row(session: Session, batch_id: int) -> ImageBatch | None:
     """The batch alone (its memberships come from member_rows)."""
     return session.scalars(select(ImageBatch).where(ImageBatch.id == batch_id)).one_or_none()

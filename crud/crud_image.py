@@ -55,6 +55,38 @@ def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]
     return set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
 
 
+def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[int]:
+    """Of these ids, those of existing images, locked against a delete (FOR KEY SHARE, in id
+    order) until the transaction ends: a membership inserted for them cannot then fail its
+    foreign key. (SQLite: no row locks; its single writer has the same effect.)"""
+    if not image_ids:
+        return set()
+    query = (
+        select(Image.id)
+        .where(Image.id.in_(image_ids))
+        .order_by(Image.id)
+        .with_for_update(read=True, key_share=True)
+    )
+    return set(session.scalars(query))
+
+
+def lock_image_for_update(session: Session, image_id: int) -> Image | None:
+    """The image, locked for a delete until the transaction ends."""
+    query = select(Image).where(Image.id == image_id).with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).one_or_none()
+
+
+def lock_hashes(session: Session, hashes: Collection[str]) -> None:
+    """Serialise uploads of the same bytes: a transaction-long advisory lock per SHA-256, taken
+    in one global order, so two uploads of the same files in opposite orders wait for each
+    other instead of deadlocking on the unique index (PostgreSQL only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({int.from_bytes(bytes.fromhex(h)[:8], "big", signed=True) for h in hashes})
+    for key in keys:
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 # What an analysis reads of each member: which model made its vector, whether it failed, when
 # and with which camera it was taken, and (last) the vector's bytes.
 _CLUSTERING_COLUMNS = (

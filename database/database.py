@@ -80,9 +80,12 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def create_read_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that only read: a deferred BEGIN on SQLite, a READ ONLY transaction on
-    PostgreSQL (a stray write fails loudly there instead of taking locks)."""
+    """Sessions that only read: a deferred BEGIN on SQLite (under WAL, one snapshot), a READ
+    ONLY transaction at REPEATABLE READ on PostgreSQL: every query of a request sees the same
+    snapshot, so a page or an export read while a delete commits is the state before or after
+    it, never half of each (a membership whose image is gone). A stray write fails loudly."""
     options: dict[str, Any] = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
+        options["isolation_level"] = "REPEATABLE READ"
     return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False)

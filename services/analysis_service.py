@@ -32,6 +32,7 @@ from processing.sets import BRACKET, with_brackets
 from services import batch_service, ranking
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
+from services.lock_conflicts import retry_on_lock_conflict
 from services.model_identity import active_model_id
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,7 @@ def _members_by_label(labels: Mapping[int, str]) -> dict[str, set[int]]:
     return members
 
 
+@retry_on_lock_conflict
 def update_groups(
     session: Session, batch_id: int, group_map: Mapping[str, list[int]]
 ) -> ImageBatch:
@@ -270,6 +272,7 @@ def update_groups(
     return batch_service.get_batch(session, batch_id)
 
 
+@retry_on_lock_conflict
 def rank_group(session: Session, batch_id: int, group_label: str) -> ImageBatch:
     """Re-rank one group by quality; rank 1 is the suggested keeper."""
     _lock_batch(session, batch_id)

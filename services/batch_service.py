@@ -16,6 +16,7 @@ from database.readiness import UNGROUPED
 from services import image_service
 from services.errors import NotFound
 from services.image_service import IncomingUpload, UploadReport, UploadSettings
+from services.lock_conflicts import retry_on_lock_conflict
 
 PREVIEW_IMAGES = 4  # image ids a batch summary shows (the list's covers)
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
@@ -51,10 +52,19 @@ def _sorted(batch: ImageBatch) -> ImageBatch:
     return batch
 
 
-def _require_images(session: Session, image_ids: Collection[int]) -> None:
-    missing = set(image_ids) - crud_image.existing_image_ids(session, image_ids)
+def _lock_images(session: Session, image_ids: Collection[int]) -> None:
+    """The images must exist; they stay until the transaction ends (a concurrent delete waits),
+    so their memberships can be inserted."""
+    missing = set(image_ids) - crud_image.lock_images_for_share(session, image_ids)
     if missing:
         raise NotFound("One or more image IDs not found.", extra={"missing_ids": sorted(missing)})
+
+
+def _lock_batch(session: Session, batch_id: int) -> None:
+    """The batch must exist; every change to its memberships or groups holds its row lock
+    (taken before any image lock: the lock order of services/lock_conflicts.py)."""
+    if crud_batch.get_batch_for_update(session, batch_id) is None:
+        raise NotFound(f"Batch {batch_id} not found.")
 
 
 def get_batch(session: Session, batch_id: int) -> ImageBatch:
@@ -157,37 +167,44 @@ def batch_pages(
     return _pages(session, batches, image_columns), crud_batch.count_batches(session)
 
 
+@retry_on_lock_conflict
 def create_batch(session: Session, name: str, image_ids: Collection[int]) -> ImageBatch:
-    _require_images(session, image_ids)
+    _lock_images(session, image_ids)
     batch = crud_batch.create_batch(session, name)
     crud_batch.add_members(session, batch.id, image_ids)
     return get_batch(session, batch.id)
 
 
+@retry_on_lock_conflict
 def rename_batch(session: Session, batch_id: int, name: str) -> ImageBatch:
+    _lock_batch(session, batch_id)
     batch = get_batch(session, batch_id)
     batch.batch_name = name
     session.flush()
     return batch
 
 
+@retry_on_lock_conflict
 def delete_batch(session: Session, batch_id: int) -> None:
     """Delete the batch and its memberships; the images stay."""
-    _require_batch(session, batch_id)
+    _lock_batch(session, batch_id)
     crud_batch.delete_batch(session, batch_id)
 
 
+@retry_on_lock_conflict
 def add_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
     """Add images; members already in the batch keep their labels."""
-    _require_batch(session, batch_id)
-    _require_images(session, image_ids)
+    _lock_batch(session, batch_id)
+    _lock_images(session, image_ids)
     crud_batch.add_members(session, batch_id, image_ids)
     return get_batch(session, batch_id)
 
 
+@retry_on_lock_conflict
 def remove_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
-    """Remove images from the batch; the others keep their labels, the images stay stored."""
-    _require_batch(session, batch_id)
+    """Remove images from the batch; the others keep their labels, the images stay stored.
+    A group that loses its keeper gets the next one, under the batch's lock."""
+    _lock_batch(session, batch_id)
     groups = {g for g in crud_batch.ranked_groups_of(session, image_ids) if g[0] == batch_id}
     crud_batch.remove_members(session, batch_id, image_ids)
     image_service.promote_next_keepers(session, groups)
@@ -200,5 +217,9 @@ def upload_to_batch(
     """Upload files and add them to the batch: new images and duplicates alike."""
     _require_batch(session, batch_id)
     report = image_service.upload_images(session, settings, uploads)
-    crud_batch.add_members(session, batch_id, [result.image.id for result in report.accepted])
+    # Locked after the upload's own locks (by hash): batch, then images, as everywhere. A
+    # duplicate deleted meanwhile is not added (its row is gone); the batch deleted: 404.
+    _lock_batch(session, batch_id)
+    ids = [result.image.id for result in report.accepted]
+    crud_batch.add_members(session, batch_id, crud_image.lock_images_for_share(session, ids))
     return get_batch(session, batch_id), report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +46,11 @@ EXPORT_FIELDS = (
     "height",
     "filename",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula.
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection)...
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# ...except a signed number, time or offset ("-05:00", "+2", "-1.5e-3"): a spreadsheet reads
+# those as values, and a quote in front would change the data.
+_SIGNED_VALUE = re.compile(r"[+-]\d+(?:[.,:]\d+)*(?:[eE][+-]?\d+)?")
 
 
 # Fields read from the membership as stored (the others: from the image, or computed below).
@@ -91,9 +95,14 @@ def export_rows(session: Session, batch_id: int) -> list[dict[str, Any]]:
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):  # as in the JSON export, not Python's True/False
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and is_formula(value):
         return "'" + value
     return "" if value is None else value
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet opening the CSV would run `text` as a formula."""
+    return text.startswith(_FORMULA_START) and not _SIGNED_VALUE.fullmatch(text)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

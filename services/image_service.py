@@ -29,6 +29,7 @@ from services.errors import (
     Unavailable,
     is_storage_fault,
 )
+from services.lock_conflicts import retry_on_lock_conflict
 from utils.file_handling import (
     SingleFlight,
     SpooledFile,
@@ -132,6 +133,7 @@ def upload_images(
             outcome = _prepare(settings, upload)
             (rejected if isinstance(outcome, Rejection) else prepared).append(outcome)  # type: ignore[arg-type]
         accepted: list[UploadResult] = []
+        crud_image.lock_hashes(session, [item.spooled.sha256 for item in prepared])
         while prepared:
             accepted.append(_store(session, settings, prepared[0]))
             prepared.pop(0)
@@ -271,9 +273,20 @@ def open_original(
         raise NotFound(f"Image {image_id} not found.") from exc
 
 
+@retry_on_lock_conflict
 def delete_image(session: Session, settings: StorageLayout, image_id: int) -> None:
-    """Delete the row (and its batch memberships) now, the files once that has committed."""
-    image = get_image(session, image_id)
+    """Delete the row (and its batch memberships) now, the files once that has committed.
+
+    The image's batches are locked first, then the image (the lock order everywhere): its
+    groups are re-ranked under the same locks as an analysis, a re-rank or a removal, so every
+    group keeps exactly one keeper whatever runs at the same time."""
+    batches = crud_batch.batches_of_image(session, image_id)
+    crud_batch.lock_batches(session, batches)
+    image = crud_image.lock_image_for_update(session, image_id)
+    if image is None:
+        raise NotFound(f"Image {image_id} not found.")
+    # Added to another batch between the first read and the image lock (rare): lock it too.
+    crud_batch.lock_batches(session, crud_batch.batches_of_image(session, image_id) - batches)
     paths = [image.file_path, thumbnail_relative_path(image.filename)]
     groups = crud_batch.ranked_groups_of(session, [image_id])
     crud_image.delete_image(session, image)

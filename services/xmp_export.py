@@ -16,6 +16,7 @@ import io
 import re
 import stat
 import time
+import unicodedata
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ Label = Literal["Red", "Yellow", "Green", "Blue", "Purple", "none"]
 Naming = Literal["basename", "full"]
 # Characters no file system or archive tool is happy with in a name.
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+# What XML 1.0 cannot hold (its `Char` production's complement), and the non-characters it
+# discourages: ElementTree writes these as they are, and the sidecar would not parse. Labels
+# stored before they were refused at the API may hold them; each becomes U+FFFD.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufdcf\ufdf0-\ufffd\U00010000-\U0010ffff]")
+# Longest file name most file systems take (ext4, APFS, NTFS count 255 bytes or UTF-16 units;
+# bytes of UTF-8 are the stricter): a longer zip member cannot be extracted.
+MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +128,29 @@ def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
     names: dict[int, str] = {}
     taken: set[str] = set()
     for pick in picks:
-        original = _safe_name(pick.original_filename) or f"image-{pick.image_id}"
+        # NFC: macOS stores names decomposed, so "é" and "e\u0301" are one file there.
+        original = unicodedata.normalize("NFC", _safe_name(pick.original_filename))
+        original = original or f"image-{pick.image_id}"
         stem = PurePath(original).stem if naming == "basename" else original
-        name = f"{stem or f'image-{pick.image_id}'}.xmp"
-        if name.casefold() in taken:  # Windows and macOS file systems ignore case
+        name = _fit_bytes(stem or f"image-{pick.image_id}", ".xmp")
+        key = name.casefold()  # Windows and macOS file systems ignore case
+        if key in taken:
             name = f"image-{pick.image_id}/{name}"
-        taken.add(name.casefold())
+        taken.add(key)
         names[pick.image_id] = name
     return names
+
+
+def _fit_bytes(stem: str, suffix: str) -> str:
+    """`stem + suffix`, the stem cut (at a whole character) so that the name takes at most
+    MAX_NAME_BYTES bytes of UTF-8."""
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    cut = stem.encode()[:room].decode(errors="ignore")
+    return cut + suffix
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def _role(pick: Pick, options: XmpOptions) -> tuple[int, str, str]:
@@ -155,7 +178,7 @@ def sidecar_xml(pick: Pick, options: XmpOptions) -> bytes:
     if readiness.is_grouped(pick.group_label):
         assert pick.group_label is not None
         # "|" separates levels in lr:hierarchicalSubject; a label holding one stays one level.
-        hierarchy.insert(0, (KEYWORD_ROOT, pick.group_label.replace("|", "/")))
+        hierarchy.insert(0, (KEYWORD_ROOT, _xml_text(pick.group_label).replace("|", "/")))
     if pick.eyes_closed:
         hierarchy.append((KEYWORD_ROOT, EYES_CLOSED_KEYWORD))
 

@@ -1,0 +1,140 @@
+"""A schemathesis campaign against a real server process on PostgreSQL (issue 18: "all checks,
+stateful, >= 20k cases, 0 failures").
+
+    python -m bench.schemathesis_campaign [--max-examples 400] [--seed 18] [--out FILE]
+
+Starts the server (uvicorn, a throwaway database, the tiny random DINOv3 of the tests, an API
+key required), stores a few images and two batches through the API (so that ids found by the
+stateful phase name real rows), then runs the schemathesis CLI over HTTP with every phase
+(examples, coverage, fuzzing, stateful: links inferred from the responses) and every check.
+The only settings are the statuses a schema-valid request may still get for what a schema
+cannot say (the SPEC's 400s: a file that is not an image, a group map that misses a member;
+413 for a file over the size limit), as in tests/api/test_schemathesis.py. Prints the CLI's
+summary; the exit code is the CLI's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench.workers import throwaway_database
+from tests.factories import jpeg_bytes
+from tests.system.conftest import ServerProcess
+from tests.tiny_models import build_tiny_dinov3
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+API_KEY = "campaign-key"
+
+CONFIG = """
+[checks]
+# Starlette answers a wrong method with the Allow header of the first route whose path
+# matched; checked all the same (all checks), reported if it fails.
+
+[[operations]]
+include-operation-id = ["uploadImages", "uploadAndAddImagesToBatch"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 413, 429]
+
+[[operations]]
+include-operation-id = ["analyzeBatch", "updateGroupsInBatch"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 429]
+"""
+
+
+def seed_rows(url: str) -> None:
+    """Images and two batches (one grouped), through the API."""
+    headers = {"X-API-Key": API_KEY}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        files = [("files", (f"{i}.jpg", jpeg_bytes(seed=i), "image/jpeg")) for i in range(4)]
+        response = client.post("/images/upload", files=files)
+        response.raise_for_status()
+        ids = [item["id"] for item in response.json()]
+        for name, members in (("Grouped", ids), ("Single", ids[:1])):
+            client.post("/batches/", json={"name": name, "image_ids": members}).raise_for_status()
+        client.put(
+            "/batches/1/groups", json={"group_map": {"Group 1": ids[:3], "Ungrouped": ids[3:]}}
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-examples", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--workers", default="2")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as db_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "STORAGE_ROOT": str(Path(tmp) / "assets"),
+            "EMBEDDING_MODEL": str(build_tiny_dinov3(Path(tmp) / "tiny")),
+            "EMBEDDING_DEVICE": "cpu",
+            "TORCH_THREADS": "1",
+            "TASK_BACKEND": "inline",
+            "API_KEY": API_KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+        server = ServerProcess(env=env, log_path=Path(tmp) / "server.log")
+        server.start()
+        try:
+            seed_rows(server.url)
+            config = Path(tmp) / "schemathesis.toml"
+            config.write_text(CONFIG)
+            command = [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "--config-file",
+                str(config),
+                "run",
+                f"{server.url}/openapi.json",
+                "--checks",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--max-examples",
+                str(args.max_examples),
+                "--seed",
+                str(args.seed),
+                "--workers",
+                args.workers,
+                "--generation-database",
+                "none",
+                "--header",
+                f"X-API-Key: {API_KEY}",
+                "--continue-on-failure",
+                "--no-color",
+                "--output-truncate",
+                "true",
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            log = server.log_path.read_text(errors="replace")
+        finally:
+            server.stop()
+
+    shown = " ".join(command).replace(str(config), "<the CONFIG above>")
+    text = "\n".join(
+        [
+            f"$ python -m bench.schemathesis_campaign {' '.join(sys.argv[1:])}",
+            f"# runs: {shown}",
+            result.stdout[-20000:],
+            result.stderr[-3000:],
+            f"exit code: {result.returncode}",
+            f"tracebacks in the server log: {log.count('Traceback (most recent call last)')}",
+        ]
+    )
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    sys.exit(result.returncode)
+
+
+if __name__ == "__main__":
+    main()
