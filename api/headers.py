@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from fastapi import Request, Response
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
@@ -50,7 +49,10 @@ async def method_not_allowed_handler(request: Request, exc: Exception) -> Respon
     those of the first route whose path matched: `OPTIONS /images/1` said `GET`, not `DELETE`)."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code != 405:
-        return await http_exception_handler(request, exc)
+        # The one handler of other HTTP errors (a full temp folder's 400 becomes a 503).
+        from api.errors import http_error_handler
+
+        return await http_error_handler(request, exc)
     methods: set[str] = set()
     for route in _routes(request.app.router.routes):
         match, _ = route.matches(request.scope)
