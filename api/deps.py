@@ -9,13 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.schemas import Presenter
 from config import Settings
-from database.deadlines import DatabaseBreaker, database_breaker
+from database.deadlines import DATABASE_LOST, DatabaseBreaker, database_breaker, lost_connection
 from services.background.queue import TaskQueue
 from services.clustering_pool import ClusteringPool
 from services.errors import AppError, Unavailable
@@ -52,7 +50,7 @@ def get_session(request: Request) -> Iterator[Session]:
             session.rollback()
         raise
     except BaseException as exc:
-        failed = lost_database(exc)
+        failed = lost_connection(exc)
         session.rollback()
         raise
     finally:
@@ -63,15 +61,27 @@ def get_session(request: Request) -> Iterator[Session]:
 def get_read_session(request: Request) -> Iterator[Session]:
     """A read-only transaction (deferred BEGIN on SQLite, READ ONLY on PostgreSQL): it never
     takes the write lock; closing it rolls back, there being nothing to commit."""
-    breaker = _admitted()
+    yield from _read_session(request, _admitted())
+
+
+def get_health_session(request: Request) -> Iterator[Session]:
+    """Like `get_read_session`, but it tries the database even while the breaker refuses other
+    requests: `/health` is the probe that reports what is down, and its success closes the
+    breaker again (its wait is still bounded by the database deadlines)."""
+    yield from _read_session(request, database_breaker())
+
+
+def _read_session(request: Request, breaker: DatabaseBreaker) -> Iterator[Session]:
     session: Session = request.app.state.read_session_factory()
     failed = False
     try:
         yield session
     except BaseException as exc:
-        failed = lost_database(exc)
+        failed = lost_connection(exc)
         raise
     finally:
+        # a probe that caught its own fault (`/health`) says so in the session's info
+        failed = failed or bool(session.info.get(DATABASE_LOST, False))
         session.close()
         breaker.settle(failed)
 
@@ -83,13 +93,6 @@ def _admitted() -> DatabaseBreaker:
     if not breaker.admit():
         raise Unavailable("The database is unavailable; try again shortly.")
     return breaker
-
-
-def lost_database(exc: BaseException) -> bool:
-    """True for a fault that says the connection to the database is gone or unobtainable."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def get_worker(request: Request) -> TaskQueue:
@@ -116,7 +119,7 @@ def get_presenter(request: Request) -> Presenter:
         with request.app.state.read_session_factory() as session:
             return Presenter(active_model=published_model_id(session))
     except BaseException as exc:
-        failed = lost_database(exc)
+        failed = lost_connection(exc)
         raise
     finally:
         breaker.settle(failed)
@@ -127,6 +130,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # hears "stored" for a transaction that then fails, and background work sees the rows.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+HealthSessionDep = Annotated[Session, Depends(get_health_session, scope="function")]
 WorkerDep = Annotated[TaskQueue, Depends(get_worker)]
 ClusteringPoolDep = Annotated[ClusteringPool, Depends(get_clustering_pool)]
 PresenterDep = Annotated[Presenter, Depends(get_presenter)]

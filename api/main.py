@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import cluster_routes, decision_routes, image_routes
-from api.deps import ReadSessionDep, SettingsDep, WorkerDep
+from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
@@ -195,7 +195,7 @@ def create_app(
         },
     )
     def health(
-        session: ReadSessionDep,
+        session: HealthSessionDep,
         worker: WorkerDep,
         settings: SettingsDep,
         response: Response,

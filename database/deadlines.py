@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,18 @@ class DatabaseDeadlines:
             "tcp_user_timeout": int(self.answer_timeout * 1000),
             "options": options,
         }
+
+
+# Key in `Session.info`: a reader that caught a lost-connection fault itself sets it, so the
+# code that owns the session still opens the breaker.
+DATABASE_LOST = "pixal_database_lost"
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """True for a fault that says the connection to the database is gone. A pool timeout is
+    not one: the database answers, this process is only busy (still a 503, but the breaker
+    stays closed)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class DatabaseSilent(psycopg2.OperationalError):  # type: ignore[misc]

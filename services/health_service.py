@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from crud import crud_image
 from crud.crud_model import PublishedModel
+from database.deadlines import DATABASE_LOST, lost_connection
 from services.model_identity import published_model
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def health_report(
     except SQLAlchemyError as exc:
         logger.warning("health check: database unreachable: %s", exc)
         session.rollback()  # the request's transaction then ends cleanly, without the database
+        if lost_connection(exc):
+            session.info[DATABASE_LOST] = True  # the session's owner keeps the breaker open
         database = "unreachable"
     model = _model_report(published, configured_model)
     storage = _storage_state(storage_dirs)
