@@ -1,5 +1,6 @@
-"""A schemathesis campaign against a real server process on PostgreSQL (issue 18: "all checks,
-stateful, >= 20k cases, 0 failures").
+"""Runs schemathesis (every check, stateful phases) against a real server on PostgreSQL.
+
+Issue 18 asks for >= 20k cases with 0 failures.
 
     python -m bench.schemathesis_campaign [--max-examples 400] [--seed 18] [--out FILE]
 

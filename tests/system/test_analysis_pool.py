@@ -32,11 +32,12 @@ ANALYSES = 60
 
 
 def add_embedded_images(engine: Engine, model: str, dims: int, count: int) -> list[int]:
-    """`count` image rows with vectors of the active model, in bursts, straight into the
-    database (their files are never read by an analysis)."""
+    """`count` image rows with vectors of the active model, in bursts of 10 consecutive rows
+    (untimed images are read along the upload order), straight into the database (their files
+    are never read by an analysis)."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(count // 10, dims))
-    vectors = centres[np.arange(count) % len(centres)] + 0.1 * rng.normal(size=(count, dims))
+    vectors = centres[np.arange(count) // 10] + 0.1 * rng.normal(size=(count, dims))
     tag = secrets.token_hex(4)
     rows = [
         {

@@ -23,7 +23,9 @@ def test_interleaved_writes_answer_no_5xx_and_keep_one_keeper_per_group(
     assert report.rounds == ROUNDS
     assert report.server_errors == [], report.summary()
     assert report.keeperless == [], report.summary()
-    assert report.groups_checked >= ROUNDS, report.summary()
+    # Most rounds leave groups to check (a round whose batch was deleted, or whose analysis
+    # lost the race, may leave none): the keeper check was not vacuous.
+    assert report.groups_checked >= ROUNDS // 2, report.summary()
     # The races were real: analyses, removals and deletes all went through in some rounds.
     for operation in ("analyze", "remove", "delete_image", "add", "export"):
         assert report.statuses[(operation, 200)] > 0, report.summary()
