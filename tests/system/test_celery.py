@@ -301,7 +301,7 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
 
     # 1. The worker makes everything; the server process runs no model.
     uploaded = upload(celery_server, "first", [jpeg_bytes((640, 480), seed=n) for n in range(12)])
-    health = celery_server.wait_until_processed(timeout=60)
+    health = celery_server.wait_until_processed(timeout=180)
     check_every_image_done_once(clean_database, storage_root, uploaded, model)
     assert "torch threads in this worker process: 1" in first.log()  # TORCH_THREADS=1
     assert made(workers, "thumbnails") == len(uploaded)
@@ -332,7 +332,7 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
     )
     lost_by_pool = kill_mid_task(first, broker, clean_database, pool_only=True)
     wait_for_log(first, f"process_images[{lost_by_pool[0]}] succeeded", timeout=60)
-    celery_server.wait_until_processed(timeout=60)
+    celery_server.wait_until_processed(timeout=180)
     burst = [jpeg_bytes((1600, 1200), seed=200 + n) for n in range(60)]
     uploaded += upload(celery_server, "b", burst)
     killed_tasks = kill_mid_task(first, broker, clean_database, pool_only=False)
@@ -368,7 +368,7 @@ def test_celery_workers_do_the_heavy_work_and_survive_a_sigkill(
         )
     before = made(workers, "embeddings")
     celery_server.start()
-    celery_server.wait_until_processed(timeout=60)
+    celery_server.wait_until_processed(timeout=180)
     check_every_image_done_once(clean_database, storage_root, uploaded, model)
     assert made(workers, "embeddings") - before == len(lost)
     thumbnails = {p.name for p in (storage_root / "thumbnails").iterdir()}
@@ -406,7 +406,7 @@ def test_int8_on_a_cuda_worker_the_api_takes_the_id_the_worker_published(
     assert "int8 ignored" in worker.log()  # it really took the CUDA path
 
     uploaded = upload(celery_server, "gpu", [jpeg_bytes((320, 240), seed=n) for n in range(6)])
-    health = celery_server.wait_until_processed(timeout=60)
+    health = celery_server.wait_until_processed(timeout=180)
     model = celery_env["EMBEDDING_MODEL"]
     check_every_image_done_once(clean_database, Path(env["STORAGE_ROOT"]), uploaded, model)
     assert health["pending_embeddings"] == 0
