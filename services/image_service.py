@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -22,6 +23,8 @@ from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services import ranking
 from services.background import enqueue_processing
+from services.background.handoff import decode_shelf
+from services.background.pipeline import analysis_side
 from services.errors import (
     InvalidInput,
     NotFound,
@@ -167,8 +170,11 @@ def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Re
     if spooled.size == 0:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, "file is empty")
+    # Decoded at the size the worker needs, and handed on to it (when it runs in this
+    # process): each photo is decoded once.
+    keep_side = analysis_side(settings.thumbnail_size) if decode_shelf().capacity_bytes else 0
     try:
-        inspected = inspect_image_file(spooled.path, settings.max_image_pixels)
+        inspected = inspect_image_file(spooled.path, settings.max_image_pixels, keep_side)
     except InvalidImage as exc:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, str(exc))
@@ -181,10 +187,16 @@ def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Re
     except BaseException:
         spooled.path.unlink(missing_ok=True)
         raise
+    if inspected.pixels is not None:
+        # Shelved at once (bounded there), not held with the request's other files.
+        decode_shelf().offer(spooled.sha256, inspected.pixels, keep_side)
+        inspected = dataclasses.replace(inspected, pixels=None)
     return _Prepared(original_filename=name, spooled=spooled, inspected=inspected)
 
 
 def _duplicate(existing: Image) -> UploadResult:
+    if existing.has_thumbnail:  # processed already: the worker will not want the decode
+        decode_shelf().take(existing.image_hash, 0)
     return UploadResult(existing, True, f"Duplicate of existing image ID: {existing.id}")
 
 
