@@ -1,7 +1,7 @@
 """face boxes: each face's box, eyes and sharpnesses, and the eyes' own sharpness
 
 Revision ID: 20261203_i20_face_boxes
-Revises: 0008_active_model
+Revises: 0009_imports_in_place
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_i20_face_boxes"
-down_revision: str | None = "0008_active_model"
+down_revision: str | None = "0009_imports_in_place"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
