@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # this many at once, their pixels within this budget together; a decode waits this long
     # for room, then answers 503 (processing/decode_gate.py). An image whose pixels alone
     # exceed the budget is refused with 413.
+    # Folders under these roots can be imported in place (POST /imports); empty: imports off.
+    import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     decode_concurrency: int = Field(default=2, ge=1, le=64)
     decode_memory_mb: int = Field(default=640, ge=16)
     decode_wait_seconds: float = Field(default=20.0, ge=0.0, le=600.0)
@@ -92,6 +94,14 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS)
     )
     api_key: SecretStr | None = None
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        # Comma-separated, like CORS_ORIGINS (a path holding a comma cannot be a root).
+        if isinstance(value, str):
+            return [root.strip() for root in value.split(",") if root.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
