@@ -33,7 +33,7 @@ def build_embedder(settings: Settings) -> ManagedEmbedder | None:
     """The model this process runs: its own (inline), or none (Celery workers run it)."""
     if settings.task_backend == "celery":
         return None
-    return ManagedEmbedder(settings)
+    return ManagedEmbedder(settings.embedder_spec)
 
 
 def shelf_capacity(settings: Settings) -> int:
