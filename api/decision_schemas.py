@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas import JsonRowId
@@ -49,7 +49,7 @@ class CullRequest(BaseModel):
 
     share: Annotated[float, Field(gt=0, le=1, examples=[0.15])] | SkipJsonSchema[None] = None
     count: Annotated[int, Field(ge=0, le=10_000_000)] | SkipJsonSchema[None] = None
-    at_least_one_per_group: bool = Field(
+    at_least_one_per_group: StrictBool = Field(
         default=False, description="Every group keeps one image, even past the target."
     )
 

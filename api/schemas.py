@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -357,7 +358,7 @@ class AnalyzeRequest(BaseModel):
         f"one camera (make, model and serial). Omitted or null: {DEFAULT_TIME_GAP_SECONDS:g} s. "
         "Images without a capture time are grouped by looks alone, each camera's apart.",
     )
-    use_capture_time: bool = Field(
+    use_capture_time: StrictBool = Field(
         default=True,
         description="false: ignore capture times and cameras, group by looks alone.",
     )

@@ -299,3 +299,16 @@ def test_xmp_of_a_user_reject_reads_back_as_rating_minus_one(
     assert (keeper["Rating"], keeper["Label"], keeper["DecidedBy"]) == (5, "Green", "suggestion")
     starred = sidecar[order[2]]
     assert (starred["Rating"], starred["Label"], starred["DecidedBy"]) == (4, "Purple", "user")
+
+
+def test_flags_are_json_booleans_only(client: TestClient) -> None:
+    # {"count": 0, "at_least_one_per_group": 0} was read as false and answered 200
+    # (schemathesis ST201, 19,550-case campaign): a flag is true or false, never 0, 1 or "no".
+    batch_id = grouped(client, {"Burst": shoot(client, frames=2)})
+    for flag in (0, 1, "false", None):
+        cull = {"count": 0, "at_least_one_per_group": flag}
+        assert client.post(f"/batches/{batch_id}/cull", json=cull).status_code == 422
+        analyze = {"use_capture_time": flag}
+        assert client.put(f"/batches/{batch_id}/analyze", json=analyze).status_code == 422
+    ok = {"count": 0, "at_least_one_per_group": True}
+    assert client.post(f"/batches/{batch_id}/cull", json=ok).status_code == 200
