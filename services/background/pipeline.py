@@ -58,7 +58,10 @@ def _plan(settings: StorageLayout, image: Image, model_id: str | None) -> _Job:
     return _Job(
         image_id=image.id,
         image_hash=image.image_hash,
-        source=storage_path(settings.storage_root, image.file_path),
+        # Imported in place: the photographer's file where it is (services/originals.py).
+        source=Path(image.source_path)
+        if image.source_path
+        else storage_path(settings.storage_root, image.file_path),
         thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
         needs_thumbnail=readiness.needs_thumbnail(image.has_thumbnail),
         needs_quality=readiness.needs_quality(image.quality_version),

@@ -49,7 +49,7 @@ def build_embedder(settings: Settings) -> ManagedEmbedder | None:
         policy.decode,
         settings.torch_threads,
     )
-    return ManagedEmbedder(settings)
+    return ManagedEmbedder(settings.embedder_spec)
 
 
 def shelf_capacity(settings: Settings) -> int:
