@@ -364,6 +364,7 @@ class ErrorResponse(BaseModel):
 _ERROR_DESCRIPTIONS = {
     400: "Invalid input, or a body that cannot be parsed",
     401: "Missing or wrong API key (only when API_KEY is set)",
+    403: "Not allowed here (e.g. a folder outside IMPORT_ROOTS, or imports off)",
     404: "Not found",
     409: "Conflict with the current state; try again shortly",
     413: "A file is larger than MAX_UPLOAD_BYTES",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from processing.decode_gate import DecodeTooLarge
-from processing.imaging import decoded, open_image, reduced_rgb
+from processing.imaging import decoded, load_pillow_rgb, open_image, reduced_rgb
 from processing.metadata_extraction import ImageMetadata, extract_metadata
 from processing.raw import RawUnreadable, load_raw_rgb, raw_kind, read_raw_header
 from processing.raw_metadata import extract_raw_metadata
@@ -34,8 +34,8 @@ MIME_OVERRIDES = {"MPO": "image/jpeg"}
 VERIFY_DRAFT_SIDE = 64
 # Formats whose decode changes what their metadata says: a JPEG decoded at a draft scale
 # reports the smaller size, a TIFF turns its pixels and drops its orientation. Their metadata
-# is read first and the decode checked on a second open (a cheap one: JPEG at 1/8 scale, and
-# reading a TIFF's metadata decodes nothing). Other formats are decoded once, then read.
+# is read first (reading a JPEG's or TIFF's metadata decodes nothing) and the decode made on
+# a second open. Other formats are decoded once, then read.
 METADATA_BEFORE_DECODE = {"JPEG", "MPO", "TIFF"}
 # What decoding a damaged file raises, from Pillow's decoders and its EXIF parser; libheif's
 # refusals (its own size limits among them) come through pillow-heif as RuntimeError.
@@ -79,22 +79,30 @@ class InspectedImage:
     mime_type: str
     extension: str
     metadata: ImageMetadata
+    # The check's decode, handed on (with `keep_side`): oriented 8-bit RGB whose longest side
+    # is at least `keep_side` (or the original's, when smaller).
+    pixels: Image.Image | None = None
 
 
-def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
+def inspect_image_file(path: Path, max_pixels: int, keep_side: int = 0) -> InspectedImage:
     """Sniff, bound and fully decode `path`; raise InvalidImage with a reason otherwise.
 
-    A camera RAW is recognised by its content and read through LibRaw (processing.raw); a
-    video is refused as NotAPhoto. The decode goes through the decode gate: DecodeTooLarge (the
-    picture alone would exceed the decode budget) and DecodeBusy (no room came free in time)
-    pass through."""
+    With `keep_side`, the decode is made at that size (a JPEG's draft scale for it) and
+    kept in `pixels`, so that the thumbnail, quality judge and model can start from it
+    instead of decoding the file again. A camera RAW is recognised by its content and read
+    through LibRaw (processing.raw); a video is refused as NotAPhoto. The decode goes through
+    the decode gate: DecodeTooLarge (the picture alone would exceed the decode budget) and
+    DecodeBusy (no room came free in time) pass through."""
+    side = max(keep_side, VERIFY_DRAFT_SIDE)
     sniffed = sniff_file(path)
     if sniffed.video is not None:
         raise NotAPhoto(f"a video, not a photo ({sniffed.video} content)")
     kind = raw_kind(path, sniffed)
     if kind is not None:
-        return _guarded(path, max_pixels, lambda: _inspect_raw(path, kind, max_pixels))
-    return _guarded(path, max_pixels, lambda: _inspect_pillow(path, max_pixels))
+        inspected = _guarded(path, max_pixels, lambda: _inspect_raw(path, kind, max_pixels, side))
+    else:
+        inspected = _guarded(path, max_pixels, lambda: _inspect_pillow(path, max_pixels, side))
+    return inspected if keep_side > 0 else replace(inspected, pixels=None)
 
 
 def _guarded(path: Path, max_pixels: int, inspect: Callable[[], InspectedImage]) -> InspectedImage:
@@ -115,17 +123,18 @@ def _guarded(path: Path, max_pixels: int, inspect: Callable[[], InspectedImage])
         raise InvalidImage(f"image could not be decoded ({_short(exc, path)})") from None
 
 
-def _inspect_raw(path: Path, kind: str, max_pixels: int) -> InspectedImage:
-    """A RAW: LibRaw's size and orientation, its EXIF, and a decode of what the worker will
-    decode (the preview at a reduced scale, or a half-size development) to prove it can."""
+def _inspect_raw(path: Path, kind: str, max_pixels: int, side: int) -> InspectedImage:
+    """A RAW: LibRaw's size and orientation, its EXIF, and the decode the worker needs (the
+    preview at a reduced scale, or a half-size development), which proves it can be made."""
     header = read_raw_header(path, kind)
     _check_size((header.width, header.height), max_pixels)
     metadata = extract_raw_metadata(path, header)
-    load_raw_rgb(path, VERIFY_DRAFT_SIDE)
-    return InspectedImage(kind, header.mime_type, header.extension, metadata)
+    pixels = load_raw_rgb(path, side)
+    return InspectedImage(kind, header.mime_type, header.extension, metadata, pixels)
 
 
-def _inspect_pillow(path: Path, max_pixels: int) -> InspectedImage:
+def _inspect_pillow(path: Path, max_pixels: int, side: int) -> InspectedImage:
+    pixels: Image.Image | None = None
     with open_image(path) as img:
         fmt = img.format or ""
         if fmt not in EXTENSIONS:
@@ -136,24 +145,20 @@ def _inspect_pillow(path: Path, max_pixels: int) -> InspectedImage:
             metadata = extract_metadata(img)
         else:
             # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
-            with decoded(img, VERIFY_DRAFT_SIDE) as factor:
-                _check_converts(img, factor)
+            with decoded(img, side) as factor:
+                # Converted (strip by strip, as the worker would): what is accepted can be
+                # processed.
+                pixels = reduced_rgb(img, factor)
                 metadata = extract_metadata(img)
     if fmt in METADATA_BEFORE_DECODE:
-        with open_image(path) as img, decoded(img, VERIFY_DRAFT_SIDE) as factor:
-            _check_converts(img, factor)
+        pixels = load_pillow_rgb(path, side)
     return InspectedImage(
         format=fmt,
         mime_type=mime_type or "application/octet-stream",
         extension=EXTENSIONS[fmt],
         metadata=metadata,
+        pixels=pixels,
     )
-
-
-def _check_converts(img: Image.Image, factor: int) -> None:
-    """Convert (strip by strip, as the worker will) what `decoded` has decoded, so that what
-    is accepted can be processed."""
-    reduced_rgb(img, factor)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

@@ -22,11 +22,12 @@ from api.main import create_app
 from config import Settings
 from database.database import SCHEMA, create_db_engine, is_sqlite
 from database.migrations import upgrade_to_head
+from processing.embedding_spec import OFFLINE_MODEL_ID, EmbedderSpec
 from processing.feature_extraction import ManagedEmbedder
 from tests.tiny_models import build_tiny_dinov3
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-TABLES = ("image_batch_association", "image_batches", "images", "active_model")
+TABLES = ("imports", "image_batch_association", "image_batches", "images", "active_model")
 
 
 def _requested_url(tmp_dir: Path) -> str | None:
@@ -126,9 +127,7 @@ def settings(database_url: str, storage_root: Path, tiny_dinov3_dir: Path) -> Se
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_dinov3_dir: Path) -> ManagedEmbedder:
     """The tiny DINOv3 model, loaded once for the whole run through the real code path."""
-    embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model=str(tiny_dinov3_dir), embedding_device="cpu")  # type: ignore[call-arg]
-    )
+    embedder = ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir), device="cpu"))
     embedder.load()
     return embedder
 
@@ -147,9 +146,7 @@ def client(
 
 @pytest.fixture(scope="session")
 def offline_embedder() -> ManagedEmbedder:
-    embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
-    )
+    embedder = ManagedEmbedder(EmbedderSpec(OFFLINE_MODEL_ID, device="cpu"))
     embedder.load()
     return embedder
 
