@@ -20,7 +20,7 @@ from database import readiness
 from database.models import Image
 from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
 from services.background.handoff import decode_shelf
 from utils.file_handling import (
