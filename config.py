@@ -10,13 +10,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from database.deadlines import DatabaseDeadlines
+from processing.embedding_spec import Device, EmbedderSpec, Precision, TransformerDescriptor
 
 DEFAULT_CORS_ORIGINS = [
     "http://localhost:3000",
     "http://localhost:5173",
     "http://127.0.0.1:3000",
 ]
-OFFLINE_MODEL_ID = "efficientnet-lite0"
 
 
 class Settings(BaseSettings):
@@ -31,14 +31,14 @@ class Settings(BaseSettings):
     storage_root: Path = Path("./assets")
 
     embedding_model: str = "facebook/dinov3-vits16-pretrain-lvd1689m"
-    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    embedding_device: Device = "auto"
     embedding_batch_size: int = Field(default=8, ge=1, le=256)
     embedding_fallback: bool = True
     # int8: dynamic quantisation of the transformer's linear layers (CPU); a separate model id.
-    embedding_precision: Literal["fp32", "int8"] = "fp32"
+    embedding_precision: Precision = "fp32"
     # A transformers model's vector: its CLS token, or CLS beside the mean of its patch tokens
     # (processing/feature_extraction.py; another embedding id, so stored vectors are re-made).
-    embedding_descriptor: Literal["cls", "cls+patches"] = "cls"
+    embedding_descriptor: TransformerDescriptor = "cls"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 
@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # this many at once, their pixels within this budget together; a decode waits this long
     # for room, then answers 503 (processing/decode_gate.py). An image whose pixels alone
     # exceed the budget is refused with 413.
+    # Folders under these roots can be imported in place (POST /imports); empty: imports off.
+    import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     decode_concurrency: int = Field(default=2, ge=1, le=64)
     decode_memory_mb: int = Field(default=640, ge=16)
     decode_wait_seconds: float = Field(default=20.0, ge=0.0, le=600.0)
@@ -92,6 +94,14 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_CORS_ORIGINS)
     )
     api_key: SecretStr | None = None
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        # Comma-separated, like CORS_ORIGINS (a path holding a comma cannot be a root).
+        if isinstance(value, str):
+            return [root.strip() for root in value.split(",") if root.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -133,6 +143,19 @@ class Settings(BaseSettings):
             lock_timeout=self.db_lock_timeout_seconds,
             pool_timeout=self.db_pool_timeout_seconds,
             breaker_cooldown=self.db_breaker_cooldown_seconds,
+        )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        """The embedding model to load and how, as plain values for processing/."""
+        return EmbedderSpec(
+            model=self.embedding_model,
+            device=self.embedding_device,
+            precision=self.embedding_precision,
+            descriptor=self.embedding_descriptor,
+            token=self.hf_token.get_secret_value() if self.hf_token else None,
+            fallback=self.embedding_fallback,
+            torch_threads=self.torch_threads,
         )
 
     @property

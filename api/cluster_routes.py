@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import (
     ClusteringPoolDep,
@@ -30,7 +30,14 @@ from api.schemas import (
     error_responses,
     json_response,
 )
-from services import analysis_service, batch_service, contact_sheet, export_service, xmp_export
+from services import (
+    analysis_service,
+    batch_service,
+    contact_sheet,
+    export_service,
+    picks_export,
+    xmp_export,
+)
 from services.analysis_service import AnalysisParameters
 
 router = APIRouter(
@@ -233,6 +240,7 @@ Stars = Annotated[int, Query(ge=-1, le=5, description="-1 rejected, 0 unrated, 1
 def export_batch(
     batch_id: RowId,
     session: ReadSessionDep,
+    settings: SettingsDep,
     format: Literal["csv", "json", "xmp"] = "csv",
     keeper_rating: Stars = 5,
     other_rating: Stars = 2,
@@ -241,9 +249,23 @@ def export_batch(
     other_label: xmp_export.Label = "Red",
     ungrouped_label: xmp_export.Label = "Yellow",
     naming: Annotated[
-        xmp_export.Naming,
-        Query(description="basename: IMG_0001.xmp (Lightroom); full: IMG_0001.CR2.xmp"),
-    ] = "basename",
+        xmp_export.Naming | None,
+        Query(
+            description="basename: IMG_0001.xmp (Lightroom, Capture One); full: "
+            "IMG_0001.CR2.xmp (darktable, digiKam). Default: the editor's, else basename."
+        ),
+    ] = None,
+    editor: Annotated[
+        xmp_export.Editor | None,
+        Query(description="Name sidecars as this editor reads them (see `naming`)."),
+    ] = None,
+    embed: Annotated[
+        bool,
+        Query(
+            description="xmp: copies of JPEG, TIFF and DNG originals with the XMP inside "
+            "(lossless), sidecars for the other files (RAW)."
+        ),
+    ] = False,
 ) -> Response:
     """Export the batch as CSV or JSON rows, or as a zip of XMP sidecars (ratings, labels)."""
     disposition = f'attachment; filename="batch-{batch_id}.{"zip" if format == "xmp" else format}"'
@@ -255,8 +277,15 @@ def export_batch(
             keeper_label=keeper_label,
             other_label=other_label,
             ungrouped_label=ungrouped_label,
-            naming=naming,
+            naming=naming or xmp_export.EDITOR_NAMING.get(editor or "lightroom", "basename"),
         )
+        if embed:
+            members = picks_export.plan(session, settings, batch_id, options)
+            return StreamingResponse(
+                picks_export.stream_zip(members),
+                media_type="application/zip",
+                headers={"Content-Disposition": disposition},
+            )
         return Response(
             xmp_export.sidecars_zip(session, batch_id, options),
             media_type="application/zip",

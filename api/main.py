@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import cluster_routes, decision_routes, image_routes
+from api import cluster_routes, decision_routes, image_routes, import_routes
 from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import RequestGuard
@@ -33,8 +33,9 @@ from database.database import (
 )
 from processing.decode_gate import configure_decode_gate, restore_decode_gate
 from processing.feature_extraction import ManagedEmbedder
+from services.background.handoff import configure_shelf, restore_shelf
 from services.background.startup import StorageLease, reconcile_storage
-from services.background.wiring import build_embedder, build_worker
+from services.background.wiring import build_embedder, build_worker, shelf_capacity
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
@@ -66,6 +67,7 @@ def create_app(
         previous_gate = configure_decode_gate(
             settings.decode_concurrency, settings.decode_memory_mb, settings.decode_wait_seconds
         )
+        previous_shelf = configure_shelf(shelf_capacity(settings))
         engine = None
         factory, read_factory = session_factory, read_session_factory or session_factory
         if factory is None:
@@ -124,6 +126,7 @@ def create_app(
                 engine.dispose()
             Image.MAX_IMAGE_PIXELS = pillow_limit
             restore_decode_gate(previous_gate)
+            restore_shelf(previous_shelf)
             sys.setswitchinterval(switch_interval)
 
     # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
@@ -167,6 +170,7 @@ def create_app(
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
     app.include_router(decision_routes.router)
+    app.include_router(import_routes.router)
 
     @app.get(
         "/",

@@ -120,8 +120,18 @@ class Image(Base):
     eyes: Mapped[str | None] = mapped_column(Text)
     # Per face, in the same order: its sharpness, two decimals, comma-separated.
     face_sharpnesses: Mapped[str | None] = mapped_column(Text)
+    # The eyes' own sharpness, size-weighted over the faces whose eyes were placed.
+    eye_sharpness: Mapped[float | None] = mapped_column(Float)
+    # Per face, in the order of `eyes`: box (fractions of the upright frame), eyes, sharpness
+    # and eye_sharpness (processing.quality.face_entry).
+    faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
+    # An original imported in place (services/import_service.py): its absolute path, which
+    # stays the photographer's (never moved, never deleted), and its mtime when it was hashed.
+    # None for uploads, whose original is `file_path` under STORAGE_ROOT.
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
 
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
@@ -219,3 +229,29 @@ class ActiveModel(Base):
     # Why the configured model is not the one in use (the offline fallback, or nothing).
     fallback_reason: Mapped[str | None] = mapped_column(Text)
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FolderImport(Base):
+    """A folder imported in place: its images are indexed where they are, into `batch_id`."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey(f"{SCHEMA}.image_batches.id", ondelete="SET NULL")
+    )
+    # pending -> running -> complete | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    found: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # Entries left alone: symlinks leading out of the root, sockets, devices, FIFOs.
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    # The first failures, [{"file": relative path, "reason": ...}].
+    failures: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from processing.decode_gate import DecodeTooLarge
-from processing.imaging import decoded, open_image, reduced_rgb
+from processing.imaging import decoded, load_oriented_rgb, open_image, reduced_rgb
 from processing.metadata_extraction import ImageMetadata, extract_metadata
 
 # Pillow format -> the extension files of that format are stored under.
@@ -30,8 +30,8 @@ MIME_OVERRIDES = {"MPO": "image/jpeg"}
 VERIFY_DRAFT_SIDE = 64
 # Formats whose decode changes what their metadata says: a JPEG decoded at a draft scale
 # reports the smaller size, a TIFF turns its pixels and drops its orientation. Their metadata
-# is read first and the decode checked on a second open (a cheap one: JPEG at 1/8 scale, and
-# reading a TIFF's metadata decodes nothing). Other formats are decoded once, then read.
+# is read first (reading a JPEG's or TIFF's metadata decodes nothing) and the decode made on
+# a second open. Other formats are decoded once, then read.
 METADATA_BEFORE_DECODE = {"JPEG", "MPO", "TIFF"}
 # What decoding a damaged file raises, from Pillow's decoders and its EXIF parser; libheif's
 # refusals (its own size limits among them) come through pillow-heif as RuntimeError.
@@ -71,13 +71,21 @@ class InspectedImage:
     mime_type: str
     extension: str
     metadata: ImageMetadata
+    # The check's decode, handed on (with `keep_side`): oriented 8-bit RGB whose longest side
+    # is at least `keep_side` (or the original's, when smaller).
+    pixels: Image.Image | None = None
 
 
-def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
+def inspect_image_file(path: Path, max_pixels: int, keep_side: int = 0) -> InspectedImage:
     """Sniff, bound and fully decode `path`; raise InvalidImage with a reason otherwise.
 
-    The decode goes through the decode gate: DecodeTooLarge (the picture alone would exceed
-    the decode budget) and DecodeBusy (no room came free in time) pass through."""
+    With `keep_side`, the decode is made at that size (a JPEG's draft scale for it) and
+    kept in `pixels`, so that the thumbnail, quality judge and model can start from it
+    instead of decoding the file again. The decode goes through the decode gate:
+    DecodeTooLarge (the picture alone would exceed the decode budget) and DecodeBusy (no room
+    came free in time) pass through."""
+    side = max(keep_side, VERIFY_DRAFT_SIDE)
+    pixels: Image.Image | None = None
     try:
         with open_image(path) as img:
             fmt = img.format or ""
@@ -89,12 +97,13 @@ def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
                 metadata = extract_metadata(img)
             else:
                 # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
-                with decoded(img, VERIFY_DRAFT_SIDE) as factor:
-                    _check_converts(img, factor)
+                with decoded(img, side) as factor:
+                    # Converted (strip by strip, as the worker would): what is accepted can be
+                    # processed.
+                    pixels = reduced_rgb(img, factor)
                     metadata = extract_metadata(img)
         if fmt in METADATA_BEFORE_DECODE:
-            with open_image(path) as img, decoded(img, VERIFY_DRAFT_SIDE) as factor:
-                _check_converts(img, factor)
+            pixels = load_oriented_rgb(path, side)
     except (InvalidImage, DecodeTooLarge):
         raise
     except UnidentifiedImageError:
@@ -110,13 +119,8 @@ def inspect_image_file(path: Path, max_pixels: int) -> InspectedImage:
         mime_type=mime_type or "application/octet-stream",
         extension=EXTENSIONS[fmt],
         metadata=metadata,
+        pixels=pixels if keep_side > 0 else None,
     )
-
-
-def _check_converts(img: Image.Image, factor: int) -> None:
-    """Convert (strip by strip, as the worker will) what `decoded` has decoded, so that what
-    is accepted can be processed."""
-    reduced_rgb(img, factor)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

@@ -32,6 +32,10 @@ class InvalidInput(AppError):
     status_code = 400
 
 
+class Forbidden(AppError):
+    status_code = 403
+
+
 class NotFound(AppError):
     status_code = 404
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -20,8 +21,10 @@ from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
-from services import ranking
+from services import originals, ranking
 from services.background import enqueue_processing
+from services.background.handoff import decode_shelf
+from services.background.pipeline import analysis_side
 from services.errors import (
     InvalidInput,
     NotFound,
@@ -167,8 +170,11 @@ def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Re
     if spooled.size == 0:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, "file is empty")
+    # Decoded at the size the worker needs, and handed on to it (when it runs in this
+    # process): each photo is decoded once.
+    keep_side = analysis_side(settings.thumbnail_size) if decode_shelf().capacity_bytes else 0
     try:
-        inspected = inspect_image_file(spooled.path, settings.max_image_pixels)
+        inspected = inspect_image_file(spooled.path, settings.max_image_pixels, keep_side)
     except InvalidImage as exc:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, str(exc))
@@ -181,10 +187,16 @@ def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Re
     except BaseException:
         spooled.path.unlink(missing_ok=True)
         raise
+    if inspected.pixels is not None:
+        # Shelved at once (bounded there), not held with the request's other files.
+        decode_shelf().offer(spooled.sha256, inspected.pixels, keep_side)
+        inspected = dataclasses.replace(inspected, pixels=None)
     return _Prepared(original_filename=name, spooled=spooled, inspected=inspected)
 
 
 def _duplicate(existing: Image) -> UploadResult:
+    if existing.has_thumbnail:  # processed already: the worker will not want the decode
+        decode_shelf().take(existing.image_hash, 0)
     return UploadResult(existing, True, f"Duplicate of existing image ID: {existing.id}")
 
 
@@ -243,8 +255,13 @@ def list_images(session: Session, offset: int, limit: int | None) -> tuple[list[
 def original_file(session: Session, settings: StorageLayout, image_id: int) -> tuple[Path, Image]:
     """The stored original of an image, with its row."""
     image = get_image(session, image_id)
-    path = storage_path(settings.storage_root, image.file_path)
-    if not path.is_file():
+    path = originals.original_path(settings, image)
+    if path is None or not path.is_file():
+        if image.source_path is not None:
+            raise NotFound(
+                f"The original of image {image_id} is no longer at {image.source_path} "
+                "(imported in place: moved, renamed or deleted since)."
+            )
         raise NotFound(f"The file of image {image_id} is not available yet.")
     return path, image
 
@@ -287,13 +304,16 @@ def delete_image(session: Session, settings: StorageLayout, image_id: int) -> No
         raise NotFound(f"Image {image_id} not found.")
     # Added to another batch between the first read and the image lock (rare): lock it too.
     crud_batch.lock_batches(session, crud_batch.batches_of_image(session, image_id) - batches)
-    paths = [image.file_path, thumbnail_relative_path(image.filename)]
+    # An original imported in place is the photographer's: only our thumbnail goes with it.
+    paths = originals.owned_files(settings, image)
+    with suppress(ValueError):
+        thumbnail = thumbnail_relative_path(image.filename)
+        paths.append(storage_path(settings.storage_root, thumbnail))
     groups = crud_batch.ranked_groups_of(session, [image_id])
     crud_image.delete_image(session, image)
     promote_next_keepers(session, groups)
-    for relative in paths:
-        with suppress(ValueError):
-            unit_of_work.remove_after_commit(session, storage_path(settings.storage_root, relative))
+    for path in paths:
+        unit_of_work.remove_after_commit(session, path)
 
 
 # On-demand thumbnails: one decode per image however many requests wait for it, and at most

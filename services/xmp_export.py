@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 from sqlalchemy.orm import Session
 
 from database import readiness
+from database.models import ImageBatchAssociation
 from services import batch_service
 
 NS = {
@@ -46,6 +47,16 @@ KEYWORD_ROOT = "Pixal"
 EYES_CLOSED_KEYWORD = "Eyes closed"
 Label = Literal["Red", "Yellow", "Green", "Blue", "Purple", "none"]
 Naming = Literal["basename", "full"]
+# Which sidecar name each editor reads at import. darktable reads `IMG_0001.xmp` through its
+# Lightroom importer, which turns Rating -1 (rejected) into 2 stars; `IMG_0001.JPG.xmp` is its
+# own name, read as rejected. digiKam writes and reads `IMG_0001.CR2.xmp` too.
+Editor = Literal["lightroom", "capture-one", "darktable", "digikam"]
+EDITOR_NAMING: dict[str, Naming] = {
+    "lightroom": "basename",
+    "capture-one": "basename",
+    "darktable": "full",
+    "digikam": "full",
+}
 # Characters no file system or archive tool is happy with in a name.
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 # What XML 1.0 cannot hold (its `Char` production's complement), and the non-characters it
@@ -86,34 +97,61 @@ class Pick:
     decided_by: str | None = None
 
 
-def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
-    """A zip of one `.xmp` per image of the batch (see `sidecar_names` for clashes)."""
+def batch_picks(session: Session, batch_id: int) -> list[tuple[ImageBatchAssociation, Pick]]:
+    """Each member of the batch in its order, with what its XMP says."""
     batch = batch_service.get_batch(session, batch_id)
-    picks = [
-        Pick(
-            image_id=association.image.id,
-            original_filename=association.image.original_filename,
-            group_label=association.group_label,
-            is_keeper=readiness.is_keeper(association),
-            eyes_closed="closed" in (association.image.eyes or "").split(","),
-            pick=association.pick,
-            rating=association.rating,
-            color_label=association.color_label,
-            decided_by=association.decided_by,
+    return [
+        (
+            association,
+            Pick(
+                image_id=association.image.id,
+                original_filename=association.image.original_filename,
+                group_label=association.group_label,
+                is_keeper=readiness.is_keeper(association),
+                eyes_closed="closed" in (association.image.eyes or "").split(","),
+                pick=association.pick,
+                rating=association.rating,
+                color_label=association.color_label,
+                decided_by=association.decided_by,
+            ),
         )
         for association in batch.image_associations
     ]
+
+
+def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
+    """A zip of one `.xmp` per image of the batch (see `sidecar_names` for clashes)."""
+    picks = [pick for _association, pick in batch_picks(session, batch_id)]
     names = sidecar_names(picks, options.naming)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for pick in picks:
-            # writestr with a bare name stores mode 0600: unzipped, a sidecar then was readable
-            # by its owner only (Lightroom on another account, a NAS share saw nothing).
-            member = zipfile.ZipInfo(names[pick.image_id], date_time=time.localtime()[:6])
-            member.compress_type = zipfile.ZIP_DEFLATED
-            member.external_attr = (stat.S_IFREG | 0o644) << 16
-            archive.writestr(member, sidecar_xml(pick, options))
+            archive.writestr(zip_member(names[pick.image_id]), sidecar_xml(pick, options))
     return buffer.getvalue()
+
+
+def zip_member(name: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
+    """A zip entry readable by everyone once unzipped."""
+    # writestr with a bare name stores mode 0600: unzipped, a sidecar then was readable by its
+    # owner only (Lightroom on another account, a NAS share saw nothing).
+    member = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    member.compress_type = compress_type
+    member.external_attr = (stat.S_IFREG | 0o644) << 16
+    return member
+
+
+def sidecar_name(pick: Pick, naming: Naming) -> str:
+    """`IMG_0001.xmp` (`basename`) or `IMG_0001.CR2.xmp` (`full`) for `IMG_0001.CR2`."""
+    original = photo_name(pick)
+    stem = PurePath(original).stem if naming == "basename" else original
+    return _fit_bytes(stem or f"image-{pick.image_id}", ".xmp")
+
+
+def photo_name(pick: Pick) -> str:
+    """The photo's own file name, made safe for a zip or a file system."""
+    # NFC: macOS stores names decomposed, so "é" and "e\u0301" are one file there.
+    original = unicodedata.normalize("NFC", _safe_name(pick.original_filename))
+    return original or f"image-{pick.image_id}"
 
 
 def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
@@ -125,19 +163,20 @@ def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
     `basename`) keep that name, each in its own folder `image-<id>/`, except the first, which
     stays at the top; nothing is overwritten and every sidecar still matches its photo's name.
     """
+    return unique_names((pick.image_id, sidecar_name(pick, naming)) for pick in picks)
+
+
+def unique_names(wanted: Iterable[tuple[int, str]]) -> dict[int, str]:
+    """Each image's wanted name; a name taken already (ignoring case, as Windows and macOS
+    file systems do) goes into a folder `image-<id>/`."""
     names: dict[int, str] = {}
     taken: set[str] = set()
-    for pick in picks:
-        # NFC: macOS stores names decomposed, so "é" and "e\u0301" are one file there.
-        original = unicodedata.normalize("NFC", _safe_name(pick.original_filename))
-        original = original or f"image-{pick.image_id}"
-        stem = PurePath(original).stem if naming == "basename" else original
-        name = _fit_bytes(stem or f"image-{pick.image_id}", ".xmp")
-        key = name.casefold()  # Windows and macOS file systems ignore case
+    for image_id, name in wanted:
+        key = name.casefold()
         if key in taken:
-            name = f"image-{pick.image_id}/{name}"
+            name = f"image-{image_id}/{name}"
         taken.add(key)
-        names[pick.image_id] = name
+        names[image_id] = name
     return names
 
 

@@ -22,6 +22,7 @@ from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
 from processing.imaging import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
+from services.background.handoff import decode_shelf
 from utils.file_handling import (
     StorageLayout,
     make_thumbnail,
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Job:
     image_id: int
+    image_hash: str
     source: Path
     thumbnail: Path
     needs_thumbnail: bool
@@ -55,7 +57,11 @@ class ProcessingSummary:
 def _plan(settings: StorageLayout, image: Image, model_id: str | None) -> _Job:
     return _Job(
         image_id=image.id,
-        source=storage_path(settings.storage_root, image.file_path),
+        image_hash=image.image_hash,
+        # Imported in place: the photographer's file where it is (services/originals.py).
+        source=Path(image.source_path)
+        if image.source_path
+        else storage_path(settings.storage_root, image.file_path),
         thumbnail=storage_path(settings.storage_root, thumbnail_relative_path(image.filename)),
         needs_thumbnail=readiness.needs_thumbnail(image.has_thumbnail),
         needs_quality=readiness.needs_quality(image.quality_version),
@@ -65,14 +71,21 @@ def _plan(settings: StorageLayout, image: Image, model_id: str | None) -> _Job:
     )
 
 
+def analysis_side(thumbnail_size: int, embed_side: int = 0) -> int:
+    """The longest side one decode needs to serve the thumbnail, quality judge and model."""
+    return max(thumbnail_size, QUALITY_SIDE, embed_side)
+
+
 def _decode(settings: StorageLayout, job: _Job, embed_side: int) -> PILImage.Image:
-    """Decode once, at the size every consumer of this image needs."""
+    """Decode once, at the size every consumer of this image needs: the upload's own decode
+    when it was handed on (services.background.handoff), else the file's."""
     side = max(
         settings.thumbnail_size if job.needs_thumbnail else 0,
         QUALITY_SIDE if job.needs_quality else 0,
         embed_side if job.needs_embedding else 0,
     )
-    return load_oriented_rgb(job.source, side)
+    handed_on = decode_shelf().take(job.image_hash, side)
+    return handed_on if handed_on is not None else load_oriented_rgb(job.source, side)
 
 
 def _storage_fault(settings: StorageLayout, exc: Exception) -> bool:

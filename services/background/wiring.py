@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
+from services.background.handoff import DEFAULT_CAPACITY_BYTES
 from services.background.inline import InlineWorker, ProcessingWorker
 from services.background.model_publisher import (
     loaded_embedder,
@@ -32,7 +33,12 @@ def build_embedder(settings: Settings) -> ManagedEmbedder | None:
     """The model this process runs: its own (inline), or none (Celery workers run it)."""
     if settings.task_backend == "celery":
         return None
-    return ManagedEmbedder(settings)
+    return ManagedEmbedder(settings.embedder_spec)
+
+
+def shelf_capacity(settings: Settings) -> int:
+    """Bytes of uploads' decodes kept for the worker: none when it runs elsewhere (Celery)."""
+    return 0 if settings.task_backend == "celery" else DEFAULT_CAPACITY_BYTES
 
 
 def build_worker(

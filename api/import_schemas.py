@@ -1,0 +1,79 @@
+"""Request and response bodies of /imports (folders imported in place)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from api.schemas import BatchName, _strip_non_blank
+from database.models import FolderImport
+
+
+class ImportRequest(BaseModel):
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A folder under one of IMPORT_ROOTS: absolute, or relative to a root.",
+    )
+    batch_name: str = BatchName
+
+    @field_validator("batch_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _strip_non_blank(value)
+
+
+class ImportFailure(BaseModel):
+    file: str
+    reason: str
+
+
+class ImportResponse(BaseModel):
+    """An import's progress. `done` counts files handled (indexed, duplicate or failed) of
+    `found`; `files_per_second` is `done` over the time since it started."""
+
+    id: int
+    path: str
+    batch_id: int | None
+    status: str
+    found: int
+    done: int
+    failed: int
+    duplicates: int
+    refused: int
+    files_per_second: float | None
+    failures: list[ImportFailure]
+    error: str | None
+    changed: int = Field(description="Originals whose size or time changed since indexed.")
+    missing: int = Field(description="Originals no longer where they were imported from.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: FolderImport, sources: dict[str, int]) -> ImportResponse:
+        rate = None
+        if row.started_at is not None:
+            end = row.finished_at or datetime.now(UTC)
+            seconds = (end - row.started_at).total_seconds()
+            rate = round(row.done / seconds, 2) if seconds > 0 else None
+        return cls(
+            id=row.id,
+            path=row.path,
+            batch_id=row.batch_id,
+            status=row.status,
+            found=row.found,
+            done=row.done,
+            failed=row.failed,
+            duplicates=row.duplicates,
+            refused=row.refused,
+            files_per_second=rate,
+            failures=[ImportFailure(**f) for f in row.failures or []],
+            error=row.error,
+            changed=sources.get("changed", 0),
+            missing=sources.get("missing", 0),
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )

@@ -1,0 +1,26 @@
+"""Queries for folder imports (table `imports`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from database.models import FolderImport, Image
+
+
+def add_import(session: Session, folder_import: FolderImport) -> FolderImport:
+    session.add(folder_import)
+    session.flush()
+    return folder_import
+
+
+def get_import(session: Session, import_id: int) -> FolderImport | None:
+    return session.get(FolderImport, import_id)
+
+
+def in_place_sources(session: Session, image_ids: list[int]) -> list[tuple[str, int, int | None]]:
+    """(source path, size, mtime in ns) of the images imported in place among these."""
+    query = select(Image.source_path, Image.file_size, Image.source_mtime_ns).where(
+        Image.id.in_(image_ids), Image.source_path.is_not(None)
+    )
+    return [(str(path), int(size), mtime) for path, size, mtime in session.execute(query)]

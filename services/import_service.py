@@ -1,0 +1,300 @@
+"""A card or folder imported in place: its photos are indexed where they are (SHA-256, one
+validation decode, a row), never copied into STORAGE_ROOT, then processed like uploads.
+
+The originals stay the photographer's: deleting such an image removes our row, thumbnail and
+vector only (services/image_service.py). Only folders under IMPORT_ROOTS can be imported; a
+path with `..`, a symlink that leads out of its root and anything but a regular file are
+refused. A file that changes or disappears later is reported (`GET /imports/{id}`: `changed`,
+`missing`; the image's own download answers 404), never an error page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crud import crud_batch, crud_image, crud_import
+from database.models import FolderImport, Image
+from processing.decode_gate import DecodeBusy, DecodeTooLarge
+from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services.background import enqueue_processing
+from services.errors import Forbidden, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+# Companions a camera or an editor leaves beside the photos: not photos, not failures.
+SKIPPED_SUFFIXES = frozenset({".xmp", ".thm", ".ctg", ".lrv", ".json", ".txt", ".db", ".ini"})
+CHUNK = 32  # files per transaction: progress moves, and a crash loses at most this much work
+MAX_FAILURES_KEPT = 100
+_HASH_BLOCK = 1 << 20
+
+
+class ImportSettings(Protocol):
+    @property
+    def import_roots(self) -> list[Path]: ...
+    @property
+    def max_image_pixels(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    path: Path
+    relative: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    inspected: InspectedImage
+
+
+def resolve_folder(roots: Sequence[Path], path: str) -> Path:
+    """The real folder `path` names under one of `roots` (relative paths are taken from each
+    root in turn); raises Forbidden, NotFound or InvalidInput."""
+    if not roots:
+        raise Forbidden(
+            "Imports in place are off: set IMPORT_ROOTS to the folders (comma-separated) "
+            "under which cards and folders may be imported, then restart the server."
+        )
+    if "\x00" in path or ".." in Path(path).parts:
+        raise InvalidInput("The path must not contain '..' or NUL characters.")
+    real_roots = [root.resolve() for root in roots]
+    candidates = [Path(path)] if Path(path).is_absolute() else [r / path for r in real_roots]
+    for candidate in candidates:
+        real = candidate.resolve()
+        if any(real.is_relative_to(root) for root in real_roots):
+            if not real.exists():
+                raise NotFound(f"No folder at {path!r} under the import roots.")
+            if not real.is_dir():
+                raise InvalidInput(f"{path!r} is not a folder.")
+            return real
+    raise Forbidden(f"{path!r} is not under an import root (IMPORT_ROOTS).")
+
+
+def start_import(
+    session: Session, settings: ImportSettings, path: str, batch_name: str
+) -> FolderImport:
+    """Record an import of the folder into a new batch; `run_import` does the work."""
+    folder = resolve_folder(settings.import_roots, path)
+    batch = crud_batch.create_batch(session, batch_name)
+    return crud_import.add_import(
+        session,
+        FolderImport(
+            path=str(folder),
+            batch_id=batch.id,
+            status="pending",
+            found=0,
+            done=0,
+            failed=0,
+            duplicates=0,
+            refused=0,
+        ),
+    )
+
+
+def get_import(session: Session, import_id: int) -> FolderImport:
+    folder_import = crud_import.get_import(session, import_id)
+    if folder_import is None:
+        raise NotFound(f"Import {import_id} not found.")
+    return folder_import
+
+
+def source_state(path: str, size: int, mtime_ns: int | None) -> str:
+    """`ok`, `changed` (size or modification time differ from when it was hashed) or
+    `missing`, for an original imported in place."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "missing"
+    if not stat.S_ISREG(info.st_mode):
+        return "missing"
+    return "ok" if (info.st_size, info.st_mtime_ns) == (size, mtime_ns) else "changed"
+
+
+def source_report(session: Session, folder_import: FolderImport) -> dict[str, int]:
+    """How many of the import's originals changed or disappeared since they were indexed."""
+    counts = {"changed": 0, "missing": 0}
+    if folder_import.batch_id is None:
+        return counts
+    ids = sorted(crud_batch.member_ids(session, folder_import.batch_id))
+    for path, size, mtime in crud_import.in_place_sources(session, ids):
+        state = source_state(path, size, mtime)
+        if state in counts:
+            counts[state] += 1
+    return counts
+
+
+def find_files(folder: Path) -> tuple[list[Path], int]:
+    """The regular files below `folder` in name order, and how many entries were refused
+    (symlinks leading out of the folder, devices, sockets, FIFOs)."""
+    files: list[Path] = []
+    refused = 0
+    for directory, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES:
+                continue
+            path = Path(directory, name)
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(folder) or not target.is_file():
+                    refused += 1
+                    continue
+                path = target
+            try:
+                mode = path.stat().st_mode
+            except OSError:
+                refused += 1
+                continue
+            if not stat.S_ISREG(mode):
+                refused += 1
+                continue
+            files.append(path)
+    return files, refused
+
+
+def run_import(
+    factory: sessionmaker[Session], settings: ImportSettings, import_id: int
+) -> FolderImport | None:
+    """Index every file of the import's folder, CHUNK files per transaction."""
+    with factory() as session:
+        folder_import = crud_import.get_import(session, import_id)
+        if folder_import is None or folder_import.status != "pending":
+            return folder_import
+        folder = Path(folder_import.path)
+        folder_import.status = "running"
+        folder_import.started_at = datetime.now(UTC)
+        session.commit()
+    try:
+        files, refused = find_files(folder)
+        with factory() as session:
+            _update(session, import_id, found=len(files), refused=refused)
+            session.commit()
+        for start in range(0, len(files), CHUNK):
+            _index_chunk(factory, settings, import_id, folder, files[start : start + CHUNK])
+    except Exception as exc:
+        logger.exception("import %d failed", import_id)
+        with factory() as session:
+            _update(session, import_id, status="failed", error=str(exc) or type(exc).__name__)
+            session.commit()
+        raise
+    with factory() as session:
+        _update(session, import_id, status="complete")
+        session.commit()
+        return crud_import.get_import(session, import_id)
+
+
+def _update(session: Session, import_id: int, **values: object) -> FolderImport:
+    folder_import = crud_import.get_import(session, import_id)
+    assert folder_import is not None
+    for name, value in values.items():
+        setattr(folder_import, name, value)
+    if values.get("status") in {"complete", "failed"}:
+        folder_import.finished_at = datetime.now(UTC)
+    return folder_import
+
+
+def _index_chunk(
+    factory: sessionmaker[Session],
+    settings: ImportSettings,
+    import_id: int,
+    folder: Path,
+    files: list[Path],
+) -> None:
+    indexed: list[_Indexed] = []
+    failures: list[dict[str, str]] = []
+    for path in files:
+        outcome = _index_file(settings, folder, path)
+        if isinstance(outcome, _Indexed):
+            indexed.append(outcome)
+        else:
+            failures.append({"file": _relative(folder, path), "reason": outcome})
+    with factory() as session:
+        crud_image.lock_hashes(session, [item.sha256 for item in indexed])
+        ids: list[int] = []
+        new_ids: list[int] = []
+        for item in indexed:
+            image, is_new = _store(session, item)
+            ids.append(image.id)
+            if is_new:
+                new_ids.append(image.id)
+        folder_import = _update(session, import_id)
+        if folder_import.batch_id is not None:
+            crud_batch.add_members(session, folder_import.batch_id, ids)
+        folder_import.done += len(files)
+        folder_import.failed += len(failures)
+        folder_import.duplicates += len(ids) - len(new_ids)
+        kept = list(folder_import.failures or [])
+        folder_import.failures = (kept + failures)[:MAX_FAILURES_KEPT]
+        enqueue_processing(session, new_ids)
+        session.commit()
+
+
+def _relative(folder: Path, path: Path) -> str:
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else path.name
+
+
+def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed | str:
+    """The file hashed and checked, or why it is not imported."""
+    try:
+        before = path.stat()
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            while block := file.read(_HASH_BLOCK):
+                digest.update(block)
+        if before.st_size == 0:
+            return "file is empty"
+        inspected = inspect_image_file(path, settings.max_image_pixels)
+    except (InvalidImage, DecodeTooLarge) as exc:
+        return str(exc)
+    except DecodeBusy as exc:
+        return f"the server was too busy to check it: {exc}"
+    except OSError as exc:
+        return f"could not be read: {exc.strerror or exc}"
+    return _Indexed(
+        path=path,
+        relative=_relative(folder, path),
+        sha256=digest.hexdigest(),
+        size=before.st_size,
+        mtime_ns=before.st_mtime_ns,
+        inspected=inspected,
+    )
+
+
+def _store(session: Session, item: _Indexed) -> tuple[Image, bool]:
+    existing = crud_image.get_image_by_hash(session, item.sha256)
+    if existing is not None:
+        return existing, False
+    filename = f"{uuid.uuid4().hex}{item.inspected.extension}"
+    metadata, _adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
+    image = Image(
+        filename=filename,
+        original_filename=item.path.name[:255],
+        # Nothing is stored under STORAGE_ROOT: the original is `source_path`.
+        file_path=f"in-place/{filename}",
+        source_path=str(item.path),
+        source_mtime_ns=item.mtime_ns,
+        image_hash=item.sha256,
+        file_size=item.size,
+        mime_type=item.inspected.mime_type,
+        has_thumbnail=False,
+        **metadata,
+    )
+    try:
+        with session.begin_nested():
+            crud_image.add_image(session, image)
+    except IntegrityError:
+        existing = crud_image.get_image_by_hash(session, item.sha256)
+        if existing is None:
+            raise
+        return existing, False
+    return image, True
