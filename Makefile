@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres test-sqlite lint format migrate clean
+.PHONY: run test test-quick test-postgres test-sqlite lint format migrate clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: test-postgres test-sqlite
 test-postgres: $(VENV)/.dev
 	./scripts/ensure_postgres.sh
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+## A few minutes: the tests not marked slow, on PostgreSQL only (see README).
+test-quick: $(VENV)/.dev
+	./scripts/ensure_postgres.sh
+	env -u DATABASE_URL $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-sqlite: $(VENV)/.dev
 	DATABASE_URL=sqlite $(PY) -m pytest $(PYTEST_ARGS)

@@ -10,13 +10,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from database.deadlines import DatabaseDeadlines
+from processing.embedding_spec import Device, EmbedderSpec, Precision, TransformerDescriptor
 
 DEFAULT_CORS_ORIGINS = [
     "http://localhost:3000",
     "http://localhost:5173",
     "http://127.0.0.1:3000",
 ]
-OFFLINE_MODEL_ID = "efficientnet-lite0"
 
 
 class Settings(BaseSettings):
@@ -31,14 +31,14 @@ class Settings(BaseSettings):
     storage_root: Path = Path("./assets")
 
     embedding_model: str = "facebook/dinov3-vits16-pretrain-lvd1689m"
-    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    embedding_device: Device = "auto"
     embedding_batch_size: int = Field(default=8, ge=1, le=256)
     embedding_fallback: bool = True
     # int8: dynamic quantisation of the transformer's linear layers (CPU); a separate model id.
-    embedding_precision: Literal["fp32", "int8"] = "fp32"
+    embedding_precision: Precision = "fp32"
     # A transformers model's vector: its CLS token, or CLS beside the mean of its patch tokens
     # (processing/feature_extraction.py; another embedding id, so stored vectors are re-made).
-    embedding_descriptor: Literal["cls", "cls+patches"] = "cls"
+    embedding_descriptor: TransformerDescriptor = "cls"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 
@@ -143,6 +143,19 @@ class Settings(BaseSettings):
             lock_timeout=self.db_lock_timeout_seconds,
             pool_timeout=self.db_pool_timeout_seconds,
             breaker_cooldown=self.db_breaker_cooldown_seconds,
+        )
+
+    @property
+    def embedder_spec(self) -> EmbedderSpec:
+        """The embedding model to load and how, as plain values for processing/."""
+        return EmbedderSpec(
+            model=self.embedding_model,
+            device=self.embedding_device,
+            precision=self.embedding_precision,
+            descriptor=self.embedding_descriptor,
+            token=self.hf_token.get_secret_value() if self.hf_token else None,
+            fallback=self.embedding_fallback,
+            torch_threads=self.torch_threads,
         )
 
     @property

@@ -141,7 +141,7 @@ def get_image_metadata(image_id: RowId, session: ReadSessionDep) -> Metadata:
 
 
 @router.get(
-    "/{image_id}/similar",
+    "/{image_id:int}/similar",
     operation_id="getSimilarImages",
     response_model=list[SimilarImage],
     responses=error_responses(404, 409, 503),
@@ -162,7 +162,7 @@ def get_similar_images(
 
 
 @router.get(
-    "/{image_id}",
+    "/{image_id:int}",
     operation_id="getImageFile",
     response_class=FileResponse,
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
@@ -181,7 +181,7 @@ def get_image_file(
 
 
 @router.delete(
-    "/{image_id}",
+    "/{image_id:int}",
     operation_id="deleteImage",
     response_model=MessageResponse,
     responses=error_responses(404),

@@ -75,6 +75,24 @@ FACE_SHARPNESSES_FIELD = Field(
 )
 
 
+class FaceRead(BaseModel):
+    """One face the judge found, for a close-up: where it is and what was read on it."""
+
+    x: float = Field(description="Left edge, as a fraction of the upright frame's width.")
+    y: float = Field(description="Top edge, as a fraction of the upright frame's height.")
+    width: float = Field(description="As a fraction of the upright frame's width.")
+    height: float = Field(description="As a fraction of the upright frame's height.")
+    eyes: Literal["open", "closed", "unknown"]
+    sharpness: float | None = Field(
+        default=None, description="The face's own sharpness in [0, 1]; null if too small."
+    )
+    eye_sharpness: float | None = Field(
+        default=None,
+        description="The eyes' own sharpness in [0, 1] (the region around both eyes); null "
+        "where the eyes were not placed.",
+    )
+
+
 def _strip_non_blank(value: str) -> str:
     if _UNSTORABLE.search(value):
         raise ValueError("must not contain NUL characters or unpaired surrogates")
@@ -128,6 +146,17 @@ class JudgeParts(BaseModel):
     face_sharpness: float | None = None
     eyes: str | None = EYES_FIELD
     face_sharpnesses: str | None = FACE_SHARPNESSES_FIELD
+    eye_sharpness: float | None = Field(
+        default=None,
+        description="The eyes' own sharpness in [0, 1] (eye focus), size-weighted over the "
+        "faces whose eyes were placed; beside face_sharpness.",
+    )
+    faces: list[FaceRead] | None = Field(
+        default=None,
+        description="Each face found, in the order of `eyes`: its box (fractions of the "
+        "image with EXIF orientation applied), eyes, sharpness and eye sharpness; null when "
+        "none was found.",
+    )
 
 
 class ImageResponse(JudgeParts):

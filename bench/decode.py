@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from processing.imaging import load_oriented_rgb, to_rgb
+from processing.imaging import to_rgb
+from processing.photo import load_oriented_rgb
 
 WIDTH, HEIGHT = 6000, 4000  # 24 MP, a typical full-frame camera file
 EMBED_SIDE = 224

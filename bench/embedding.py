@@ -28,7 +28,7 @@ from database.database import create_db_engine, create_session_factory
 from database.migrations import upgrade_to_head
 from database.models import Image as ImageRow
 from processing.feature_extraction import TransformersEmbedder, configure_torch_threads, preprocess
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from services.background.pipeline import process_images
 from services.image_service import IncomingUpload, upload_images
 from utils.file_handling import ensure_storage_dirs

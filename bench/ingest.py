@@ -45,7 +45,7 @@ from processing.feature_extraction import (
     _TorchEmbedder,
     preprocess,
 )
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BATCH = 8

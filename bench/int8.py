@@ -30,7 +30,7 @@ from processing.feature_extraction import (
     configure_torch_threads,
     quantize_linear_layers,
 )
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 
 TARGET = "int8 img/s >= 2x fp32 (issue 11: 2.3x torch, 2.9x onnxruntime), cosine >= 0.99"
 

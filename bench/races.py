@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.workers import throwaway_database
+from bench.scratch import scratch_postgres
 from database.database import create_db_engine
 from tests.system.conftest import ServerProcess
 from tests.system.races import RaceReport, race_rounds, reversed_uploads
@@ -40,7 +40,10 @@ def main() -> None:
     command = "python -m bench.races " + " ".join(sys.argv[1:])
     started = time.monotonic()
 
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_postgres(args.postgres_url, migrate=True) as url,
+    ):
         env = {
             **os.environ,
             "DATABASE_URL": url,

@@ -452,12 +452,10 @@ class Server:
 
 
 def make_embedder(descriptor: str) -> Any:
-    from config import Settings
     from processing import feature_extraction as fe
+    from processing.embedding_spec import OFFLINE_MODEL_ID, EmbedderSpec
 
-    embedder = fe.ManagedEmbedder(
-        Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
-    )
+    embedder = fe.ManagedEmbedder(EmbedderSpec(OFFLINE_MODEL_ID, device="cpu"))
     if descriptor != "default":
         pooled = fe.EfficientNetLiteEmbedder(pooling=descriptor)  # type: ignore[arg-type]
         pooled.load()

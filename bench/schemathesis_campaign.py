@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.workers import throwaway_database
+from bench.scratch import scratch_postgres
 from tests.factories import jpeg_bytes
 from tests.system.conftest import ServerProcess
 from tests.tiny_models import build_tiny_dinov3
@@ -72,7 +72,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.postgres_url) as db_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_postgres(args.postgres_url, migrate=True) as db_url,
+    ):
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
@@ -115,7 +118,8 @@ def main() -> None:
                 "--output-truncate",
                 "true",
             ]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            # In the temp folder: the CLI keeps a crash cache under its working directory.
+            result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp)
             log = server.log_path.read_text(errors="replace")
         finally:
             server.stop()

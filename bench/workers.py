@@ -83,7 +83,7 @@ def pending(factory: sessionmaker[Session], model: str) -> int:
 
 def time_inline(settings: Settings, factory: sessionmaker[Session], count: int) -> float:
     """Images/s of the server's own worker thread, start-up backfill to idle."""
-    embedder = ManagedEmbedder(settings)
+    embedder = ManagedEmbedder(settings.embedder_spec)
     embedder.load()
     reset(factory)
     worker = build_worker(settings, factory, embedder)

@@ -120,6 +120,11 @@ class Image(Base):
     eyes: Mapped[str | None] = mapped_column(Text)
     # Per face, in the same order: its sharpness, two decimals, comma-separated.
     face_sharpnesses: Mapped[str | None] = mapped_column(Text)
+    # The eyes' own sharpness, size-weighted over the faces whose eyes were placed.
+    eye_sharpness: Mapped[float | None] = mapped_column(Float)
+    # Per face, in the order of `eyes`: box (fractions of the upright frame), eyes, sharpness
+    # and eye_sharpness (processing.quality.face_entry).
+    faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
     # An original imported in place (services/import_service.py): its absolute path, which

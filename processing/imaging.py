@@ -182,9 +182,12 @@ def decoded(img: ImageFile.ImageFile, longest_side: int) -> Iterator[int]:
 _STRIP_BYTES = 8 * 1024 * 1024
 
 
-def reduced_rgb(img: Image.Image, factor: int) -> Image.Image:
+def reduced_rgb(img: Image.Image, factor: int, orientation: int | None = None) -> Image.Image:
     """Oriented 8-bit RGB of a decoded `img`, box-reduced by `factor`, converted strip by
-    strip: however large the picture, only a strip of it is ever held twice."""
+    strip: however large the picture, only a strip of it is ever held twice.
+
+    `orientation` (EXIF 1..8) overrides the image's own: a RAW's preview is turned as the
+    RAW says, whatever its JPEG's EXIF holds."""
     wide_range = wide_sample_range(img) if img.mode in _WIDE_MODES else None
     width, height = img.size
     rows = factor * max(1, _STRIP_BYTES // max(1, width * 4 * factor))
@@ -195,7 +198,7 @@ def reduced_rgb(img: Image.Image, factor: int) -> Image.Image:
         for top in range(0, height, rows):
             strip = img.crop((0, top, width, min(height, top + rows)))
             rgb.paste(_reduced_strip(strip, factor, wide_range), (0, top // factor))
-    method = _UPRIGHT.get(exif_orientation(img))
+    method = _UPRIGHT.get(exif_orientation(img) if orientation is None else orientation)
     if method is not None:
         return rgb.transpose(method)
     # Closing `img` releases its pixels: hand back an image of our own.
@@ -218,9 +221,16 @@ def _reduced_strip(
     return to_rgb(strip).reduce(factor)
 
 
-def load_oriented_rgb(path: Path, longest_side: int) -> Image.Image:
-    """Decode `path` as oriented 8-bit RGB whose longest side is at least `longest_side`
-    (or the original size, when smaller), through the decode gate. JPEGs are decoded at a
-    reduced DCT scale, other formats box-reduced strip by strip to about twice that side."""
+def oriented(img: Image.Image, orientation: int) -> Image.Image:
+    """`img` turned as EXIF `orientation` (1..8) says; `img` itself when upright."""
+    method = _UPRIGHT.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
+def load_pillow_rgb(path: Path, longest_side: int) -> Image.Image:
+    """Decode `path` with Pillow as oriented 8-bit RGB whose longest side is at least
+    `longest_side` (or the original size, when smaller), through the decode gate. JPEGs are
+    decoded at a reduced DCT scale, other formats box-reduced strip by strip to about twice
+    that side. Callers use `processing.photo.load_oriented_rgb`, which also reads RAWs."""
     with open_image(path) as img, decoded(img, longest_side) as factor:
         return reduced_rgb(img, factor)

@@ -44,6 +44,8 @@ _TIMESTAMP_TAGS = (
     (Base.DateTimeDigitized, Base.SubsecTimeDigitized, Base.OffsetTimeDigitized),
     (Base.DateTime, Base.SubsecTime, Base.OffsetTime),
 )
+# DNG's CameraSerialNumber (IFD0), where a DNG carries the body's serial.
+_DNG_CAMERA_SERIAL = 0xC62F
 _DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")
 
@@ -115,10 +117,26 @@ def extract_metadata(img: Image.Image) -> ImageMetadata:
     src = _read_sources(img)
     orientation = _safe(_orientation, src)
     width, height = _stored_size(img, orientation)
+    return _from_sources(src, (width, height), orientation)
+
+
+def metadata_from_tags(
+    ifd0: Mapping[int, Any],
+    exif: Mapping[int, Any],
+    gps: Mapping[int, Any],
+    size: tuple[int, int],
+    orientation: int,
+) -> ImageMetadata:
+    """Metadata from EXIF tags read out of a container Pillow does not open (a RAW's IFDs),
+    for a picture of `size` (stored pixels) and `orientation` known from elsewhere."""
+    return _from_sources(_Sources(ifd0, exif, gps, None), size, orientation)
+
+
+def _from_sources(src: _Sources, size: tuple[int, int], orientation: int | None) -> ImageMetadata:
     position = _safe(_gps_position, src.gps)
     return ImageMetadata(
-        width=width,
-        height=height,
+        width=size[0],
+        height=size[1],
         orientation=orientation,
         shot_at=_shot_at(src),
         shot_at_offset_minutes=_shot_at_offset(src),
@@ -126,7 +144,8 @@ def extract_metadata(img: Image.Image) -> ImageMetadata:
         longitude=position[1] if position else None,
         camera_make=_safe(_tag_text, src, Base.Make),
         camera_model=_safe(_tag_text, src, Base.Model),
-        camera_serial=_safe(_tag_text, src, Base.BodySerialNumber),
+        camera_serial=_safe(_tag_text, src, Base.BodySerialNumber)
+        or _safe(_tag_text, src, _DNG_CAMERA_SERIAL),
         lens_model=_safe(_tag_text, src, Base.LensModel),
         focal_length=_safe(_focal_length, src),
         f_number=_safe(_f_number, src),

@@ -38,10 +38,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from processing.eyes import eyes_states
+from processing.eyes import FaceEyes, read_eyes
 
 # Bump when the score changes: images scored by an older version are re-scored at start-up.
-QUALITY_VERSION = 3
+QUALITY_VERSION = 4
 
 # Longest side of the grey image every score is measured on.
 QUALITY_SIDE = 512
@@ -87,6 +87,14 @@ EXPOSURE_WEIGHT = 1.0 - SHARPNESS_WEIGHT
 # loses to the same frame with open eyes unless that one is far worse otherwise.
 EYES_CLOSED_PENALTY = 0.5
 
+# The eyes' region: the box around both eyes' corners, widened by this share of its width on
+# each side, and this share of its width above and below the corners' line (lids and lashes).
+EYE_MARGIN_X, EYE_MARGIN_Y = 0.1, 0.12
+# Noise-corrected Laplacian variance of the eyes' region at which eye sharpness is 0.5: lashes,
+# lids and the iris's rim hold more detail than skin (FACE_HALF_POINT); measured in
+# bench/keeper.py's eye table on real faces.
+EYE_HALF_POINT = 120.0
+
 # Faces are searched on a copy this size: Haar cascades cost grows with the area searched, and
 # a face smaller than FACE_MIN_SIDE / FACE_SIDE of the frame is not what a culler decides by.
 FACE_SIDE = 320
@@ -107,6 +115,11 @@ class QualityScores:
     # Per face, in the same order: its sharpness in [0, 1] to two decimals ("unknown" for a
     # face too small to measure), comma-separated; None: none.
     face_sharpnesses: str | None = None
+    # The eyes' own focus in [0, 1], size-weighted over the faces whose eyes were placed.
+    eye_sharpness: float | None = None
+    # Per face, in the order of `eyes`: its box as fractions of the upright frame (x, y,
+    # width, height), eyes, sharpness and eye_sharpness (FaceRead.as_dict); None: no face.
+    faces: list[dict[str, Any]] | None = None
 
     def columns(self) -> dict[str, Any]:
         """The values stored on the image row, with the version that made them."""
@@ -121,7 +134,9 @@ def assess_quality(img: Image.Image) -> QualityScores:
     faces = detect_faces(grey)
     each_face = face_sharpness_each(grey, faces)
     face_value = faces_sharpness(each_face, faces)
-    eyes = eyes_states(img, faces, grey.shape[1] / img.width) if faces else []
+    read = read_eyes(img, faces, grey.shape[1] / img.width) if faces else []
+    eyes = [face.state for face in read]
+    each_eye = eye_sharpness_each(grey, read)
     sharpness = sharpness_score(region, SUBJECT_HALF_POINT)
     if face_value is not None:
         sharpness = FACE_WEIGHT * face_value + (1 - FACE_WEIGHT) * sharpness
@@ -144,7 +159,61 @@ def assess_quality(img: Image.Image) -> QualityScores:
             "unknown" if value is None else f"{value:.2f}" for value in each_face
         )
         or None,
+        eye_sharpness=faces_sharpness(each_eye, faces),
+        faces=[
+            face_entry(grey.shape, box, read[i].state, each_face[i], each_eye[i])
+            for i, box in enumerate(faces)
+        ]
+        or None,
     )
+
+
+def face_entry(
+    shape: tuple[int, ...],
+    box: tuple[int, int, int, int],
+    eyes: str,
+    sharpness: float | None,
+    eye_sharpness: float | None,
+) -> dict[str, Any]:
+    """One face as the API gives it: its box as fractions of the upright frame (so a client
+    crops the original, a preview or the thumbnail alike), its eyes and both sharpnesses."""
+    height, width = shape[0], shape[1]
+    x, y, w, h = box
+    return {
+        "x": round(x / width, 4),
+        "y": round(y / height, 4),
+        "width": round(w / width, 4),
+        "height": round(h / height, 4),
+        "eyes": eyes,
+        "sharpness": None if sharpness is None else round(sharpness, 3),
+        "eye_sharpness": None if eye_sharpness is None else round(eye_sharpness, 3),
+    }
+
+
+def eye_sharpness_each(grey: NDArray[np.float32], read: Sequence[FaceEyes]) -> list[float | None]:
+    """Each face's eye sharpness in [0, 1]: the region around both eyes (from the mesh's eye
+    corners), noise-corrected; None where the eyes were not placed or the region is too small."""
+    if not read:
+        return []
+    noise = noise_variance(grey)
+    values: list[float | None] = []
+    for face in read:
+        if face.eyes_box is None:
+            values.append(None)
+            continue
+        x0, y0, x1, y1 = face.eyes_box
+        span = x1 - x0
+        middle = (y0 + y1) / 2
+        top = max(0, round(min(y0, middle - EYE_MARGIN_Y * span)))
+        bottom = round(max(y1, middle + EYE_MARGIN_Y * span))
+        left = max(0, round(x0 - EYE_MARGIN_X * span))
+        region = grey[top:bottom, left : round(x1 + EYE_MARGIN_X * span)]
+        if region.shape[0] < 3 or region.shape[1] < 3:
+            values.append(None)
+            continue
+        value = max(0.0, laplacian_variance(region) - noise)
+        values.append(sharpness_score(value, EYE_HALF_POINT))
+    return values
 
 
 def closed_share(eyes: Sequence[str] | str | None) -> float:

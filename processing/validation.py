@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from processing.decode_gate import DecodeTooLarge
-from processing.imaging import decoded, load_oriented_rgb, open_image, reduced_rgb
+from processing.imaging import decoded, load_pillow_rgb, open_image, reduced_rgb
 from processing.metadata_extraction import ImageMetadata, extract_metadata
+from processing.raw import RawUnreadable, load_raw_rgb, raw_kind, read_raw_header
+from processing.raw_metadata import extract_raw_metadata
+from processing.sniff import sniff_file
 
 # Pillow format -> the extension files of that format are stored under.
 EXTENSIONS = {
@@ -65,6 +69,10 @@ class InvalidImage(Exception):
     """The file is not an image we accept; the message says why, for the user."""
 
 
+class NotAPhoto(InvalidImage):
+    """The file is another kind of media (a video): refused as an unsupported media type."""
+
+
 @dataclass(frozen=True, slots=True)
 class InspectedImage:
     format: str
@@ -81,31 +89,30 @@ def inspect_image_file(path: Path, max_pixels: int, keep_side: int = 0) -> Inspe
 
     With `keep_side`, the decode is made at that size (a JPEG's draft scale for it) and
     kept in `pixels`, so that the thumbnail, quality judge and model can start from it
-    instead of decoding the file again. The decode goes through the decode gate:
-    DecodeTooLarge (the picture alone would exceed the decode budget) and DecodeBusy (no room
-    came free in time) pass through."""
+    instead of decoding the file again. A camera RAW is recognised by its content and read
+    through LibRaw (processing.raw); a video is refused as NotAPhoto. The decode goes through
+    the decode gate: DecodeTooLarge (the picture alone would exceed the decode budget) and
+    DecodeBusy (no room came free in time) pass through."""
     side = max(keep_side, VERIFY_DRAFT_SIDE)
-    pixels: Image.Image | None = None
+    sniffed = sniff_file(path)
+    if sniffed.video is not None:
+        raise NotAPhoto(f"a video, not a photo ({sniffed.video} content)")
+    kind = raw_kind(path, sniffed)
+    if kind is not None:
+        inspected = _guarded(path, max_pixels, lambda: _inspect_raw(path, kind, max_pixels, side))
+    else:
+        inspected = _guarded(path, max_pixels, lambda: _inspect_pillow(path, max_pixels, side))
+    return inspected if keep_side > 0 else replace(inspected, pixels=None)
+
+
+def _guarded(path: Path, max_pixels: int, inspect: Callable[[], InspectedImage]) -> InspectedImage:
+    """Run `inspect`, turning what a damaged or hostile file raises into InvalidImage."""
     try:
-        with open_image(path) as img:
-            fmt = img.format or ""
-            if fmt not in EXTENSIONS:
-                raise InvalidImage(f"unsupported image format {fmt or 'unknown'!r}")
-            _check_size(img.size, max_pixels)
-            mime_type = MIME_OVERRIDES.get(fmt) or img.get_format_mimetype()
-            if fmt in METADATA_BEFORE_DECODE:
-                metadata = extract_metadata(img)
-            else:
-                # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
-                with decoded(img, side) as factor:
-                    # Converted (strip by strip, as the worker would): what is accepted can be
-                    # processed.
-                    pixels = reduced_rgb(img, factor)
-                    metadata = extract_metadata(img)
-        if fmt in METADATA_BEFORE_DECODE:
-            pixels = load_oriented_rgb(path, side)
+        return inspect()
     except (InvalidImage, DecodeTooLarge):
         raise
+    except RawUnreadable as exc:
+        raise InvalidImage(str(exc)) from None
     except UnidentifiedImageError:
         raise InvalidImage(_unidentified(path)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -114,12 +121,43 @@ def inspect_image_file(path: Path, max_pixels: int, keep_side: int = 0) -> Inspe
         ) from None
     except _DECODE_ERRORS as exc:
         raise InvalidImage(f"image could not be decoded ({_short(exc, path)})") from None
+
+
+def _inspect_raw(path: Path, kind: str, max_pixels: int, side: int) -> InspectedImage:
+    """A RAW: LibRaw's size and orientation, its EXIF, and the decode the worker needs (the
+    preview at a reduced scale, or a half-size development), which proves it can be made."""
+    header = read_raw_header(path, kind)
+    _check_size((header.width, header.height), max_pixels)
+    metadata = extract_raw_metadata(path, header)
+    pixels = load_raw_rgb(path, side)
+    return InspectedImage(kind, header.mime_type, header.extension, metadata, pixels)
+
+
+def _inspect_pillow(path: Path, max_pixels: int, side: int) -> InspectedImage:
+    pixels: Image.Image | None = None
+    with open_image(path) as img:
+        fmt = img.format or ""
+        if fmt not in EXTENSIONS:
+            raise InvalidImage(f"unsupported image format {fmt or 'unknown'!r}")
+        _check_size(img.size, max_pixels)
+        mime_type = MIME_OVERRIDES.get(fmt) or img.get_format_mimetype()
+        if fmt in METADATA_BEFORE_DECODE:
+            metadata = extract_metadata(img)
+        else:
+            # Decoded first: reading a PNG's EXIF decodes it and hides a failure.
+            with decoded(img, side) as factor:
+                # Converted (strip by strip, as the worker would): what is accepted can be
+                # processed.
+                pixels = reduced_rgb(img, factor)
+                metadata = extract_metadata(img)
+    if fmt in METADATA_BEFORE_DECODE:
+        pixels = load_pillow_rgb(path, side)
     return InspectedImage(
         format=fmt,
         mime_type=mime_type or "application/octet-stream",
         extension=EXTENSIONS[fmt],
         metadata=metadata,
-        pixels=pixels if keep_side > 0 else None,
+        pixels=pixels,
     )
 
 

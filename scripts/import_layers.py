@@ -18,19 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("api", "services", "crud", "database", "processing", "utils")
 TOP_MODULES = ("config", "run_server")
 RANK = {"api": 4, "services": 3, "crud": 2, "database": 1, "processing": 0, "utils": 0}
-# Below api, only these read the settings: the background wiring (which backend, which model)
-# and the Celery app and worker entry point. Everything else takes plain values or a narrow
+# Settings stop at the service edge (issue 19, point 5). Below api, only the modules that
+# assemble a process read them: the background wiring (which backend, which model) and its
+# Celery counterpart, the worker process's entry point (`python -m
+# services.background.celery_worker`, the worker's run_server.py) and the Celery app, which
+# builds that process's engine, model and storage lease from the settings as api/main.py's
+# lifespan does for the API process. Everything else takes plain values
+# (processing.embedding_spec.EmbedderSpec, database.deadlines.DatabaseDeadlines) or a narrow
 # protocol of what it reads (utils.file_handling.StorageLayout, image_service.UploadSettings).
-CONFIG_READERS_BELOW_API = frozenset(
+SETTINGS_EDGE_BELOW_API = frozenset(
     {
         "services.background.wiring",
         "services.background.celery_app",
         "services.background.celery_worker",
     }
 )
-# Still reading config: the embedder is built from the embedding settings (ManagedEmbedder).
-# queue.RemoteEmbedder went with the model-identity change (issue 19, point 2).
-NOT_YET_AT_THE_EDGE = frozenset({"processing.feature_extraction"})
 
 
 def module_files() -> dict[str, Path]:
@@ -45,7 +47,7 @@ def module_files() -> dict[str, Path]:
     return files
 
 
-def _imported_names(tree: ast.Module, module: str, is_package: bool) -> Iterator[str]:
+def imported_names(tree: ast.Module, module: str, is_package: bool) -> Iterator[str]:
     """Every module name an import statement anywhere in `tree` names (function bodies and
     TYPE_CHECKING blocks too: a dependency is a dependency)."""
     package = module if is_package else module.rpartition(".")[0]
@@ -68,7 +70,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        names = _imported_names(tree, module, path.name == "__init__.py")
+        names = imported_names(tree, module, path.name == "__init__.py")
         graph[module] = {name for name in names if name in files and name != module}
     return graph
 
@@ -77,7 +79,7 @@ def external_imports(module: str) -> set[str]:
     """Top-level names of what `module` imports from outside the project."""
     path = module_files()[module]
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = _imported_names(tree, module, path.name == "__init__.py")
+    names = imported_names(tree, module, path.name == "__init__.py")
     return {name.split(".")[0] for name in names} - {*PACKAGES, *TOP_MODULES}
 
 
@@ -97,12 +99,17 @@ def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
 
 
 def config_readers(graph: dict[str, set[str]]) -> list[str]:
-    """Modules below api that import config."""
+    """Modules below api that import config (the edge modules among them)."""
     return sorted(
         module
         for module, targets in graph.items()
         if "config" in targets and layer(module) in RANK and layer(module) != "api"
     )
+
+
+def config_readers_past_the_edge(graph: dict[str, set[str]]) -> list[str]:
+    """Modules below api that import config and do not assemble a process: should be none."""
+    return [module for module in config_readers(graph) if module not in SETTINGS_EDGE_BELOW_API]
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -144,11 +151,13 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def main() -> None:
     graph = import_graph()
     readers = config_readers(graph)
+    past_the_edge = config_readers_past_the_edge(graph)
     found = circles(graph)
     upward = upward_imports(graph)
     print(f"modules below api importing config: {len(readers)}")
     for module in readers:
-        print(f"  {module}")
+        print(f"  {module}{'' if module in past_the_edge else ' (process wiring: allowed)'}")
+    print(f"  of them past the edge (not assembling a process): {len(past_the_edge)}")
     print(f"import circles: {len(found)}")
     for component in found:
         print(f"  {' -> '.join(component)}")

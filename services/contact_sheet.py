@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from database import readiness
 from database.models import ImageBatchAssociation
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from services import batch_service
 from services.errors import NotFound, Unavailable
 from utils.file_handling import StorageLayout, storage_path, thumbnail_relative_path

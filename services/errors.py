@@ -48,5 +48,9 @@ class PayloadTooLarge(AppError):
     status_code = 413
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
 class Unavailable(AppError):
     status_code = 503

@@ -40,6 +40,7 @@ EXPORT_FIELDS = (
     "face_sharpness",
     "eyes",
     "face_sharpnesses",
+    "eye_sharpness",
     "camera_make",
     "camera_model",
     "width",

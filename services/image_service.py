@@ -20,7 +20,7 @@ from crud import crud_batch, crud_image
 from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
-from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from processing.validation import InspectedImage, InvalidImage, NotAPhoto, inspect_image_file
 from services import originals, ranking
 from services.background import enqueue_processing
 from services.background.handoff import decode_shelf
@@ -30,6 +30,7 @@ from services.errors import (
     NotFound,
     PayloadTooLarge,
     Unavailable,
+    UnsupportedMediaType,
     is_storage_fault,
 )
 from services.lock_conflicts import retry_on_lock_conflict
@@ -83,6 +84,7 @@ class Rejection:
     filename: str
     reason: str
     too_large: bool = False
+    not_a_photo: bool = False  # another kind of media (a video)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ def _raise_all_rejected(rejected: list[Rejection]) -> None:
     message = f"No file was accepted. {reasons}"
     if all(r.too_large for r in rejected):
         raise PayloadTooLarge(message, extra=extra)
+    if all(r.not_a_photo for r in rejected):
+        raise UnsupportedMediaType(message, extra=extra)
     raise InvalidInput(message, extra=extra)
 
 
@@ -177,7 +181,7 @@ def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Re
         inspected = inspect_image_file(spooled.path, settings.max_image_pixels, keep_side)
     except InvalidImage as exc:
         spooled.path.unlink(missing_ok=True)
-        return Rejection(name, str(exc))
+        return Rejection(name, str(exc), not_a_photo=isinstance(exc, NotAPhoto))
     except DecodeTooLarge as exc:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, str(exc), too_large=True)

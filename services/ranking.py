@@ -1,8 +1,9 @@
 """Ranking within groups: the judge's order (quality), with the photographer's picks on top.
 
 `suggested_rank` is the judge's own order; `quality_rank`, what a client shows, puts the images
-the photographer kept first and those they rejected last, the rest in the judge's order. Sets
-kept whole (brackets) and Ungrouped images are each a keeper: rank 1.
+the photographer kept first and those they rejected last, the rest in the judge's order. Each
+frame of a set kept whole (a bracket) and each Ungrouped image ranks 1; who counts as a keeper
+is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is not one).
 """
 
 from __future__ import annotations

@@ -1,20 +1,27 @@
 """Test fixtures: a real database built by Alembic, the real app, real files.
 
 PostgreSQL by default: a fresh database is created for the run (from TEST_POSTGRES_URL, default
-postgres@127.0.0.1:5432) and dropped at the end. Set DATABASE_URL=sqlite:///... (or just
-`sqlite`) to run the same suite on SQLite.
+postgres@127.0.0.1:5432) and dropped at the end, even across a server restart; one left by a
+killed run of this checkout is dropped by the next run (tests/scratch_db.py). Set
+DATABASE_URL=sqlite:///... (or just `sqlite`) to run the same suite on SQLite.
+
+Which tests run on both databases: every test that uses the run's database, that is, whose
+fixtures include `database_url` directly or through another fixture (`db`, `client`, `engine`,
+`server`, ...). A test without it (image processing, models, the bench tool, layering, the
+migration tests that open both databases themselves) cannot see which database the run uses,
+so the SQLite pass leaves it out (deselected, counted in the header); the PostgreSQL pass runs
+it. `ALL_TESTS_ON_SQLITE=1` runs everything on SQLite too.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +29,9 @@ from api.main import create_app
 from config import Settings
 from database.database import SCHEMA, create_db_engine, is_sqlite
 from database.migrations import upgrade_to_head
+from processing.embedding_spec import OFFLINE_MODEL_ID, EmbedderSpec
 from processing.feature_extraction import ManagedEmbedder
+from tests import scratch_db
 from tests.tiny_models import build_tiny_dinov3
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -36,6 +45,35 @@ def _requested_url(tmp_dir: Path) -> str | None:
     return url or None
 
 
+def _sqlite_pass() -> bool:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    return url == "sqlite" or (bool(url) and is_sqlite(url))
+
+
+def _dialect_free_left_out() -> bool:
+    return _sqlite_pass() and os.environ.get("ALL_TESTS_ON_SQLITE", "") != "1"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _dialect_free_left_out():
+        return "SQLite pass: tests that do not use the database are left out (PostgreSQL ran them)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the SQLite pass, leave out the tests that do not use the run's database."""
+    if not _dialect_free_left_out():
+        return
+    uses_database: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        uses = "database_url" in getattr(item, "fixturenames", ())
+        (uses_database if uses else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = uses_database
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test run."""
@@ -44,19 +82,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade_to_head(requested)
         yield requested
         return
-    admin_url = make_url(requested or os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    name = f"pixal_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    server = make_url(requested or os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    scratch_db.drop_dead_leftovers(server)
+    name = scratch_db.scratch_name()
+    url = scratch_db.create_database(server, name)
     try:
         upgrade_to_head(url)
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        # Reconnects and retries: a PostgreSQL restart now does not leave the database behind.
+        scratch_db.drop_database(server, name)
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +161,7 @@ def settings(database_url: str, storage_root: Path, tiny_dinov3_dir: Path) -> Se
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_dinov3_dir: Path) -> ManagedEmbedder:
     """The tiny DINOv3 model, loaded once for the whole run through the real code path."""
-    embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model=str(tiny_dinov3_dir), embedding_device="cpu")  # type: ignore[call-arg]
-    )
+    embedder = ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir), device="cpu"))
     embedder.load()
     return embedder
 
@@ -147,9 +180,7 @@ def client(
 
 @pytest.fixture(scope="session")
 def offline_embedder() -> ManagedEmbedder:
-    embedder = ManagedEmbedder(
-        Settings(_env_file=None, embedding_model="efficientnet-lite0", embedding_device="cpu")  # type: ignore[call-arg]
-    )
+    embedder = ManagedEmbedder(EmbedderSpec(OFFLINE_MODEL_ID, device="cpu"))
     embedder.load()
     return embedder
 

@@ -3,6 +3,10 @@ crud → database → processing / utils, no import circles, and settings read o
 
 from __future__ import annotations
 
+import ast
+
+import pytest
+
 from scripts import import_layers
 
 
@@ -23,11 +27,32 @@ def test_processing_and_utils_know_no_database() -> None:
 
 
 def test_settings_stop_at_the_service_edge() -> None:
-    """Below api only the background wiring reads config (and, until the model-identity change
-    lands, the two modules it rewrites: import_layers.NOT_YET_AT_THE_EDGE)."""
-    readers = set(import_layers.config_readers(import_layers.import_graph()))
-    allowed = import_layers.CONFIG_READERS_BELOW_API | import_layers.NOT_YET_AT_THE_EDGE
-    assert readers <= allowed
+    """processing, utils, services, crud and database never import config: below api only the
+    modules that assemble a process read the settings (import_layers.SETTINGS_EDGE_BELOW_API)."""
+    graph = import_layers.import_graph()
+    assert import_layers.config_readers_past_the_edge(graph) == []
+    # Every allowance names a real module: a renamed one does not leave a stale exemption.
+    assert set(graph) >= import_layers.SETTINGS_EDGE_BELOW_API
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["processing.x", "utils.x", "services.x", "services.background.x", "crud.x", "database.x"],
+)
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import config",
+        "from config import Settings",
+        "def f():\n    from config import get_settings",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import config",
+    ],
+)
+def test_a_settings_import_below_the_edge_is_caught(module: str, source: str) -> None:
+    """The rule fails for `config` imported, in any form, by a module below the edge."""
+    imported = set(import_layers.imported_names(ast.parse(source), module, is_package=False))
+    graph = {module: imported & {"config"}, "services.background.wiring": {"config"}}
+    assert import_layers.config_readers_past_the_edge(graph) == [module]
 
 
 def test_the_checks_see_what_they_check() -> None:

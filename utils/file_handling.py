@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol
 
 from PIL import Image
 
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 
 logger = logging.getLogger(__name__)
 

@@ -110,7 +110,7 @@ def worker_process() -> WorkerProcess:
             # Never the offline fallback: the API counts only EMBEDDING_MODEL's vectors
             # as done, and two workers must not mix models. Without the model, a worker
             # still makes thumbnails and quality scores.
-            embedder = ManagedEmbedder(settings.model_copy(update={"embedding_fallback": False}))
+            embedder = ManagedEmbedder(dataclasses.replace(settings.embedder_spec, fallback=False))
             engine = create_db_engine(
                 settings.resolved_database_url, deadlines=settings.database_deadlines
             )

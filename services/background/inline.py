@@ -1,7 +1,10 @@
-"""The in-process background worker (TASK_BACKEND=inline): one thread fed by a queue of ids.
+"""The in-process background worker (TASK_BACKEND=inline): two stages fed by a queue of ids.
 
-One thread means one image is never processed twice at the same time, and the model is
-only ever run by one caller (torch already uses every core for one batch).
+The decode stage (one thread: decode, thumbnail, quality) prepares the next batch while the
+model stage (one thread) embeds and stores the one before, so the time per image approaches
+the slower of the two, not their sum. Between them waits at most one prepared batch. An id is
+in one batch at a time, so one image is never processed twice at the same time, and the model
+is only ever run by one caller.
 
 Work is never dropped for a fault that is not the image's: a batch that fails with a
 transient error (database unreachable, storage full or away) goes back to the front of the
@@ -13,16 +16,19 @@ start-up's backfill queues it again.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from services.background.pending import PendingIds
 from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
 
-ProcessFn = Callable[[list[int]], object]
+ProcessFn = Callable[[list[int]], Any]
+FinishFn = Callable[[Any], object]
 StartupFn = Callable[[], Iterable[int] | None]
 
 # How long the worker waits for batch-mates once one id has arrived: an upload of many
@@ -31,7 +37,11 @@ GATHER_SECONDS = 0.05
 
 
 class ProcessingWorker(PendingIds):
-    """Takes image ids, processes them in batches on a background thread."""
+    """Takes image ids, processes them in batches on background threads.
+
+    `process(ids)` runs on the decode stage's thread; with `finish`, what it returns is
+    handed to `finish` on the model stage's thread (without, `process` is the whole work).
+    A transient failure in either stage puts the batch back at the front of the queue."""
 
     def __init__(
         self,
@@ -39,51 +49,92 @@ class ProcessingWorker(PendingIds):
         batch_size: int,
         on_start: StartupFn | None = None,
         backoff: Backoff | None = None,
+        finish: FinishFn | None = None,
     ) -> None:
         super().__init__()
         self._process = process
+        self._finish = finish
         self._batch_size = batch_size
         self._on_start = on_start
         self._backoff = backoff or Backoff()
-        self._busy = False
+        self._busy = False  # the start-up backfill runs
+        self._in_flight = 0  # batches taken from the queue and not yet done
+        # One prepared batch waits while the model stage works on another; None: no more.
+        self._handover: queue.Queue[tuple[list[int], Any] | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="processing-worker", daemon=True)
+        self._model_thread = threading.Thread(
+            target=self._run_model_stage, name="processing-model", daemon=True
+        )
 
     def start(self) -> None:
         with self._changed:
             self._busy = self._on_start is not None
         self._thread.start()
+        if self._finish is not None:
+            self._model_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in hand (not the queue) and end the thread."""
+        """Finish the batches in hand (not the queue) and end the threads."""
+        deadline = time.monotonic() + timeout
         self._stop_thread(self._thread, timeout)
+        if self._model_thread.is_alive():
+            self._model_thread.join(max(0.0, deadline - time.monotonic()))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is queued or running (for tests and benchmarks)."""
         with self._changed:
-            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+            return self._changed.wait_for(
+                lambda: not self._pending and not self._busy and not self._in_flight, timeout
+            )
 
     def _run(self) -> None:
-        if self._on_start is not None:
-            self._backfill(self._on_start)
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            try:
-                self._process(batch)
-            except Exception as exc:
-                if is_transient(exc):
-                    self._retry_later(batch, exc)
+        try:
+            if self._on_start is not None:
+                self._backfill(self._on_start)
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                try:
+                    prepared = self._process(batch)
+                except Exception as exc:
+                    self._failed(batch, exc)
+                    self._done()
                     continue
-                # A bug, not an outage: the ids stay unfinished in the database, and the
-                # next start-up's backfill queues them again.
-                logger.exception("processing images %s failed", batch)
+                if self._finish is None:
+                    self._backoff.reset()
+                    self._done()
+                else:
+                    self._handover.put((batch, prepared))
+        finally:
+            if self._finish is not None:
+                self._handover.put(None)
+
+    def _run_model_stage(self) -> None:
+        assert self._finish is not None
+        while (item := self._handover.get()) is not None:
+            batch, prepared = item
+            try:
+                self._finish(prepared)
+            except Exception as exc:
+                self._failed(batch, exc)
             else:
                 self._backoff.reset()
             finally:
-                with self._changed:
-                    self._busy = False
-                    self._changed.notify_all()
+                self._done()
+
+    def _failed(self, batch: list[int], exc: Exception) -> None:
+        if is_transient(exc):
+            self._retry_later(batch, exc)
+            return
+        # A bug, not an outage: the ids stay unfinished in the database, and the next
+        # start-up's backfill queues them again.
+        logger.error("processing images %s failed", batch, exc_info=exc)
+
+    def _done(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
 
     def _backfill(self, find_pending: StartupFn) -> None:
         """Queue the unfinished work of earlier runs; waits out a database that is down."""
@@ -122,7 +173,7 @@ class ProcessingWorker(PendingIds):
                 return None
             batch = [self._order.popleft() for _ in range(min(self._batch_size, len(self._order)))]
             self._pending.difference_update(batch)
-            self._busy = True
+            self._in_flight += 1
             return batch
 
 

@@ -20,7 +20,7 @@ from database import readiness
 from database.models import Image
 from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
 from services.background.handoff import decode_shelf
 from utils.file_handling import (
@@ -130,6 +130,15 @@ def _store_vector(job: _Job, embedder: Embedder, vector: np.ndarray) -> None:
     job.values["embedding_model"] = embedder.model_id
 
 
+@dataclass(slots=True)
+class PreparedImages:
+    """A batch decoded, its thumbnails written and quality judged: what the model stage needs."""
+
+    jobs: list[_Job]
+    embedder: Embedder | None
+    to_embed: list[tuple[_Job, PILImage.Image]] = field(default_factory=list)
+
+
 def process_images(
     session_factory: sessionmaker[Session],
     settings: StorageLayout,
@@ -137,6 +146,19 @@ def process_images(
     image_ids: list[int],
 ) -> ProcessingSummary:
     """Make what is missing (thumbnail, quality, embedding) for these images and store it."""
+    return finish_images(
+        session_factory, prepare_images(session_factory, settings, embedder, image_ids)
+    )
+
+
+def prepare_images(
+    session_factory: sessionmaker[Session],
+    settings: StorageLayout,
+    embedder: Embedder | None,
+    image_ids: list[int],
+) -> PreparedImages:
+    """The decode side: decode (or take the upload's decode), thumbnail, quality. The inline
+    worker runs it for the next batch while the model runs `finish_images` on this one."""
     model_id = embedder.model_id if embedder is not None else None
     with session_factory() as session:
         images = crud_image.get_images(session, image_ids)
@@ -144,11 +166,8 @@ def process_images(
             _plan(settings, image, model_id) for image in images if image.processing_error is None
         ]
     jobs = [job for job in jobs if job.needs_thumbnail or job.needs_quality or job.needs_embedding]
-    if not jobs:
-        return ProcessingSummary()
-
+    prepared = PreparedImages(jobs, embedder)
     embed_side = embedder.input_size if embedder is not None else 0
-    to_embed: list[tuple[_Job, PILImage.Image]] = []
     for job in jobs:
         try:
             img = _decode(settings, job, embed_side)
@@ -165,10 +184,20 @@ def process_images(
         # it propagates, nothing is recorded, and the image stays pending for a retry.
         _thumbnail_and_quality(settings, job, img)
         if job.needs_embedding:
-            to_embed.append((job, img))
-    if to_embed and embedder is not None:
-        _embed(embedder, [job for job, _ in to_embed], [img for _, img in to_embed])
-    return _write_results(session_factory, jobs)
+            prepared.to_embed.append((job, img))
+    return prepared
+
+
+def finish_images(
+    session_factory: sessionmaker[Session], prepared: PreparedImages
+) -> ProcessingSummary:
+    """The model side: embed what needs a vector, then store everything in one transaction."""
+    if not prepared.jobs:
+        return ProcessingSummary()
+    if prepared.to_embed and prepared.embedder is not None:
+        jobs = [job for job, _ in prepared.to_embed]
+        _embed(prepared.embedder, jobs, [img for _, img in prepared.to_embed])
+    return _write_results(session_factory, prepared.jobs)
 
 
 def _write_results(session_factory: sessionmaker[Session], jobs: list[_Job]) -> ProcessingSummary:

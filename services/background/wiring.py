@@ -13,7 +13,8 @@ import threading
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from processing.feature_extraction import ManagedEmbedder
+from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
+from processing.threads import thread_policy
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.background.handoff import DEFAULT_CAPACITY_BYTES
 from services.background.inline import InlineWorker, ProcessingWorker
@@ -21,7 +22,12 @@ from services.background.model_publisher import (
     loaded_embedder,
     publish_loaded_model,
 )
-from services.background.pipeline import process_images
+from services.background.pipeline import (
+    PreparedImages,
+    finish_images,
+    prepare_images,
+    process_images,
+)
 from services.background.queue import CeleryTaskQueue, TaskQueue, install_queue
 from services.background.startup import find_pending_image_ids
 from services.model_identity import published_model
@@ -30,10 +36,20 @@ logger = logging.getLogger(__name__)
 
 
 def build_embedder(settings: Settings) -> ManagedEmbedder | None:
-    """The model this process runs: its own (inline), or none (Celery workers run it)."""
+    """The model this process runs: its own (inline), or none (Celery workers run it); its
+    threads as processing.threads decides for this machine and TORCH_THREADS."""
     if settings.task_backend == "celery":
         return None
-    return ManagedEmbedder(settings)
+    policy = thread_policy(settings.torch_threads)
+    configure_torch_threads(policy.model)
+    logger.info(
+        "threads: %d cores; model %d, decode stage %d (TORCH_THREADS=%s)",
+        policy.cores,
+        policy.model,
+        policy.decode,
+        settings.torch_threads,
+    )
+    return ManagedEmbedder(settings.embedder_spec)
 
 
 def shelf_capacity(settings: Settings) -> int:
@@ -66,18 +82,23 @@ def _build_queue(
         return _celery_queue(settings, session_factory)
     assert embedder is not None, "the inline backend runs the model in this process"
 
-    def process(image_ids: list[int]) -> None:
-        process_images(session_factory, settings, loaded_embedder(embedder), image_ids)
-
     if not threaded:
         return _inline_worker(settings, session_factory, embedder)
+
+    def prepare(image_ids: list[int]) -> PreparedImages:
+        return prepare_images(session_factory, settings, loaded_embedder(embedder), image_ids)
+
+    def finish(prepared: PreparedImages) -> None:
+        finish_images(session_factory, prepared)
 
     def backfill() -> list[int]:
         # The load and its publication first: the backfill retries both on a database fault.
         active = publish_loaded_model(session_factory, embedder)
         return find_pending_image_ids(session_factory, active.model_id if active else None)
 
-    return ProcessingWorker(process, settings.embedding_batch_size, on_start=backfill)
+    return ProcessingWorker(
+        prepare, settings.embedding_batch_size, on_start=backfill, finish=finish
+    )
 
 
 def _inline_worker(

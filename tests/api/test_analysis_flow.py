@@ -78,6 +78,7 @@ def die(*_: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_worker_process_labels_a_batch_as_the_server_process_does(
     client: TestClient, process_client: TestClient
 ) -> None:
@@ -96,6 +97,7 @@ def test_a_worker_process_labels_a_batch_as_the_server_process_does(
     assert process["parameters"]["groups"] > 0
 
 
+@pytest.mark.slow
 def test_a_worker_process_lost_mid_analysis_fails_the_batch_with_a_clear_error(
     process_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

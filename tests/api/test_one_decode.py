@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from processing.decode_gate import DecodeGate
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from services.background.handoff import decode_shelf
 from tests.factories import build_exif, jpeg_bytes, png_bytes
 from utils.file_handling import make_thumbnail

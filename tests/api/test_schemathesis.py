@@ -106,6 +106,9 @@ class SampleRows:
     group_labels: list[str]
 
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
+
 def _is_id(value: Any) -> bool:
     return type(value) is int
 

@@ -53,7 +53,7 @@ def test_unloadable_model_falls_back_and_health_says_ok_and_why(
     app = create_app(
         broken,
         session_factory=session_factory,
-        embedder=ManagedEmbedder(broken),
+        embedder=ManagedEmbedder(broken.embedder_spec),
         threaded_worker=False,
     )
     with TestClient(app) as client:
@@ -83,7 +83,7 @@ def test_configured_model_failing_without_fallback_is_degraded(
     app = create_app(
         broken,
         session_factory=session_factory,
-        embedder=ManagedEmbedder(broken),
+        embedder=ManagedEmbedder(broken.embedder_spec),
         threaded_worker=False,
     )
     with TestClient(app) as client:
@@ -201,7 +201,7 @@ def test_vectors_of_another_model_are_not_embeddings_but_pending_work(
     restarted = create_app(
         settings,
         session_factory=session_factory,
-        embedder=ManagedEmbedder(settings),
+        embedder=ManagedEmbedder(settings.embedder_spec),
         threaded_worker=False,
     )
     with TestClient(restarted) as again:

@@ -216,3 +216,12 @@ def test_a_405_lists_every_method_of_the_path(
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) == allowed
     assert response.json() == {"detail": "Method Not Allowed"}
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "OPTIONS"])
+def test_a_literal_path_is_not_read_as_an_image_id(client: TestClient, method: str) -> None:
+    # GET /images/upload reached getImageFile and answered 422 "upload is not an integer", and
+    # its 405 advertised DELETE and GET (schemathesis ST204/ST205): ids are digits in the path.
+    response = client.request(method, "/images/upload")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"

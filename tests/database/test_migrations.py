@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -24,6 +23,7 @@ from database.database import SCHEMA, create_db_engine, is_sqlite
 from database.migrations import PROJECT_ROOT, alembic_config
 from database.models import Base
 from scripts import migration_manifest as manifest
+from tests import scratch_db
 from tests.conftest import DEFAULT_POSTGRES_URL
 
 REPAIRED_REVISION = "0006_face_eyes"  # edited after landing by cc6647a (added face_sharpnesses)
@@ -152,20 +152,15 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
     server = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"pixal_migrations_{uuid.uuid4().hex[:10]}"
+    name = scratch_db.scratch_name()
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = scratch_db.create_database(server, name, patience=0)
     except OperationalError as error:
-        admin.dispose()
         pytest.skip(f"no PostgreSQL server to test the migrations on: {error}")
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch_db.drop_database(server, name)
 
 
 def _schema_of(url: str) -> str | None:

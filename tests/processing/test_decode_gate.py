@@ -25,7 +25,8 @@ from processing.decode_gate import (
     decode_gate,
     restore_decode_gate,
 )
-from processing.imaging import load_oriented_rgb, open_image, reduced_rgb, to_rgb
+from processing.imaging import open_image, reduced_rgb, to_rgb
+from processing.photo import load_oriented_rgb
 from tests.factories import blank_png, jpeg_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +155,7 @@ def test_decoding_a_16_bit_png_holds_its_pixels_once(tmp_path: Path) -> None:
         f"""
         import resource
         from pathlib import Path
-        from processing.imaging import load_oriented_rgb
+        from processing.photo import load_oriented_rgb
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         img = load_oriented_rgb(Path({str(path)!r}), 512)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

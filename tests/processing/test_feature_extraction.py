@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import numpy as np
@@ -19,17 +18,12 @@ from PIL import Image
 from skimage import data
 from transformers import AutoModel
 
-import config
 from processing import feature_extraction as fe
+from processing.embedding_spec import OFFLINE_MODEL_ID, EmbedderSpec
 from tests.factories import gradient_image
 from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE, TINY_DINOV3_INPUT_SIZE
 
 LOGGER = fe.__name__
-
-
-def make_settings(**overrides: Any) -> config.Settings:
-    """Settings from explicit values only: a developer's .env must not change the tests."""
-    return config.Settings(_env_file=None, **overrides)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -200,7 +194,7 @@ def test_missing_local_path_falls_back_to_offline_encoder(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = str(tmp_path / "models" / "dinov3")
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=missing, embedding_device="cpu"))
+    managed = fe.ManagedEmbedder(EmbedderSpec(missing, device="cpu"))
     with caplog.at_level(logging.INFO, logger=LOGGER):
         active = managed.load()
         managed.load()  # remembered: said once
@@ -225,7 +219,7 @@ def test_without_fallback_a_load_failure_raises_and_is_remembered(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = str(tmp_path / "nowhere" / "dinov3")
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=missing, embedding_fallback=False))
+    managed = fe.ManagedEmbedder(EmbedderSpec(missing, fallback=False))
     with (
         caplog.at_level(logging.WARNING, logger=LOGGER),
         pytest.raises(fe.EmbedderLoadError, match="not an existing directory") as first,
@@ -246,7 +240,7 @@ def test_without_fallback_a_load_failure_raises_and_is_remembered(
 def test_offline_encoder_configured_directly_has_no_fallback_reason(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=config.OFFLINE_MODEL_ID))
+    managed = fe.ManagedEmbedder(EmbedderSpec(OFFLINE_MODEL_ID))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert managed.model_id == fe.offline_model_id()
     assert managed.status.fallback_reason is None
@@ -255,7 +249,7 @@ def test_offline_encoder_configured_directly_has_no_fallback_reason(
 
 
 def test_configured_local_dinov3_is_used(tiny_dinov3_dir: Path) -> None:
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=str(tiny_dinov3_dir)))
+    managed = fe.ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir)))
     assert (managed.model_id, managed.dim, managed.input_size) == (
         str(tiny_dinov3_dir),
         TINY_DINOV3_HIDDEN_SIZE,
@@ -268,7 +262,7 @@ def test_configured_local_dinov3_is_used(tiny_dinov3_dir: Path) -> None:
 def test_concurrent_loads_load_once(
     tiny_dinov3_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=str(tiny_dinov3_dir)))
+    managed = fe.ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir)))
     start = threading.Barrier(6)
     results: list[object] = []
 
@@ -348,7 +342,7 @@ def test_lite_embedder_pools_by_max_under_its_own_id(
 ) -> None:
     mean = fe.EfficientNetLiteEmbedder(pooling="mean")
     mean.load()
-    assert (lite_embedder.pooling, mean.model_id) == ("mac", config.OFFLINE_MODEL_ID)
+    assert (lite_embedder.pooling, mean.model_id) == ("mac", OFFLINE_MODEL_ID)
     image = photo("coffee")
     pixels = fe.preprocess([image], fe.Preprocessing(size=224, mean=fe.LITE_MEAN, std=fe.LITE_STD))
     with torch.inference_mode():
@@ -417,9 +411,6 @@ def test_cls_plus_patches_is_unit_cls_beside_mean_patch_token(
 
 
 def test_configured_descriptor_reaches_the_managed_embedder(tiny_dinov3_dir: Path) -> None:
-    settings = make_settings(
-        embedding_model=str(tiny_dinov3_dir), embedding_descriptor="cls+patches"
-    )
-    managed = fe.ManagedEmbedder(settings)
+    managed = fe.ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir), descriptor="cls+patches"))
     assert managed.model_id == f"{tiny_dinov3_dir}+cls+patches"
     assert managed.dim == 2 * TINY_DINOV3_HIDDEN_SIZE

@@ -34,9 +34,8 @@ def make_settings(**overrides: Any) -> config.Settings:
 
 @pytest.fixture(scope="module")
 def int8_embedder(tiny_dinov3_dir: Path) -> fe.ManagedEmbedder:
-    managed = fe.ManagedEmbedder(
-        make_settings(embedding_model=str(tiny_dinov3_dir), embedding_precision="int8")
-    )
+    settings = make_settings(embedding_model=str(tiny_dinov3_dir), embedding_precision="int8")
+    managed = fe.ManagedEmbedder(settings.embedder_spec)
     managed.load()
     return managed
 

@@ -15,18 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.main import create_app
 from config import Settings
 from processing import feature_extraction as fe
+from processing.embedding_spec import EmbedderSpec
 from tests.api.helpers import upload
 from tests.factories import jpeg_bytes
-
-
-def make_settings(**overrides: Any) -> Settings:
-    return Settings(_env_file=None, embedding_device="cpu", **overrides)  # type: ignore[call-arg]
 
 
 def test_concurrent_first_use_loads_once_on_the_loader_thread(
     tiny_dinov3_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    managed = fe.ManagedEmbedder(make_settings(embedding_model=str(tiny_dinov3_dir)))
+    managed = fe.ManagedEmbedder(EmbedderSpec(str(tiny_dinov3_dir), device="cpu"))
     start = threading.Barrier(8)
     results: list[object] = []
 
@@ -50,7 +47,7 @@ def test_concurrent_first_use_loads_once_on_the_loader_thread(
 
 def test_a_load_failure_is_remembered_and_not_retried(tmp_path: Path) -> None:
     managed = fe.ManagedEmbedder(
-        make_settings(embedding_model=str(tmp_path / "missing"), embedding_fallback=False)
+        EmbedderSpec(str(tmp_path / "missing"), device="cpu", fallback=False)
     )
     with pytest.raises(fe.EmbedderLoadError) as first:
         managed.load()
@@ -77,7 +74,7 @@ def gated_load(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
 def test_requests_answer_503_while_the_model_loads_then_work(
     settings: Settings, session_factory: sessionmaker[Session], gated_load: threading.Event
 ) -> None:
-    embedder = fe.ManagedEmbedder(settings)
+    embedder = fe.ManagedEmbedder(settings.embedder_spec)
     app = create_app(
         settings, session_factory=session_factory, embedder=embedder, threaded_worker=False
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from processing.quality import (
     MOTION_BLURRED,
     QUALITY_SIDE,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processing.imaging import load_oriented_rgb
+from processing.photo import load_oriented_rgb
 from processing.validation import InvalidImage, inspect_image_file
 from tests.factories import build_exif, jpeg_bytes, png_bytes, tiff_bytes
 

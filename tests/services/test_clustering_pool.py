@@ -24,6 +24,8 @@ from services.clustering_pool import (
 )
 from services.errors import Unavailable
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
 
 def test_a_full_pool_answers_busy_with_a_retry_after() -> None:
     pool = ClusteringPool(workers=1, waiting=1, wait_seconds=0.0, retry_after=7)

@@ -21,9 +21,12 @@ ARTIFACTS = PROJECT_ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Skipped on a developer machine without chromium; never in CI, where .ci/run installs it.
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed"
+    ),
+    pytest.mark.slow,
+]
 
 
 def _chromium(url: str, user_data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,8 @@ CAP_SECONDS = 45.0
 STALL_SECONDS = 15.0
 CLIENTS = 20
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
 
 @pytest.fixture
 def proxied(

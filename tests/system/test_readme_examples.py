@@ -21,10 +21,13 @@ from tests.system.conftest import PROJECT_ROOT, ServerProcess
 
 TOOLS = ("bash", "curl", "http", "jq")
 # Skipped on a developer machine without them; never in CI, where .ci/run installs them.
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(tool) is None for tool in TOOLS) and not os.environ.get("CI"),
-    reason=f"needs {', '.join(TOOLS)}",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        any(shutil.which(tool) is None for tool in TOOLS) and not os.environ.get("CI"),
+        reason=f"needs {', '.join(TOOLS)}",
+    ),
+    pytest.mark.slow,
+]
 
 SECTION = "### Examples (curl and HTTPie)"
 EXPECTED_ERROR = re.compile(r"^(?P<command>\S.*?)\s+#\s*(?P<status>[45]\d\d) expected\b")

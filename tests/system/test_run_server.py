@@ -50,6 +50,7 @@ def test_busy_port_ends_with_one_clear_line_before_anything_slow(tmp_path: Path)
     assert not (tmp_path / "assets").exists()  # stopped before touching storage
 
 
+@pytest.mark.slow
 def test_host_and_port_come_from_settings(tmp_path: Path, database_url: str) -> None:
     port = free_port()
     env = {**_env(tmp_path, port), "DATABASE_URL": database_url}
