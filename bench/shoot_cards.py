@@ -190,8 +190,12 @@ def portraits_card() -> list[Shot]:
         Burst("him-neutral", [0, 4, 8, 12], at(24) + 2.5, body, "him"),
         Burst("him-smile", [44, 50, 56, 62, 68], at(184) + 2.8, body, "him"),
     ]
-    shots = burst_shots(her, her_fps, hers, "portraits") + burst_shots(
-        him, his_fps, his, "portraits"
+    # In shooting order, as the camera names its files: the copy without EXIF is read in upload
+    # order (until 2026-12-03 the man's bursts came after all of the woman's, so his two bursts,
+    # 0.96 alike, were uploaded one after the other; see real_shoots_cadence.txt).
+    shots = sorted(
+        burst_shots(her, her_fps, hers, "portraits") + burst_shots(him, his_fps, his, "portraits"),
+        key=lambda shot: shot.at or 0.0,
     )
     stills = [
         ("single_face.jpg", "face"),
@@ -395,6 +399,8 @@ def write_moments(dest: Path) -> dict[str, str]:
         + [s for s in street if s.truth == "bollards"][:4],
         "b": conversation_shots(),  # two people shot alternately by one body
         "c": [s for s in street if s.truth == "suit"],  # a burst with a moving subject
+        # the same fixed camera 0.68 s later: a taxi drives in (cadence 0.16 s), a new moment
+        "d": [s for s in street if s.truth == "taxi"][:3],
     }
     truth: dict[str, str] = {}
     for letter, shots in sets.items():

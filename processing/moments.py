@@ -43,10 +43,12 @@ class MomentRules:
     # A frame unlike both its neighbours (a hand across the lens) is left out, and the frames
     # on either side of it still link when at least this alike.
     skip_cosine: float = 0.75
-    # A pause longer than `cadence_ratio` times the neighbouring intervals' median (at least
-    # `cadence_floor_seconds`) and longer than `cadence_min_seconds` starts a new moment.
+    # A pause longer than `cadence_ratio` times the neighbouring intervals' median (up to
+    # `level_window` on each side, inside what the fixed gap leaves) and longer than
+    # `cadence_floor_seconds` starts a new moment: the shooter released the shutter. The
+    # cadence is the run's own (no absolute bar above the floor): frames 0.16 s apart, then a
+    # 0.7 s pause is two moments; hand-clicked frames 2-3 s apart keep a 5 s pause.
     cadence_ratio: float = 4.0
-    cadence_min_seconds: float = 2.0
     cadence_floor_seconds: float = 0.5
     # A link taken within this much of being cut marks its group `may_hold_moments`.
     doubt_margin: float = 0.05
@@ -77,13 +79,10 @@ def cadence_cuts(
     w = rules.level_window
     for start, end in zip(starts, ends, strict=True):
         for i in range(start, end):
-            if intervals[i] <= rules.cadence_min_seconds:
+            if intervals[i] <= rules.cadence_floor_seconds:
                 continue
             around = np.r_[intervals[max(start, i - w) : i], intervals[i + 1 : min(end, i + w + 1)]]
-            if around.size == 0:
-                continue
-            usual = max(float(np.median(around)), rules.cadence_floor_seconds)
-            if intervals[i] > rules.cadence_ratio * usual:
+            if around.size and intervals[i] > rules.cadence_ratio * float(np.median(around)):
                 cuts[i] = True
     return cuts
 

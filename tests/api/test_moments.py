@@ -4,7 +4,8 @@ tests/data/moments (SOURCES.md) holds real video frames with the EXIF a camera w
 (capture time at the frame's real time, one body); truth.json gives each file's moment:
 a-*: one fixed camera, a pedestrian crossing and then the same spot empty 0.9 s later;
 b-*: two people shot alternately by one body (a conversation), bursts 3-4 s apart;
-c-*: one burst of a man walking across the frame (a moving subject)."""
+c-*: one burst of a man walking across the frame (a moving subject);
+d-*: the same fixed camera 0.68 s after c's last frame (its cadence 0.16 s): a taxi drives in."""
 
 from __future__ import annotations
 
@@ -131,4 +132,19 @@ def test_the_exif_copy_is_at_least_as_precise_as_the_stripped_copy(
     with_exif = analyze(offline_client, names, **body)
     stripped = analyze(offline_client, names, exif=False, **body)
 
+    assert pair_precision(with_exif) >= pair_precision(stripped), (with_exif, stripped)
+
+
+@pytest.mark.parametrize("body", [DEFAULTS, {"min_cluster_size": 3, "min_samples": 3}])
+def test_a_pause_four_times_the_cadence_ends_a_burst_and_exif_is_at_least_as_precise(
+    offline_client: TestClient, body: dict[str, Any]
+) -> None:
+    # The suit walks out, the taxi drives in 0.68 s later: under any fixed bar of seconds, but
+    # the shutter paused 4x its 0.16 s cadence. Their frames look alike (one street, 0.73).
+    names = files("cd")
+    with_exif = analyze(offline_client, names, **body)
+    stripped = analyze(offline_client, names, exif=False, **body)
+
+    assert sorted(map(sorted, moments_by_group(with_exif).values())) == [["suit"], ["taxi"]]
+    assert pair_precision(with_exif) == 1.0
     assert pair_precision(with_exif) >= pair_precision(stripped), (with_exif, stripped)

@@ -257,6 +257,13 @@ def test_a_pause_well_above_the_cadence_starts_a_new_moment() -> None:
     assert not cadence_cuts(clicked, 10.0).any()
     # The fixed gap is the user's override either way.
     assert cadence_cuts(clicked, 2.2).tolist() == [False, True, True, True]
+    # The cadence is the run's own: frames 0.16 s apart, then 0.68 s (a moment later, the
+    # street's suit and taxi) is a new moment, with no bar of seconds above the floor.
+    video = np.array([0.0, 0.16, 0.32, 0.48, 1.16, 1.32, 1.48])
+    assert cadence_cuts(video, 10.0).tolist() == [False, False, False, True, False, False]
+    # A pause under the floor never cuts (frames 0.04 s apart, one dropped: 0.12 s).
+    fast = np.array([0.0, 0.04, 0.08, 0.2, 0.24, 0.28])
+    assert not cadence_cuts(fast, 10.0).any()
 
 
 def test_camera_key_uses_make_model_and_serial() -> None:
