@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
 from api.deps import ReadSessionDep, SessionDep, SettingsDep, require_api_key
-from api.import_schemas import ImportRequest, ImportResponse
+from api.import_schemas import ImportFailure, ImportRequest, ImportResponse, SidecarsResponse
 from api.schemas import RowId, error_responses, json_response
 from config import Settings
-from services import import_service
+from services import import_service, import_sidecars, xmp_export
 
 router = APIRouter(
     prefix="/imports",
@@ -57,3 +59,40 @@ def get_import(import_id: RowId, session: ReadSessionDep) -> Response:
     folder_import = import_service.get_import(session, import_id)
     sources = import_service.source_report(session, folder_import)
     return json_response(ImportResponse.of(folder_import, sources).model_dump(mode="json"))
+
+
+@router.post(
+    "/{import_id}/sidecars",
+    operation_id="writeImportSidecars",
+    response_model=SidecarsResponse,
+    responses=error_responses(404, 409),
+)
+def write_import_sidecars(
+    import_id: RowId,
+    session: ReadSessionDep,
+    editor: Annotated[
+        xmp_export.Editor | None,
+        Query(description="Name sidecars as this editor reads them (default: lightroom)."),
+    ] = None,
+    naming: Annotated[
+        xmp_export.Naming | None,
+        Query(description="basename: IMG_0001.xmp; full: IMG_0001.CR2.xmp (wins over editor)."),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        Query(description="Replace a sidecar that is already there instead of merging into it."),
+    ] = False,
+) -> Response:
+    """Write the batch's picks as XMP sidecars beside the imported originals (write_sidecars):
+    a sidecar already there is merged into (theirs kept, ours added), replaced only with
+    `overwrite=true`. Only sidecars are written; the photos are never touched."""
+    options = xmp_export.XmpOptions(
+        naming=naming or xmp_export.EDITOR_NAMING.get(editor or "lightroom", "basename")
+    )
+    report = import_sidecars.write_sidecars(session, import_id, options, overwrite=overwrite)
+    page = SidecarsResponse(
+        written=report.written,
+        merged=report.merged,
+        skipped=[ImportFailure(**item) for item in report.skipped],
+    )
+    return json_response(page.model_dump(mode="json"))

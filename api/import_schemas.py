@@ -77,3 +77,12 @@ class ImportResponse(BaseModel):
             started_at=row.started_at,
             finished_at=row.finished_at,
         )
+
+
+class SidecarsResponse(BaseModel):
+    """Sidecars written beside the originals: new ones, ones merged into the photographer's
+    own, and the photos skipped (with why)."""
+
+    written: int
+    merged: int
+    skipped: list[ImportFailure]

@@ -49,7 +49,9 @@ def merge_packets(theirs: bytes, ours: bytes) -> bytes:
     if not their_descriptions:
         rdf = next(their_root.iter(f"{{{RDF}}}RDF"), None)
         if rdf is None:
-            raise UnreadableXmp("no rdf:RDF in the packet")
+            if their_root.tag != "{adobe:ns:meta/}xmpmeta":
+                raise UnreadableXmp("neither x:xmpmeta nor rdf:RDF")
+            rdf = ElementTree.SubElement(their_root, f"{{{RDF}}}RDF")
         target = ElementTree.SubElement(rdf, _DESCRIPTION, {f"{{{RDF}}}about": ""})
         their_descriptions = [target]
     target = their_descriptions[0]

@@ -16,6 +16,7 @@ import os
 import stat
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +30,15 @@ from database.models import FolderImport, Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
 from services.background import enqueue_processing
+from services.background.handoff import decode_shelf
+from services.background.pipeline import analysis_side
 from services.errors import Forbidden, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
 # Companions a camera or an editor leaves beside the photos: not photos, not failures.
 SKIPPED_SUFFIXES = frozenset({".xmp", ".thm", ".ctg", ".lrv", ".json", ".txt", ".db", ".ini"})
-CHUNK = 32  # files per transaction: progress moves, and a crash loses at most this much work
+CHUNK = 16  # files per transaction: progress moves, and a crash loses at most this much work
 MAX_FAILURES_KEPT = 100
 _HASH_BLOCK = 1 << 20
 
@@ -45,6 +48,10 @@ class ImportSettings(Protocol):
     def import_roots(self) -> list[Path]: ...
     @property
     def max_image_pixels(self) -> int: ...
+    @property
+    def thumbnail_size(self) -> int: ...
+    @property
+    def decode_concurrency(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class _Indexed:
     size: int
     mtime_ns: int
     inspected: InspectedImage
+    keep_side: int
 
 
 def resolve_folder(roots: Sequence[Path], path: str) -> Path:
@@ -123,7 +131,9 @@ def source_state(path: str, size: int, mtime_ns: int | None) -> str:
 def source_report(session: Session, folder_import: FolderImport) -> dict[str, int]:
     """How many of the import's originals changed or disappeared since they were indexed."""
     counts = {"changed": 0, "missing": 0}
-    if folder_import.batch_id is None:
+    # Only once it has ended: while it runs, its files are being read (and a progress poll
+    # stays one small query).
+    if folder_import.batch_id is None or folder_import.status not in {"complete", "failed"}:
         return counts
     ids = sorted(crud_batch.member_ids(session, folder_import.batch_id))
     for path, size, mtime in crud_import.in_place_sources(session, ids):
@@ -179,8 +189,21 @@ def run_import(
         with factory() as session:
             _update(session, import_id, found=len(files), refused=refused)
             session.commit()
-        for start in range(0, len(files), CHUNK):
-            _index_chunk(factory, settings, import_id, folder, files[start : start + CHUNK])
+        # Files are read and checked on as many threads as decodes may run at once (the decode
+        # gate bounds them anyway), one chunk ahead of the rows, which are written CHUNK at a
+        # time on this thread: reading never waits for the database, nor the database for
+        # reading, and at most two chunks of decodes are held.
+        chunks = [files[start : start + CHUNK] for start in range(0, len(files), CHUNK)]
+        with ThreadPoolExecutor(settings.decode_concurrency, "import") as pool:
+
+            def check(chunk: list[Path]) -> list[Future[_Indexed | str]]:
+                return [pool.submit(_index_file, settings, folder, path) for path in chunk]
+
+            ahead = check(chunks[0]) if chunks else []
+            for k, chunk in enumerate(chunks):
+                current, ahead = ahead, check(chunks[k + 1]) if k + 1 < len(chunks) else []
+                outcomes = [future.result() for future in current]
+                _index_chunk(factory, import_id, folder, list(zip(chunk, outcomes, strict=True)))
     except Exception as exc:
         logger.exception("import %d failed", import_id)
         with factory() as session:
@@ -205,15 +228,13 @@ def _update(session: Session, import_id: int, **values: object) -> FolderImport:
 
 def _index_chunk(
     factory: sessionmaker[Session],
-    settings: ImportSettings,
     import_id: int,
     folder: Path,
-    files: list[Path],
+    outcomes: list[tuple[Path, _Indexed | str]],
 ) -> None:
     indexed: list[_Indexed] = []
     failures: list[dict[str, str]] = []
-    for path in files:
-        outcome = _index_file(settings, folder, path)
+    for path, outcome in outcomes:
         if isinstance(outcome, _Indexed):
             indexed.append(outcome)
         else:
@@ -227,10 +248,13 @@ def _index_chunk(
             ids.append(image.id)
             if is_new:
                 new_ids.append(image.id)
+                if item.inspected.pixels is not None:
+                    # The check's decode, handed to the worker as an upload's is.
+                    decode_shelf().offer(item.sha256, item.inspected.pixels, item.keep_side)
         folder_import = _update(session, import_id)
         if folder_import.batch_id is not None:
             crud_batch.add_members(session, folder_import.batch_id, ids)
-        folder_import.done += len(files)
+        folder_import.done += len(outcomes)
         folder_import.failed += len(failures)
         folder_import.duplicates += len(ids) - len(new_ids)
         kept = list(folder_import.failures or [])
@@ -253,7 +277,8 @@ def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed 
                 digest.update(block)
         if before.st_size == 0:
             return "file is empty"
-        inspected = inspect_image_file(path, settings.max_image_pixels)
+        keep_side = analysis_side(settings.thumbnail_size) if decode_shelf().capacity_bytes else 0
+        inspected = inspect_image_file(path, settings.max_image_pixels, keep_side)
     except (InvalidImage, DecodeTooLarge) as exc:
         return str(exc)
     except DecodeBusy as exc:
@@ -267,6 +292,7 @@ def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed 
         size=before.st_size,
         mtime_ns=before.st_mtime_ns,
         inspected=inspected,
+        keep_side=keep_side,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.main import create_app
 from config import Settings
 from processing.feature_extraction import ManagedEmbedder
+from services import import_service
+from tests.api.test_xmp_export import exiftool_xmp, needs_exiftool
 from tests.factories import jpeg_bytes
+
+EXIFTOOL = shutil.which("exiftool")
 
 
 @pytest.fixture
@@ -67,9 +73,14 @@ def test_imports_are_off_without_import_roots(client: TestClient) -> None:
 
 
 def test_a_card_is_imported_in_place(
-    importing_client: TestClient, import_root: Path, storage_root: Path, tmp_path: Path
+    importing_client: TestClient,
+    import_root: Path,
+    storage_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = importing_client
+    monkeypatch.setattr(import_service, "CHUNK", 2)  # several transactions, checked ahead
     card = import_root / "card-1"
     photos = _card(card, tmp_path / "secret.jpg")
 
@@ -197,3 +208,50 @@ def test_the_command_line_imports_a_folder(
 
     assert import_folder.main([str(tmp_path), "Elsewhere"]) == 1
     assert "refused (403)" in capsys.readouterr().err
+
+
+@needs_exiftool
+def test_sidecars_beside_the_originals_merge_into_the_photographers_own(
+    importing_client: TestClient, import_root: Path, tmp_path: Path
+) -> None:
+    client = importing_client
+    card = import_root / "card"
+    photos = _card(card, tmp_path / "other.jpg")
+    theirs = card / "DCIM/100CANON/IMG_0002.xmp"
+    assert EXIFTOOL is not None
+    subprocess.run(
+        [EXIFTOOL, "-q", "-o", str(theirs), "-XMP-dc:Title=Bride, first look", "-XMP-xmp:Rating=1"],
+        check=True,
+    )
+    progress = client.post("/imports", json={"path": "card", "batch_name": "b"}).json()
+    batch = client.get(f"/batches/{progress['batch_id']}").json()
+    ids = {a["image"]["original_filename"]: a["image"]["id"] for a in batch["image_associations"]}
+    reject = {"image_ids": [ids["IMG_0001.JPG"]], "pick": "reject"}
+    assert client.put(f"/batches/{progress['batch_id']}/decisions", json=reject).status_code == 200
+
+    url = f"/imports/{progress['id']}/sidecars"
+    report = client.post(url).json()
+    # IMG_0001.xmp (an empty packet of theirs) and IMG_0002.xmp merged, IMG_0100.xmp new.
+    assert (report["written"], report["merged"], report["skipped"]) == (1, 2, [])
+    read = exiftool_xmp(card, ["DCIM/100CANON/IMG_0001.xmp", "DCIM/100CANON/IMG_0002.xmp"])
+    assert read["DCIM/100CANON/IMG_0001.xmp"]["Rating"] == -1
+    assert read["DCIM/100CANON/IMG_0002.xmp"]["Title"] == "Bride, first look"  # theirs kept
+    assert read["DCIM/100CANON/IMG_0002.xmp"]["Rating"] == 3  # ours: ungrouped
+    assert (card / "DCIM/101CANON/IMG_0100.xmp").is_file()
+
+    replaced = client.post(url, params={"overwrite": "true"}).json()
+    assert (replaced["written"], replaced["merged"]) == (3, 0)
+    read = exiftool_xmp(card, ["DCIM/100CANON/IMG_0002.xmp"])
+    assert "Title" not in read["DCIM/100CANON/IMG_0002.xmp"]
+
+    darktable = client.post(url, params={"editor": "darktable"}).json()
+    assert darktable["written"] == 3
+    assert (
+        exiftool_xmp(card, ["DCIM/100CANON/IMG_0001.JPG.xmp"])["DCIM/100CANON/IMG_0001.JPG.xmp"][
+            "Rating"
+        ]
+        == -1
+    )
+    for relative, data in photos.items():
+        assert (card / relative).read_bytes() == data  # the photos themselves untouched
+    assert client.post("/imports/999/sidecars").status_code == 404

@@ -235,3 +235,24 @@ def test_open_eyes_beat_a_crisper_blink(client: TestClient) -> None:
         assert by_id[opened]["quality_rank"] == 1
         assert by_id[closed]["quality_rank"] == 2
         assert by_id[closed]["rank_reason"] == "eyes_closed"
+
+
+def test_sharp_centre_beats_a_busy_sharp_surround(client: TestClient) -> None:
+    """A subject in the middle, in focus on a soft background, against the same frame with the
+    subject soft and a busy background sharp (scikit-image's brick wall and stained tissue):
+    the corners' busy texture no longer passes for the subject (both went to the sharp
+    surround before the subject's centre weight was chosen by bench.keeper_centre)."""
+    for name in ("brick.png", "ihc.png"):
+        photo = real_photo(name)
+        width, height = photo.size
+        centre = (width // 4, height // 4, width * 3 // 4, height * 3 // 4)
+        missed, kept = upload(
+            client,
+            [
+                (f"missed-{name}", encode(shallow_focus(photo, centre, inside=False), "PNG")),
+                (f"kept-{name}", encode(shallow_focus(photo, centre, inside=True), "PNG")),
+            ],
+        )
+        by_id = group_of(client, [missed, kept])
+        assert by_id[kept]["quality_rank"] == 1, name
+        assert by_id[missed]["rank_reason"] == "blurred", name

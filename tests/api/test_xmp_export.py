@@ -41,9 +41,15 @@ def _exiftool(zip_bytes: bytes, tmp_path: Path) -> dict[str, dict[str, Any]]:
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
         names = archive.namelist()
         archive.extractall(tmp_path)
+    return exiftool_xmp(tmp_path, names)
+
+
+def exiftool_xmp(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """`exiftool -j -n -XMP:all` of these files of `folder`; keyed by their relative names."""
+    assert EXIFTOOL is not None
     result = subprocess.run(
         [EXIFTOOL, "-j", "-n", "-XMP:all", *names],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         check=True,
