@@ -20,8 +20,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(PY) run_server.py
 
-## The whole suite on a fresh PostgreSQL database, then again on SQLite.
-test: test-postgres test-sqlite
+## The whole suite on a fresh PostgreSQL database and on SQLite, both passes at once.
+test: $(VENV)/.dev
+	./scripts/ensure_postgres.sh
+	PY=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" ./scripts/test_both.sh
 
 test-postgres: $(VENV)/.dev
 	./scripts/ensure_postgres.sh
