@@ -27,6 +27,7 @@ from config import Settings
 from database.database import create_db_engine, create_session_factory
 from database.migrations import upgrade_to_head
 from database.models import Image as ImageRow
+from database.unit_of_work import hand_ids_to
 from processing.feature_extraction import TransformersEmbedder, configure_torch_threads, preprocess
 from processing.photo import load_oriented_rgb
 from services.background.pipeline import process_images
@@ -109,6 +110,8 @@ def main() -> None:
         url = settings.resolved_database_url
         upgrade_to_head(url)
         factory = create_session_factory(create_db_engine(url))
+        # The bench runs the pipeline itself on the accepted ids, so nothing is handed on.
+        hand_ids_to(factory, lambda ids: None)
         with factory() as session:
             handles = [p.open("rb") for p in files]
             report = upload_images(
