@@ -9,10 +9,11 @@ read -r -a args <<<"${PYTEST_ARGS:-}"
 sqlite_log=$(mktemp)
 trap 'rm -f "$sqlite_log"' EXIT
 
-DATABASE_URL=sqlite "$PY" -m pytest -p no:cacheprovider "${args[@]}" >"$sqlite_log" 2>&1 &
+# Each pass gets its own Redis database for the Celery tests: they empty it before and after.
+DATABASE_URL=sqlite TEST_CELERY_BROKER_URL=redis://127.0.0.1:6379/14 "$PY" -m pytest -p no:cacheprovider "${args[@]}" >"$sqlite_log" 2>&1 &
 sqlite_pid=$!
 echo "== PostgreSQL pass (the SQLite pass runs alongside; its output follows) =="
-env -u DATABASE_URL "$PY" -m pytest "${args[@]}"
+env -u DATABASE_URL TEST_CELERY_BROKER_URL=redis://127.0.0.1:6379/15 "$PY" -m pytest "${args[@]}"
 postgres_status=$?
 wait "$sqlite_pid"
 sqlite_status=$?

@@ -40,6 +40,8 @@ from tests.tiny_models import TINY_DINOV3_HIDDEN_SIZE
 from utils.file_handling import thumbnail_relative_path
 
 # A database of its own, flushed before and after: no stale message from another run.
+# Emptied before and after each test: two test runs at once need one database each
+# (scripts/test_both.sh gives the PostgreSQL and SQLite passes 15 and 14).
 REDIS_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 # Seconds before Redis gives a dead worker's unacknowledged message to another worker.
 VISIBILITY_TIMEOUT = 2
