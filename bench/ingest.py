@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from bench.embedding import save_vits16
 from bench.scratch import scratch_postgres
 from processing.feature_extraction import (
     EfficientNetLiteEmbedder,
@@ -76,23 +77,6 @@ def with_comment(jpeg: bytes, text: str) -> bytes:
     """`jpeg` with a COM segment right after SOI: other bytes (another hash), same picture."""
     payload = text.encode()
     return jpeg[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
-
-
-def save_vits16(directory: Path) -> Path:
-    """DINOv3 ViT-S/16 (384 wide, 12 layers, 6 heads, 4 registers) with random weights."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTModel
-
-    torch.manual_seed(0)
-    config = DINOv3ViTConfig(
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-        patch_size=16,
-        num_register_tokens=4,
-    )
-    DINOv3ViTModel(config).eval().save_pretrained(directory)
-    return directory
 
 
 @dataclass
