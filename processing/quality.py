@@ -146,8 +146,7 @@ def assess_quality(img: Image.Image) -> QualityScores:
         sharpness = FACE_WEIGHT * face_value + (1 - FACE_WEIGHT) * sharpness
     motion = motion_blur_score(grey)
     exposure = exposure_score(grey)
-    steady = 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
-    quality = SHARPNESS_WEIGHT * sharpness * steady + EXPOSURE_WEIGHT * exposure
+    quality = SHARPNESS_WEIGHT * sharpness * steadiness(motion) + EXPOSURE_WEIGHT * exposure
     quality *= 1.0 - EYES_CLOSED_PENALTY * closed_share(eyes)
     brightness = float(grey.mean(dtype=np.float64)) / 255.0 if grey.size else 0.0
     return QualityScores(
@@ -170,6 +169,12 @@ def assess_quality(img: Image.Image) -> QualityScores:
         ]
         or None,
     )
+
+
+def steadiness(motion: float) -> float:
+    """What is left of sharpness after shake: 1 up to a steady frame's MOTION_FLOOR, then down
+    to 1 - MOTION_PENALTY for a frame smeared all one way."""
+    return 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
 
 
 def face_entry(
@@ -442,6 +447,8 @@ class Judged(Protocol):
     def brightness(self) -> float | None: ...
     @property
     def face_sharpness(self) -> float | None: ...
+    @property
+    def eye_sharpness(self) -> float | None: ...
     @property
     def eyes(self) -> str | None: ...
 
