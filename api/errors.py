@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from services.errors import AppError, is_storage_fault
 from services.lock_conflicts import conflict_error, is_lock_conflict
+from utils.file_handling import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
 async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if is_storage_fault(exc):
         logger.warning("%s %s: storage unavailable: %s", request.method, request.url.path, exc)
-        return unavailable("Storage is unavailable (disk full or failing); try again shortly.")
+        why = exc if isinstance(exc, StorageUnavailable) else "disk full or failing"
+        return unavailable(f"Storage is unavailable ({why}); try again shortly.")
     # Anything else is a defect: logged in full, answered as JSON all the same.
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSONResponse(status_code=500, content={"detail": "Internal server error."})
