@@ -54,6 +54,13 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
     if is_lock_conflict(exc):  # lost a race with another write: not an outage
         logger.info("%s %s: lock conflict: %s", request.method, request.url.path, exc)
         return await app_error_handler(request, conflict_error())
+    if isinstance(exc, PoolTimeout):  # the database answers; this process is out of connections
+        logger.warning(
+            "%s %s: no database connection free in time", request.method, request.url.path
+        )
+        return unavailable(
+            "The server is busy (every database connection is in use); try again shortly."
+        )
     logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
     return unavailable("The database is unavailable; try again shortly.")
 
