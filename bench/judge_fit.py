@@ -32,6 +32,7 @@ import cv2
 from PIL import Image, ImageEnhance
 
 from bench.keeper import make_groups, real_photos
+from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.judge_fit import (
     DEFAULT_WEIGHTS,
     PARTS,
@@ -43,7 +44,7 @@ from processing.judge_fit import (
     no_worse,
     weight_vector,
 )
-from processing.quality import QualityScores, assess_quality
+from processing.quality import assess_quality
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -107,8 +108,10 @@ BY_EYE: dict[str, tuple[tuple[str, ...], str, str]] = {
 }
 
 
-def judged(images: Sequence[Image.Image]) -> list[QualityScores]:
-    return [assess_quality(img.convert("RGB")) for img in images]
+def judged(images: Sequence[Image.Image]) -> list[GroupJudged]:
+    """The frames' parts as the server ranks them: side by side within their group."""
+    scores = [assess_quality(img.convert("RGB")) for img in images]
+    return judged_in_group([member(i, s, s.focus_tiles) for i, s in enumerate(scores)])
 
 
 def by_eye_choices() -> list[Choice]:

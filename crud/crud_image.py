@@ -111,6 +111,7 @@ JUDGED_COLUMNS = (
     Image.face_sharpness,
     Image.eye_sharpness,
     Image.eyes,
+    Image.focus_tiles,
 )
 
 

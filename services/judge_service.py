@@ -31,6 +31,7 @@ from processing.judge_fit import (
     no_worse,
     weight_vector,
 )
+from services import ranking
 from services.errors import InvalidInput
 
 FITTED = "fitted"
@@ -64,7 +65,8 @@ def _choices(rows: Sequence[Any]) -> list[Choice]:
             continue
         choices.append(
             Choice(
-                group,
+                # As ranking judges them: side by side (focus compared tile for tile).
+                ranking.judged_side_by_side(group),
                 frozenset(i for i, pick in enumerate(mine) if pick == "keep"),
                 frozenset(i for i, pick in enumerate(mine) if pick == "reject"),
             )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from crud import crud_batch, crud_decision, crud_image, crud_judge
 from crud.crud_batch import MemberRank
 from database import readiness
+from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
 from processing.judge_fit import order_key, weight_vector
 from processing.quality import Judged, rank_reason
@@ -38,6 +39,13 @@ class RankedImage(Judged, Protocol):
     def id(self) -> int: ...
 
 
+class MappedImage(RankedImage, Protocol):
+    """An image with its tile sharpness map (crud_image.judged_rows)."""
+
+    @property
+    def focus_tiles(self) -> list[list[float]] | None: ...
+
+
 J = TypeVar("J", bound=RankedImage)
 
 
@@ -47,26 +55,32 @@ def rank_by_quality(images: Iterable[J], weights: NDArray[np.float64] | None = N
     return sorted(images, key=lambda i: (*order_key(i, weights), i.id))
 
 
+def judged_side_by_side(members: Sequence[MappedImage]) -> list[GroupJudged]:
+    """A group's members with sharpness and score as judged against each other (a soft subject
+    on a sharp background loses to the frame that focused it: processing/group_focus.py)."""
+    return judged_in_group([member(m.id, m, m.focus_tiles) for m in members])
+
+
 def ranked_members(
     labels: Mapping[int, str],
-    images: Mapping[int, RankedImage],
+    images: Mapping[int, MappedImage],
     kinds: Mapping[str, str],
     user_picks: Mapping[int, str],
     weights: NDArray[np.float64] | None = None,
 ) -> dict[int, MemberRank]:
     """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
     kind, by image id; `weights`: the fitted judge's, None for the default."""
-    groups: dict[str, list[RankedImage]] = defaultdict(list)
+    groups: dict[str, list[MappedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
-        suggested = rank_by_quality(members, weights)
         kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
         if kind is None or kind == BRACKET:
-            for image in suggested:
-                result[image.id] = MemberRank(label, 1, None, 1, kind)
+            for member in members:
+                result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
+        suggested = rank_by_quality(judged_side_by_side(members), weights)
         shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
         # Reasons are said against the judge's best frame the photographer did not reject.
         best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])
