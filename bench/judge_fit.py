@@ -16,9 +16,9 @@ How the choices were made:
 - By construction (bench.keeper's groups of real photographs: skimage, opencv-doc, MATE/GNOME
   wallpapers): the unaltered frame against its shallow-focus opposite, a shaken copy, a missed
   focus at high ISO; the keeper is the frame not degraded.
-- A simulated taste, reported apart: a high-key photographer who keeps, of two frames of one
-  real photo, the one 25% brighter, blown highlights and all (what tests/api/test_fitted_judge.py
-  does through HTTP). It shows whether the fit learns a taste the default judge does not have.
+- A simulated taste, reported apart: a low-key photographer who keeps, of two frames of one
+  real photo, the one 20% darker (what tests/api/test_fitted_judge.py does through HTTP). It
+  shows whether the fit learns a taste the default judge does not have.
 """
 
 from __future__ import annotations
@@ -128,11 +128,11 @@ def constructed_choices(photos: dict[str, Image.Image]) -> list[Choice]:
     ]
 
 
-def high_key_choices(photos: dict[str, Image.Image]) -> list[Choice]:
+def low_key_choices(photos: dict[str, Image.Image]) -> list[Choice]:
     choices = []
     for photo in photos.values():
-        brighter = ImageEnhance.Brightness(photo).enhance(1.25)
-        choices.append(Choice(judged([photo, brighter]), frozenset([1]), frozenset()))
+        darker = ImageEnhance.Brightness(photo).enhance(0.8)
+        choices.append(Choice(judged([photo, darker]), frozenset([1]), frozenset()))
     return choices
 
 
@@ -167,8 +167,8 @@ def main() -> None:
     report("by eye, real bursts in tests/data", eye)
     report("by construction, bench.keeper groups", made)
     report("all recorded choices", eye + made)
-    print("\nSimulated taste (not a recorded choice): high key, the 25% brighter frame kept")
-    report(f"high key, {len(photos)} real photos", high_key_choices(photos))
+    print("\nSimulated taste (not a recorded choice): low key, the 20% darker frame kept")
+    report(f"low key, {len(photos)} real photos", low_key_choices(photos))
 
 
 if __name__ == "__main__":

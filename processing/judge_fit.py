@@ -121,19 +121,28 @@ def _training_pairs(choices: Iterable[Choice]) -> NDArray[np.float64]:
 
 
 def fit_weights(choices: Iterable[Choice], prior: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The weights that best explain the choices' pairs, pulled toward `prior` (Newton's
-    method on the regularised logistic loss, which is convex)."""
+    """The weights that best explain the choices' pairs, pulled toward `prior`: Newton's method
+    on the regularised logistic loss (convex), each step halved until the loss falls (a full
+    step overshoots, back and forth, where the default judge gets every pair wrong)."""
     diffs = _training_pairs(choices) * SCALE
+
+    def loss(weights: NDArray[np.float64]) -> float:
+        fit = float(np.logaddexp(0.0, -(diffs @ weights)).sum())
+        return fit + PRIOR_STRENGTH / 2 * float(((weights - prior) ** 2).sum())
+
     weights = prior.copy()
-    for _ in range(50):
-        margin = diffs @ weights
-        p = 1.0 / (1.0 + np.exp(np.clip(margin, -50.0, 50.0)))  # chance the pair is wrong
+    current = loss(weights)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(np.clip(diffs @ weights, -50.0, 50.0)))  # chance it is wrong
         gradient = -diffs.T @ p + PRIOR_STRENGTH * (weights - prior)
         curvature = (diffs * (p * (1.0 - p))[:, None]).T @ diffs
-        hessian = curvature + PRIOR_STRENGTH * np.eye(len(prior))
-        step = np.linalg.solve(hessian, gradient)
-        weights -= step
-        if float(np.abs(step).max()) < 1e-9:
+        step = np.linalg.solve(curvature + PRIOR_STRENGTH * np.eye(len(prior)), gradient)
+        size = 1.0
+        while loss(weights - size * step) > current and size > 1e-6:
+            size /= 2
+        weights = weights - size * step
+        previous, current = current, loss(weights)
+        if previous - current < 1e-10:
             break
     return weights
 
