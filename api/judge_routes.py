@@ -29,7 +29,7 @@ def get_judge(session: ReadSessionDep) -> Response:
 
 
 @router.post(
-    "/fit", operation_id="fitJudge", response_model=JudgeResponse, responses=error_responses(400)
+    "/fit", operation_id="fitJudge", response_model=JudgeResponse, responses=error_responses(409)
 )
 def fit_judge(session: SessionDep) -> Response:
     """Fit the judge's weights to the keepers you chose and the frames you rejected; they rank

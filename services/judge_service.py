@@ -32,7 +32,7 @@ from processing.judge_fit import (
     weight_vector,
 )
 from services import ranking
-from services.errors import InvalidInput
+from services.errors import Conflict
 
 FITTED = "fitted"
 DEFAULT = "default"
@@ -96,7 +96,7 @@ def fit_judge(session: Session) -> JudgeState:
     on held-back choices, and use them when they do no worse than the default."""
     choices = _choices(crud_judge.choice_rows(session))
     if len(choices) < MIN_GROUPS:
-        raise InvalidInput(
+        raise Conflict(
             "The judge learns from the keepers you choose and the frames you reject: "
             f"{len(choices)} group(s) have such a choice, at least {MIN_GROUPS} are needed."
         )

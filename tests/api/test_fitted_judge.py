@@ -146,6 +146,6 @@ def test_fitting_without_choices_says_what_it_needs(client: TestClient) -> None:
 
     response = client.post("/judge/fit")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "at least 2" in response.json()["detail"]
     assert client.get("/judge").json()["in_use"] == "default"
