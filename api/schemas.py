@@ -437,7 +437,11 @@ class RootResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
-    storage: str = "ok"
+    storage: str = Field(
+        "ok",
+        description="ok; unwritable (a storage folder cannot be written); full (less free "
+        "space than STORAGE_MIN_FREE_MB)",
+    )
     model: dict[str, Any]
     pending_thumbnails: int
     pending_quality: int

@@ -39,10 +39,13 @@ from utils.file_handling import (
     SingleFlight,
     SpooledFile,
     StorageLayout,
+    StorageUnavailable,
     UploadTooLarge,
+    check_storage,
     decode_for_thumbnail,
     make_thumbnail,
     spool_upload,
+    storage_dirs,
     storage_path,
     thumbnail_relative_path,
     write_jpeg_atomically,
@@ -67,6 +70,8 @@ class UploadSettings(StorageLayout, Protocol):
     def max_upload_bytes(self) -> int: ...
     @property
     def max_image_pixels(self) -> int: ...
+    @property
+    def storage_min_free_bytes(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,7 @@ def upload_images(
             f"Too many files in one request ({len(uploads)}); "
             f"the limit is {settings.max_files_per_request}."
         )
+    _check_storage(settings)
     prepared: list[_Prepared] = []
     rejected: list[Rejection] = []
     try:
@@ -159,6 +165,15 @@ def upload_images(
     report = UploadReport(accepted=accepted, rejected=rejected)
     enqueue_processing(session, report.new_image_ids)
     return report
+
+
+def _check_storage(settings: UploadSettings) -> None:
+    """Refuse before writing anything when the storage cannot take the files (a folder
+    deleted while the server runs is made again first)."""
+    try:
+        check_storage(storage_dirs(settings), settings.storage_min_free_bytes, make_missing=True)
+    except StorageUnavailable as exc:
+        raise Unavailable(f"Storage is unavailable: {exc}; try again shortly.") from exc
 
 
 def _raise_all_rejected(rejected: list[Rejection]) -> None:
