@@ -7,7 +7,7 @@ STORAGE_ROOT, or `companion_source_path` for an import in place, with its mtime)
 photo with one file. `ix_images_shot_at` serves the partner lookup by capture time.
 
 Revision ID: 20261203_i21_raw_jpeg_pairs
-Revises: 20261203_i20_face_boxes
+Revises: 20261203_i20_focus_tiles
 Create Date: 2026-12-03
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_i21_raw_jpeg_pairs"
-down_revision: str | None = "20261203_i20_face_boxes"
+down_revision: str | None = "20261203_i20_focus_tiles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
