@@ -110,6 +110,7 @@ _JUDGED_COLUMNS = (
     Image.face_count,
     Image.face_sharpness,
     Image.eyes,
+    Image.focus_tiles,
 )
 
 

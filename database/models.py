@@ -125,6 +125,9 @@ class Image(Base):
     # Per face, in the order of `eyes`: box (fractions of the upright frame), eyes, sharpness
     # and eye_sharpness (processing.quality.face_entry).
     faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Each tile's sharpness (rows x columns): a group's frames are compared tile by tile to
+    # tell which one focused the subject (processing/group_focus.py).
+    focus_tiles: Mapped[list[list[float]] | None] = mapped_column(JSON)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
     # An original imported in place (services/import_service.py): its absolute path, which
