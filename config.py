@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means a SQLite file under STORAGE_ROOT.",
     )
     storage_root: Path = Path("./assets")
+    # Below this much free space the storage counts as full: /health says so and uploads
+    # answer 503 before writing anything (0: never).
+    storage_min_free_mb: int = Field(default=64, ge=0)
 
     embedding_model: str = "facebook/dinov3-vits16-pretrain-lvd1689m"
     embedding_device: Device = "auto"
@@ -157,6 +160,10 @@ class Settings(BaseSettings):
             fallback=self.embedding_fallback,
             torch_threads=self.torch_threads,
         )
+
+    @property
+    def storage_min_free_bytes(self) -> int:
+        return self.storage_min_free_mb * 1024 * 1024
 
     @property
     def images_dir(self) -> Path:

@@ -39,7 +39,7 @@ from services.background.wiring import build_embedder, build_worker, shelf_capac
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
-from utils.file_handling import ensure_storage_dirs
+from utils.file_handling import ensure_storage_dirs, storage_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +205,13 @@ def create_app(
         response: Response,
     ) -> dict[str, Any]:
         """Database, storage and model state, and how much background processing is pending."""
-        storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
-        report = health_report(session, settings.embedding_model, worker.queued, storage)
+        report = health_report(
+            session,
+            settings.embedding_model,
+            worker.queued,
+            storage_dirs(settings),
+            settings.storage_min_free_bytes,
+        )
         if report["database"] != "ok":
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

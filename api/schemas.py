@@ -170,6 +170,14 @@ class ImageResponse(JudgeParts):
     is_duplicate: bool = False
     message: str | None = None
     processing_error: str | None = None
+    companion_original_filename: str | None = Field(
+        default=None,
+        description="A RAW+JPEG pair is one image with two files: the second file's name "
+        "(`GET /images/{id}?which=companion`); null for a photo with one file.",
+    )
+    companion_mime_type: str | None = Field(
+        default=None, description="The second file's MIME type, null when there is none."
+    )
 
 
 class Metadata(JudgeParts):
@@ -429,7 +437,11 @@ class RootResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
-    storage: str = "ok"
+    storage: str = Field(
+        "ok",
+        description="ok; unwritable (a storage folder cannot be written); full (less free "
+        "space than STORAGE_MIN_FREE_MB)",
+    )
     model: dict[str, Any]
     pending_thumbnails: int
     pending_quality: int
