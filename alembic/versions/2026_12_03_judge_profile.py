@@ -4,7 +4,7 @@ One row while the library has opted in (POST /judge/fit); none: the default judg
 An existing database upgrades by creating the empty table.
 
 Revision ID: 20261203_i20_judge_profile
-Revises: 20261203_i20_focus_tiles
+Revises: 20261203_i21_raw_jpeg_pairs
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_i20_judge_profile"
-down_revision: str | None = "20261203_i20_focus_tiles"
+down_revision: str | None = "20261203_i21_raw_jpeg_pairs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
