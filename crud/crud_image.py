@@ -150,11 +150,13 @@ _FRAME_COLUMNS = (
     Image.camera_serial,
     Image.exposure_bias,
     Image.exposure_mode,
+    Image.focus_tiles,
 )
 
 
 def frame_rows(session: Session, batch_id: int) -> list[Any]:
-    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    """The batch's members as plain rows of their capture time, camera, exposure bias/mode and
+    tile sharpness map."""
     query = (
         select(*_FRAME_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
