@@ -177,7 +177,7 @@ def _check_storage(settings: UploadSettings) -> None:
     """Refuse before writing anything when the storage cannot take the files (a folder
     deleted while the server runs is made again first)."""
     try:
-        check_storage(storage_dirs(settings), settings.storage_min_free_bytes, make_missing=True)
+        check_storage(storage_dirs(settings), settings.storage_min_free_bytes, remake=True)
     except StorageUnavailable as exc:
         raise Unavailable(f"Storage is unavailable: {exc}; try again shortly.") from exc
 
