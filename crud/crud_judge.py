@@ -14,16 +14,17 @@ from crud.crud_image import JUDGED_COLUMNS
 from crud.single_row import replace_row
 from database.models import Image, ImageBatchAssociation, JudgeProfile
 from database.readiness import is_grouped_sql
-from processing.sets import BRACKET
+from processing.sets import KEPT_WHOLE
 
 _A = ImageBatchAssociation
 PROFILE_ID = 1
 
 
 def choice_rows(session: Session) -> list[Any]:
-    """Every member of each group (of one keeper, not a set kept whole) in which the
-    photographer kept or rejected a frame: batch id, group label, the user's pick (None when
-    the decision is not theirs) and the image's parts; by batch, group and image."""
+    """Every member of each group (of one keeper, not a set kept whole: a bracket, a focus
+    stack) in which the photographer kept or rejected a frame: batch id, group label, the
+    user's pick (None when the decision is not theirs) and the image's parts; by batch, group
+    and image."""
     chosen = (
         select(_A.batch_id, _A.group_label)
         .where(_A.decided_by == USER, _A.pick.is_not(None), is_grouped_sql())
@@ -36,7 +37,7 @@ def choice_rows(session: Session) -> list[Any]:
         .join(
             chosen, and_(chosen.c.batch_id == _A.batch_id, chosen.c.group_label == _A.group_label)
         )
-        .where(or_(_A.group_kind.is_(None), _A.group_kind != BRACKET))
+        .where(or_(_A.group_kind.is_(None), _A.group_kind.not_in(KEPT_WHOLE)))
         .order_by(_A.batch_id, _A.group_label, _A.image_id)
     )
     return list(session.execute(query).all())

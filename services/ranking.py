@@ -2,8 +2,9 @@
 
 `suggested_rank` is the judge's own order; `quality_rank`, what a client shows, puts the images
 the photographer kept first and those they rejected last, the rest in the judge's order. Each
-frame of a set kept whole (a bracket) and each Ungrouped image ranks 1; who counts as a keeper
-is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is not one).
+frame of a set kept whole (a bracket, a focus stack) and each Ungrouped image ranks 1; who
+counts as a keeper is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is
+not one). Within a burst the frames are judged side by side (processing/group_focus.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
 from processing.judge_fit import order_key, weight_vector
 from processing.quality import Judged, rank_reason
-from processing.sets import BRACKET, BURST, Frame, group_kinds
+from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
 # the photographer rejected.
@@ -76,7 +77,7 @@ def ranked_members(
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
         kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
-        if kind is None or kind == BRACKET:
+        if kind is None or kind in KEPT_WHOLE:
             for member in members:
                 result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
@@ -107,7 +108,14 @@ def _reason(image: RankedImage, best: RankedImage, pick: str | None) -> str:
 def frames(rows: Sequence[Any]) -> list[Frame]:
     """crud_image.frame_rows as processing.sets frames."""
     return [
-        Frame(row.id, row.shot_at, camera_key(*row[2:5]), row.exposure_bias, row.exposure_mode)
+        Frame(
+            row.id,
+            row.shot_at,
+            camera_key(*row[2:5]),
+            row.exposure_bias,
+            row.exposure_mode,
+            row.focus_tiles,
+        )
         for row in rows
     ]
 
