@@ -244,10 +244,11 @@ class ImageAssociation(BaseModel):
     suggested_rank: int | None = Field(
         default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
     )
-    group_kind: Literal["burst", "bracket"] | None = Field(
+    group_kind: Literal["burst", "bracket", "focus_stack"] | None = Field(
         default=None,
-        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
-        "(every frame a keeper). Null for Ungrouped images.",
+        description="burst: one keeper suggested; bracket: an exposure bracket, and "
+        "focus_stack: frames focused at stepping distances, kept whole (every frame a keeper). "
+        "Null for Ungrouped images.",
     )
     pick: Literal["keep", "reject"] | None = Field(
         default=None, description="The decision: keep, reject, or none."

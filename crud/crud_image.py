@@ -149,7 +149,7 @@ _CLUSTERING_COLUMNS = (
     Image.features,
 )
 # What ranking reads of each member (processing.quality.Judged).
-_JUDGED_COLUMNS = (
+JUDGED_COLUMNS = (
     Image.id,
     Image.quality_score,
     Image.sharpness,
@@ -158,6 +158,7 @@ _JUDGED_COLUMNS = (
     Image.brightness,
     Image.face_count,
     Image.face_sharpness,
+    Image.eye_sharpness,
     Image.eyes,
     Image.focus_tiles,
 )
@@ -182,7 +183,7 @@ def clustering_rows(
 def judged_rows(session: Session, batch_id: int) -> list[Any]:
     """The batch's members as plain rows of their quality parts, for ranking (streamed)."""
     query = (
-        select(*_JUDGED_COLUMNS)
+        select(*JUDGED_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
         .where(ImageBatchAssociation.batch_id == batch_id)
         .execution_options(yield_per=STREAM_ROWS)
@@ -199,11 +200,13 @@ _FRAME_COLUMNS = (
     Image.camera_serial,
     Image.exposure_bias,
     Image.exposure_mode,
+    Image.focus_tiles,
 )
 
 
 def frame_rows(session: Session, batch_id: int) -> list[Any]:
-    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    """The batch's members as plain rows of their capture time, camera, exposure bias/mode and
+    tile sharpness map."""
     query = (
         select(*_FRAME_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
@@ -308,9 +311,16 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
     return list(session.scalars(query))
 
 
-def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
-    """Write processing results; False when the image was deleted meanwhile."""
-    result = session.execute(update(Image).where(Image.id == image_id).values(**values))
+def update_processed_image(
+    session: Session, image_id: int, *, made_from: str | None = None, **values: object
+) -> bool:
+    """Write processing results; False when the image was deleted meanwhile, or (`made_from`:
+    the SHA-256 of the file they were made from) its main file is no longer that file (a RAW
+    whose JPEG took its place, services/companions.py)."""
+    statement = update(Image).where(Image.id == image_id)
+    if made_from is not None:
+        statement = statement.where(Image.image_hash == made_from)
+    result = session.execute(statement.values(**values))
     written = bool(result.rowcount)  # type: ignore[attr-defined]
     if written and VECTOR_COLUMNS.intersection(values):
         unit_of_work.vectors_changed(session)
