@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from database import readiness, unit_of_work
-from database.models import Image, ImageBatchAssociation
+from database.models import Image, ImageBatchAssociation, ImageCount
 from database.vector_version import VECTOR_COLUMNS
 
 # Rows per fetch where a query streams many rows (a few ms of the GIL each).
@@ -46,7 +46,9 @@ def list_images(session: Session, offset: int = 0, limit: int | None = None) -> 
 
 
 def count_images(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Image)) or 0
+    """How many images there are, exact in the session's snapshot, without a scan of `images`
+    (triggers keep ImageCount in the transaction that inserts or deletes)."""
+    return int(session.scalar(select(func.coalesce(func.sum(ImageCount.images), 0))) or 0)
 
 
 def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]:
