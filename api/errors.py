@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from services.errors import AppError, is_storage_fault
 from services.lock_conflicts import conflict_error, is_lock_conflict
+from utils.file_handling import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,13 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
     if is_lock_conflict(exc):  # lost a race with another write: not an outage
         logger.info("%s %s: lock conflict: %s", request.method, request.url.path, exc)
         return await app_error_handler(request, conflict_error())
+    if isinstance(exc, PoolTimeout):  # the database answers; this process is out of connections
+        logger.warning(
+            "%s %s: no database connection free in time", request.method, request.url.path
+        )
+        return unavailable(
+            "The server is busy (every database connection is in use); try again shortly."
+        )
     logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
     return unavailable("The database is unavailable; try again shortly.")
 
@@ -60,7 +68,8 @@ async def database_fault_handler(request: Request, exc: Exception) -> JSONRespon
 async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if is_storage_fault(exc):
         logger.warning("%s %s: storage unavailable: %s", request.method, request.url.path, exc)
-        return unavailable("Storage is unavailable (disk full or failing); try again shortly.")
+        why = exc if isinstance(exc, StorageUnavailable) else "disk full or failing"
+        return unavailable(f"Storage is unavailable ({why}); try again shortly.")
     # Anything else is a defect: logged in full, answered as JSON all the same.
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSONResponse(status_code=500, content={"detail": "Internal server error."})

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import cluster_routes, decision_routes, image_routes, import_routes
 from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
-from api.guards import RequestGuard
+from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
 from api.schemas import HealthResponse, RootResponse, error_responses
 from config import Settings, get_settings
@@ -39,7 +39,7 @@ from services.background.wiring import build_embedder, build_worker, shelf_capac
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
 from services.similarity_service import EmbeddingIndex
-from utils.file_handling import ensure_storage_dirs
+from utils.file_handling import ensure_storage_dirs, storage_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,11 @@ def create_app(
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         max_request_bytes=settings.max_request_bytes,
         max_part_bytes=settings.max_upload_bytes,
+        body_pace=BodyPace(
+            settings.body_min_bytes_per_second,
+            settings.body_grace_seconds,
+            settings.max_slow_bodies,
+        ),
     )
     app.add_middleware(
         CORSMiddleware,
@@ -205,8 +210,13 @@ def create_app(
         response: Response,
     ) -> dict[str, Any]:
         """Database, storage and model state, and how much background processing is pending."""
-        storage = (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
-        report = health_report(session, settings.embedding_model, worker.queued, storage)
+        report = health_report(
+            session,
+            settings.embedding_model,
+            worker.queued,
+            storage_dirs(settings),
+            settings.storage_min_free_bytes,
+        )
         if report["database"] != "ok":
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -175,6 +175,14 @@ class ImageResponse(JudgeParts):
     is_duplicate: bool = False
     message: str | None = None
     processing_error: str | None = None
+    companion_original_filename: str | None = Field(
+        default=None,
+        description="A RAW+JPEG pair is one image with two files: the second file's name "
+        "(`GET /images/{id}?which=companion`); null for a photo with one file.",
+    )
+    companion_mime_type: str | None = Field(
+        default=None, description="The second file's MIME type, null when there is none."
+    )
 
 
 class Metadata(JudgeParts):
@@ -241,10 +249,11 @@ class ImageAssociation(BaseModel):
     suggested_rank: int | None = Field(
         default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
     )
-    group_kind: Literal["burst", "bracket"] | None = Field(
+    group_kind: Literal["burst", "bracket", "focus_stack"] | None = Field(
         default=None,
-        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
-        "(every frame a keeper). Null for Ungrouped images.",
+        description="burst: one keeper suggested; bracket: an exposure bracket, and "
+        "focus_stack: frames focused at stepping distances, kept whole (every frame a keeper). "
+        "Null for Ungrouped images.",
     )
     pick: Literal["keep", "reject"] | None = Field(
         default=None, description="The decision: keep, reject, or none."
@@ -434,7 +443,11 @@ class RootResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
-    storage: str = "ok"
+    storage: str = Field(
+        "ok",
+        description="ok; unwritable (a storage folder cannot be written); full (less free "
+        "space than STORAGE_MIN_FREE_MB)",
+    )
     model: dict[str, Any]
     pending_thumbnails: int
     pending_quality: int

@@ -7,7 +7,9 @@ image's files), `process_after_commit` (ids for the background worker) and `vect
 images, are noted on their own). Then:
 
 1. before the commit, inside the transaction: bump `vector_version` if vectors changed (row
-   locks order the bumps as the commits themselves; see database.vector_version);
+   locks order the bumps as the commits themselves; see database.vector_version); check that
+   each move's destination folder takes files: if not, the commit fails with
+   `StorageUnavailable` and rolls back, rather than strand a committed upload in incoming/;
 2. after the commit: move the uploaded files into place,
 3. delete the files of deleted images,
 4. hand the ids to the worker (their files are in place by now).
@@ -41,6 +43,7 @@ from sqlalchemy.orm import (
 
 from database.models import Image
 from database.vector_version import VECTOR_COLUMNS, bump_version
+from utils.file_handling import check_storage
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +161,15 @@ def _before_commit(session: Session) -> None:
     # before_commit runs before the final flush: flush first so its changes are noted too.
     session.flush()
     work = session.info.get(_WORK)
-    if work is not None and work.vectors_changed:
+    if work is None:
+        return
+    if work.vectors_changed:
         bump_version(session)
         work.vectors_changed = False
+    destinations = tuple(dict.fromkeys(destination.parent for _, destination in work.moves))
+    # The bytes are written already: only the folder is checked. It was made again (if
+    # deleted) when the request began; gone since, the upload is refused, not stranded.
+    check_storage(destinations, None, remake=False)
 
 
 def _after_commit(session: Session) -> None:

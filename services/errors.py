@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from utils.file_handling import StorageUnavailable
+
 # OSErrors that say the storage is full or failing, not that the input or our code is wrong:
 # faults, answered with 503 (see api/errors.py).
 STORAGE_FAULTS = frozenset(
@@ -13,7 +15,9 @@ STORAGE_FAULTS = frozenset(
 
 
 def is_storage_fault(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in STORAGE_FAULTS
+    return isinstance(exc, StorageUnavailable) or (
+        isinstance(exc, OSError) and exc.errno in STORAGE_FAULTS
+    )
 
 
 class AppError(Exception):

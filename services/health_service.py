@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from crud import crud_image
 from crud.crud_model import PublishedModel
 from database.deadlines import DATABASE_LOST, lost_connection
 from services.model_identity import published_model
+from utils.file_handling import StorageUnavailable, check_storage
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def health_report(
     configured_model: str,
     queued: int,
     storage_dirs: tuple[Path, ...] = (),
+    min_free_bytes: int = 0,
 ) -> dict[str, Any]:
     """`ok` whenever images can be stored and embedded, the offline fallback included;
     `degraded` only for real trouble: database, storage, or no model at all.
@@ -48,7 +49,7 @@ def health_report(
             session.info[DATABASE_LOST] = True  # the session's owner keeps the breaker open
         database = "unreachable"
     model = _model_report(published, configured_model)
-    storage = _storage_state(storage_dirs)
+    storage = _storage_state(storage_dirs, min_free_bytes)
     healthy = database == "ok" and storage == "ok" and model["state"] != "failed"
     return {
         "status": "ok" if healthy else "degraded",
@@ -88,9 +89,10 @@ def _model_report(published: PublishedModel | None, configured_model: str) -> di
     }
 
 
-def _storage_state(dirs: tuple[Path, ...]) -> str:
-    for directory in dirs:
-        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
-            logger.warning("health check: storage directory %s is missing or read-only", directory)
-            return "unwritable"
+def _storage_state(dirs: tuple[Path, ...], min_free_bytes: int) -> str:
+    """ok, unwritable or full: what an upload would find (a deleted folder is made again)."""
+    try:
+        check_storage(dirs, min_free_bytes, remake=True)
+    except StorageUnavailable as exc:
+        return exc.state
     return "ok"

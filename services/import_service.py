@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +29,7 @@ from crud import crud_batch, crud_image, crud_import
 from database.models import FolderImport, Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services import companions
 from services.background import enqueue_processing
 from services.background.handoff import decode_shelf
 from services.background.pipeline import analysis_side
@@ -41,6 +42,10 @@ SKIPPED_SUFFIXES = frozenset({".xmp", ".thm", ".ctg", ".lrv", ".json", ".txt", "
 CHUNK = 16  # files per transaction: progress moves, and a crash loses at most this much work
 MAX_FAILURES_KEPT = 100
 _HASH_BLOCK = 1 << 20
+# What became of an indexed file: a new image, the second file of an image (a RAW+JPEG pair's,
+# services/companions.py), the main file of one (a JPEG in its RAW's place), or bytes imported
+# already.
+Stored = Literal["new", "paired", "replaced", "duplicate"]
 
 
 class ImportSettings(Protocol):
@@ -52,6 +57,8 @@ class ImportSettings(Protocol):
     def thumbnail_size(self) -> int: ...
     @property
     def decode_concurrency(self) -> int: ...
+    @property
+    def storage_root(self) -> Path: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +210,13 @@ def run_import(
             for k, chunk in enumerate(chunks):
                 current, ahead = ahead, check(chunks[k + 1]) if k + 1 < len(chunks) else []
                 outcomes = [future.result() for future in current]
-                _index_chunk(factory, import_id, folder, list(zip(chunk, outcomes, strict=True)))
+                _index_chunk(
+                    factory,
+                    settings.storage_root,
+                    import_id,
+                    folder,
+                    list(zip(chunk, outcomes, strict=True)),
+                )
     except Exception as exc:
         logger.exception("import %d failed", import_id)
         with factory() as session:
@@ -228,6 +241,7 @@ def _update(session: Session, import_id: int, **values: object) -> FolderImport:
 
 def _index_chunk(
     factory: sessionmaker[Session],
+    storage_root: Path,
     import_id: int,
     folder: Path,
     outcomes: list[tuple[Path, _Indexed | str]],
@@ -241,12 +255,15 @@ def _index_chunk(
             failures.append({"file": _relative(folder, path), "reason": outcome})
     with factory() as session:
         crud_image.lock_hashes(session, [item.sha256 for item in indexed])
+        companions.lock_stems(session, [item.path.name for item in indexed])
         ids: list[int] = []
         new_ids: list[int] = []
-        for item in indexed:
-            image, is_new = _store(session, item)
+        duplicates = 0
+        for item in companions.rendered_first(indexed, lambda item: item.inspected.mime_type):
+            image, outcome = _store(session, storage_root, item)
             ids.append(image.id)
-            if is_new:
+            duplicates += outcome == "duplicate"
+            if outcome in {"new", "replaced"}:
                 new_ids.append(image.id)
                 if item.inspected.pixels is not None:
                     # The check's decode, handed to the worker as an upload's is.
@@ -256,7 +273,7 @@ def _index_chunk(
             crud_batch.add_members(session, folder_import.batch_id, ids)
         folder_import.done += len(outcomes)
         folder_import.failed += len(failures)
-        folder_import.duplicates += len(ids) - len(new_ids)
+        folder_import.duplicates += duplicates
         kept = list(folder_import.failures or [])
         folder_import.failures = (kept + failures)[:MAX_FAILURES_KEPT]
         enqueue_processing(session, new_ids)
@@ -296,11 +313,24 @@ def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed 
     )
 
 
-def _store(session: Session, item: _Indexed) -> tuple[Image, bool]:
+def _store(session: Session, storage_root: Path, item: _Indexed) -> tuple[Image, Stored]:
     existing = crud_image.get_image_by_hash(session, item.sha256)
     if existing is not None:
-        return existing, False
+        return existing, "duplicate"
     filename = f"{uuid.uuid4().hex}{item.inspected.extension}"
+    key = companions.file_key(item.path.name, item.inspected.mime_type, item.inspected.metadata)
+    file = companions.CompanionFile(
+        original_filename=item.path.name[:255],
+        file_path=f"in-place/{filename}",
+        source_path=str(item.path),
+        source_mtime_ns=item.mtime_ns,
+        sha256=item.sha256,
+        size=item.size,
+        mime_type=item.inspected.mime_type,
+    )
+    paired = companions.attach_to_partner(session, storage_root, key, file)
+    if paired is not None:
+        return paired.image, "replaced" if paired.reprocess else "paired"
     metadata, _adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     image = Image(
         filename=filename,
@@ -322,5 +352,5 @@ def _store(session: Session, item: _Indexed) -> tuple[Image, bool]:
         existing = crud_image.get_image_by_hash(session, item.sha256)
         if existing is None:
             raise
-        return existing, False
-    return image, True
+        return existing, "duplicate"
+    return image, "new"

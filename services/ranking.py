@@ -2,8 +2,9 @@
 
 `suggested_rank` is the judge's own order; `quality_rank`, what a client shows, puts the images
 the photographer kept first and those they rejected last, the rest in the judge's order. Each
-frame of a set kept whole (a bracket) and each Ungrouped image ranks 1; who counts as a keeper
-is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is not one).
+frame of a set kept whole (a bracket, a focus stack) and each Ungrouped image ranks 1; who
+counts as a keeper is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is
+not one). Within a burst the frames are judged side by side (processing/group_focus.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from sqlalchemy.orm import Session
 from crud import crud_batch, crud_decision, crud_image
 from crud.crud_batch import MemberRank
 from database import readiness
+from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
 from processing.quality import Judged, closed_share, rank_reason
-from processing.sets import BRACKET, BURST, Frame, group_kinds
+from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
 # the photographer rejected.
@@ -33,6 +35,13 @@ class RankedImage(Judged, Protocol):
 
     @property
     def id(self) -> int: ...
+
+
+class MappedImage(RankedImage, Protocol):
+    """An image with its tile sharpness map (crud_image.judged_rows)."""
+
+    @property
+    def focus_tiles(self) -> list[list[float]] | None: ...
 
 
 J = TypeVar("J", bound=RankedImage)
@@ -54,25 +63,31 @@ def rank_by_quality(images: Iterable[J]) -> list[J]:
     )
 
 
+def judged_side_by_side(members: Sequence[MappedImage]) -> list[GroupJudged]:
+    """A group's members with sharpness and score as judged against each other (a soft subject
+    on a sharp background loses to the frame that focused it: processing/group_focus.py)."""
+    return judged_in_group([member(m.id, m, m.focus_tiles) for m in members])
+
+
 def ranked_members(
     labels: Mapping[int, str],
-    images: Mapping[int, RankedImage],
+    images: Mapping[int, MappedImage],
     kinds: Mapping[str, str],
     user_picks: Mapping[int, str],
 ) -> dict[int, MemberRank]:
     """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
     kind, by image id."""
-    groups: dict[str, list[RankedImage]] = defaultdict(list)
+    groups: dict[str, list[MappedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
-        suggested = rank_by_quality(members)
         kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
-        if kind is None or kind == BRACKET:
-            for image in suggested:
-                result[image.id] = MemberRank(label, 1, None, 1, kind)
+        if kind is None or kind in KEPT_WHOLE:
+            for member in members:
+                result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
+        suggested = rank_by_quality(judged_side_by_side(members))
         shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
         # Reasons are said against the judge's best frame the photographer did not reject.
         best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])
@@ -99,7 +114,14 @@ def _reason(image: RankedImage, best: RankedImage, pick: str | None) -> str:
 def frames(rows: Sequence[Any]) -> list[Frame]:
     """crud_image.frame_rows as processing.sets frames."""
     return [
-        Frame(row.id, row.shot_at, camera_key(*row[2:5]), row.exposure_bias, row.exposure_mode)
+        Frame(
+            row.id,
+            row.shot_at,
+            camera_key(*row[2:5]),
+            row.exposure_bias,
+            row.exposure_mode,
+            row.focus_tiles,
+        )
         for row in rows
     ]
 

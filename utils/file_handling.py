@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator
@@ -26,6 +28,8 @@ from processing.photo import load_oriented_rgb
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
+# In the storage root while a process uses it (services.background.startup.StorageLease).
+LEASE_FILE = ".pixal-storage.lease"
 THUMBNAIL_QUALITY = 85
 
 
@@ -45,9 +49,63 @@ class StorageLayout(Protocol):
     def thumbnail_size(self) -> int: ...
 
 
+def storage_dirs(settings: StorageLayout) -> tuple[Path, ...]:
+    return (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir)
+
+
 def ensure_storage_dirs(settings: StorageLayout) -> None:
-    for directory in (settings.images_dir, settings.thumbnails_dir, settings.incoming_dir):
+    for directory in storage_dirs(settings):
         directory.mkdir(parents=True, exist_ok=True)
+
+
+class StorageUnavailable(OSError):
+    """The storage cannot take a file now: a folder missing (and not made again) or not
+    writable (`state` "unwritable"), or less free space than the floor (`state` "full")."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def remake_deleted_folder(directory: Path) -> None:
+    """Make `directory` again when it is missing from a storage root that still holds its
+    lease file (a folder deleted while the server runs). A root without that file is left
+    alone: deleted, or a mount gone (its empty mount point), files put there would be lost."""
+    if not directory.is_dir() and (directory.parent / LEASE_FILE).is_file():
+        directory.mkdir(exist_ok=True)
+
+
+def check_storage(dirs: tuple[Path, ...], min_free_bytes: int | None, *, remake: bool) -> None:
+    """Raise `StorageUnavailable` unless every folder exists (`remake`: made again if it was
+    deleted, see `remake_deleted_folder`), takes a new file, and has more than
+    `min_free_bytes` free (None: space not checked). Writing is tried, not inferred from
+    permission bits (root ignores them; a read-only mount does not)."""
+    for directory in dirs:
+        try:
+            if remake:
+                remake_deleted_folder(directory)
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            logger.warning("storage folder %s cannot be written: %s", directory, exc)
+            why = "cannot be written"
+            if not (directory.parent / LEASE_FILE).is_file():
+                why = "is gone with the storage root (deleted, or a mount gone?)"
+            raise StorageUnavailable(
+                "unwritable", f"the storage folder '{directory.name}' {why}"
+            ) from exc
+        if min_free_bytes is not None and free <= min_free_bytes:
+            logger.warning("storage folder %s has %d bytes free", directory, free)
+            raise StorageUnavailable(
+                "full",
+                f"the storage has {free // 2**20} MB free, under the floor of "
+                f"{min_free_bytes // 2**20} MB (STORAGE_MIN_FREE_MB)",
+            )
 
 
 def storage_path(root: Path, relative: str) -> Path:
@@ -109,6 +167,7 @@ def make_thumbnail(img: Image.Image, size: int) -> Image.Image:
 def write_jpeg_atomically(img: Image.Image, destination: Path) -> None:
     """Write a JPEG under a temporary name, then rename: readers never see half a file."""
     temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.tmp")
+    remake_deleted_folder(destination.parent)
     try:
         img.save(temporary, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
         os.replace(temporary, destination)

@@ -7,6 +7,8 @@ transaction is held while decoding or running the model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +170,13 @@ def prepare_images(
     jobs = [job for job in jobs if job.needs_thumbnail or job.needs_quality or job.needs_embedding]
     prepared = PreparedImages(jobs, embedder)
     embed_side = embedder.input_size if embedder is not None else 0
-    for job in jobs:
+    with _thumbnails_kept_only_if_recorded(session_factory, jobs):
+        _prepare_each(settings, prepared, embed_side)
+    return prepared
+
+
+def _prepare_each(settings: StorageLayout, prepared: PreparedImages, embed_side: int) -> None:
+    for job in prepared.jobs:
         try:
             img = _decode(settings, job, embed_side)
         except DecodeBusy:
@@ -185,7 +193,6 @@ def prepare_images(
         _thumbnail_and_quality(settings, job, img)
         if job.needs_embedding:
             prepared.to_embed.append((job, img))
-    return prepared
 
 
 def finish_images(
@@ -194,10 +201,43 @@ def finish_images(
     """The model side: embed what needs a vector, then store everything in one transaction."""
     if not prepared.jobs:
         return ProcessingSummary()
-    if prepared.to_embed and prepared.embedder is not None:
-        jobs = [job for job, _ in prepared.to_embed]
-        _embed(prepared.embedder, jobs, [img for _, img in prepared.to_embed])
-    return _write_results(session_factory, prepared.jobs)
+    with _thumbnails_kept_only_if_recorded(session_factory, prepared.jobs):
+        if prepared.to_embed and prepared.embedder is not None:
+            jobs = [job for job, _ in prepared.to_embed]
+            _embed(prepared.embedder, jobs, [img for _, img in prepared.to_embed])
+        return _write_results(session_factory, prepared.jobs)
+
+
+@contextmanager
+def _thumbnails_kept_only_if_recorded(
+    session_factory: sessionmaker[Session], jobs: list[_Job]
+) -> Iterator[None]:
+    """When a batch fails (the decode budget busy, storage or the database away), no thumbnail
+    it wrote is recorded, and the batch is tried again later. A thumbnail written for an image
+    deleted meanwhile would then be left behind for good (the retry no longer sees that image,
+    and the delete removed its thumbnail before this one was written): remove those now."""
+    try:
+        yield
+    except BaseException:
+        _remove_thumbnails_of_deleted(session_factory, [job for job in jobs if job.wrote_thumbnail])
+        raise
+
+
+def _remove_thumbnails_of_deleted(session_factory: sessionmaker[Session], jobs: list[_Job]) -> None:
+    if not jobs:
+        return
+    try:
+        with session_factory() as session:
+            alive = {
+                image.id for image in crud_image.get_images(session, [j.image_id for j in jobs])
+            }
+    except Exception:
+        # Cannot tell which were deleted: none of them is recorded, so the retry makes those
+        # still alive again.
+        alive = set()
+    for job in jobs:
+        if job.image_id not in alive:
+            job.thumbnail.unlink(missing_ok=True)
 
 
 def _write_results(session_factory: sessionmaker[Session], jobs: list[_Job]) -> ProcessingSummary:
@@ -206,8 +246,11 @@ def _write_results(session_factory: sessionmaker[Session], jobs: list[_Job]) -> 
         for job in jobs:
             if not job.values:
                 continue
-            if not crud_image.update_processed_image(session, job.image_id, **job.values):
-                # Deleted while we worked: do not leave its thumbnail behind.
+            if not crud_image.update_processed_image(
+                session, job.image_id, made_from=job.image_hash, **job.values
+            ):
+                # Deleted while we worked, or its file replaced (a RAW by its JPEG): do not
+                # leave its thumbnail behind.
                 if job.wrote_thumbnail:
                     job.thumbnail.unlink(missing_ok=True)
                 continue

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
+
+
+@contextmanager
+def tmpfs_at(directory: Path, size_mb: int) -> Iterator[Path]:
+    """`directory` on its own tmpfs of `size_mb` (needs the right to mount; skips otherwise)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(directory)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=True)
 
 
 def upload(client: TestClient, files: list[tuple[str, bytes]]) -> list[int]:

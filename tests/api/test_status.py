@@ -97,9 +97,15 @@ def test_configured_model_failing_without_fallback_is_degraded(
     assert "EMBEDDING_MODEL" in body["model"]["fallback_reason"]
 
 
-def test_missing_storage_directory_is_degraded(client: TestClient, settings: Settings) -> None:
+def test_a_deleted_storage_directory_is_made_again_one_in_the_way_is_degraded(
+    client: TestClient, settings: Settings
+) -> None:
     assert client.get("/health").json()["storage"] == "ok"
     settings.thumbnails_dir.rmdir()
+    assert client.get("/health").json()["storage"] == "ok"
+    assert settings.thumbnails_dir.is_dir()
+    settings.thumbnails_dir.rmdir()
+    settings.thumbnails_dir.write_bytes(b"")  # a file where the folder should be
     body = client.get("/health").json()
     assert (body["status"], body["storage"]) == ("degraded", "unwritable")
 

@@ -14,6 +14,7 @@ from database import unit_of_work
 from database.database import create_session_factory
 from database.models import Image, VectorVersion
 from database.vector_version import current_version
+from utils.file_handling import StorageUnavailable
 
 
 def _image(n: int, model: str | None = None) -> Image:
@@ -161,3 +162,24 @@ def test_a_session_without_it_fails_loudly(engine: Engine, tmp_path: Path) -> No
     # Installed, but handing ids to nobody: also refused, not dropped at commit.
     with create_session_factory(engine)() as session, pytest.raises(unit_of_work.NoUnitOfWork):
         unit_of_work.process_after_commit(session, [1])
+
+
+@pytest.mark.parametrize("folder", ["a file in its place", "deleted"])
+def test_a_destination_that_cannot_be_written_fails_the_commit_and_keeps_nothing(
+    session_factory: sessionmaker[Session], tmp_path: Path, folder: str
+) -> None:
+    """Committed, the row would point at a file stranded in incoming/; refused, nothing is
+    kept: no row, no spooled file."""
+    unit_of_work.install(session_factory)
+    if folder == "a file in its place":
+        (tmp_path / "images").write_bytes(b"a file where the folder should be")
+    source = tmp_path / "e.part"
+    source.write_bytes(b"x")
+    with session_factory() as session:
+        crud_image.add_image(session, _image(5))
+        unit_of_work.move_after_commit(session, source, tmp_path / "images" / "e.jpg")
+        with pytest.raises(StorageUnavailable, match="'images'"):
+            session.commit()
+        session.rollback()
+        assert session.scalar(select(Image).where(Image.filename == "u5.jpg")) is None
+    assert not source.exists()

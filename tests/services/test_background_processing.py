@@ -6,21 +6,25 @@ import errno
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select, update
+from PIL import Image as PILImage
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
 from config import Settings
+from database.database import create_db_engine
 from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
+from services.background.handoff import decode_shelf
 from services.background.inline import ProcessingWorker
-from services.background.pipeline import process_images
+from services.background.pipeline import finish_images, prepare_images, process_images
 from services.background.retry import Backoff
 from services.background.startup import STALE_SECONDS, StorageLease, reconcile_storage
 from tests.factories import jpeg_bytes
@@ -269,3 +273,85 @@ def test_storage_that_cannot_be_read_marks_no_image_failed(
     (storage_root / "images-away").rename(images)
     summary = process_images(factory, settings, None, ids)
     assert (summary.thumbnails, summary.failures) == (3, 0)
+
+
+def after_the_first_session(factory: sessionmaker[Session], action: Callable[[], object]) -> None:
+    """Run `action` once, when the first session of `factory` ends its transaction."""
+    done = threading.Event()
+
+    @event.listens_for(factory, "after_transaction_end")
+    def once(_session: Session, _transaction: object) -> None:
+        if not done.is_set():
+            done.set()
+            action()
+
+
+def _deleted_while_planned(
+    live_client: TestClient, engine: Engine, storage_root: Path
+) -> tuple[int, int, sessionmaker[Session]]:
+    """Two processed images made to need their thumbnails again, and a session factory that,
+    once the worker has planned them, deletes the first through the API: the interleaving of a
+    delete racing the worker. The first one's pixels wait on the hand-off shelf (as an upload's
+    do), so the worker still writes its thumbnail, after the delete removed the old one."""
+    items = post_files(live_client, *[(f"{i}.jpg", jpeg_bytes(seed=450 + i)) for i in range(2)])
+    wait_for_worker(live_client)
+    deleted, kept = (item["id"] for item in items)
+    with Session(engine) as session, session.begin():
+        session.execute(update(Image).values(has_thumbnail=False))
+        row = session.get_one(Image, deleted)
+        with PILImage.open(storage_root / row.file_path) as img:
+            assert decode_shelf().offer(row.image_hash, img.convert("RGB"), 4096)
+    for thumbnail in (storage_root / "thumbnails").iterdir():
+        thumbnail.unlink()
+    factory = sessionmaker(engine)
+
+    def delete() -> None:
+        assert live_client.delete(f"/images/{deleted}").status_code == 200
+
+    after_the_first_session(factory, delete)
+
+    return deleted, kept, factory
+
+
+def test_a_batch_failing_after_a_delete_leaves_no_thumbnail_of_the_deleted_image(
+    live_client: TestClient, settings: Settings, engine: Engine, storage_root: Path
+) -> None:
+    """The orphan thumbnail CI found (tests/system/test_request_races.py): the batch fails
+    after writing the thumbnail of an image deleted meanwhile, here because the next image's
+    storage is away (a busy decode budget does the same), and its retry never sees that image."""
+    deleted, kept, factory = _deleted_while_planned(live_client, engine, storage_root)
+    images = storage_root / "images"
+
+    after_the_first_session(factory, lambda: images.rename(storage_root / "away"))
+
+    with pytest.raises(FileNotFoundError):
+        process_images(factory, settings, None, [deleted, kept])
+    (storage_root / "away").rename(images)
+
+    assert list((storage_root / "thumbnails").iterdir()) == []
+    summary = process_images(factory, settings, None, [deleted, kept])
+    assert summary.thumbnails == 1
+    assert len(list((storage_root / "thumbnails").iterdir())) == 1
+
+
+def test_a_batch_whose_results_cannot_be_stored_leaves_no_thumbnail_of_a_deleted_image(
+    live_client: TestClient, settings: Settings, engine: Engine, storage_root: Path, on_sqlite: bool
+) -> None:
+    deleted, kept, factory = _deleted_while_planned(live_client, engine, storage_root)
+    prepared = prepare_images(factory, settings, None, [deleted, kept])
+    assert len(list((storage_root / "thumbnails").iterdir())) == 2
+
+    gone = (
+        f"sqlite:///{storage_root}/no-such-folder/x.db"
+        if on_sqlite
+        else "postgresql+psycopg2://postgres@127.0.0.1:1/gone"
+    )
+    unreachable = create_db_engine(gone)
+    try:
+        with pytest.raises(OperationalError):
+            finish_images(sessionmaker(unreachable), prepared)
+    finally:
+        unreachable.dispose()
+    # Which image was deleted could not be asked: neither thumbnail is recorded, both go, and
+    # the retry makes the live one again.
+    assert list((storage_root / "thumbnails").iterdir()) == []
