@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import cluster_routes, decision_routes, image_routes, import_routes
+from api import cluster_routes, decision_routes, image_routes, import_routes, judge_routes
 from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import BodyPace, RequestGuard
@@ -176,6 +176,7 @@ def create_app(
     app.include_router(cluster_routes.router)
     app.include_router(decision_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(judge_routes.router)
 
     @app.get(
         "/",

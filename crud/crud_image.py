@@ -167,7 +167,7 @@ _CLUSTERING_COLUMNS = (
     Image.features,
 )
 # What ranking reads of each member (processing.quality.Judged).
-_JUDGED_COLUMNS = (
+JUDGED_COLUMNS = (
     Image.id,
     Image.quality_score,
     Image.sharpness,
@@ -176,6 +176,7 @@ _JUDGED_COLUMNS = (
     Image.brightness,
     Image.face_count,
     Image.face_sharpness,
+    Image.eye_sharpness,
     Image.eyes,
     Image.focus_tiles,
 )
@@ -200,7 +201,7 @@ def clustering_rows(
 def judged_rows(session: Session, batch_id: int) -> list[Any]:
     """The batch's members as plain rows of their quality parts, for ranking (streamed)."""
     query = (
-        select(*_JUDGED_COLUMNS)
+        select(*JUDGED_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
         .where(ImageBatchAssociation.batch_id == batch_id)
         .execution_options(yield_per=STREAM_ROWS)

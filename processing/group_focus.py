@@ -54,6 +54,7 @@ class GroupJudged:
     motion_blur: float | None
     brightness: float | None
     face_sharpness: float | None
+    eye_sharpness: float | None
     eyes: str | None
 
 
@@ -69,6 +70,7 @@ def member(
         image.motion_blur,
         image.brightness,
         image.face_sharpness,
+        image.eye_sharpness,
         image.eyes,
     )
     return parts, None if focus_tiles is None else np.asarray(focus_tiles, dtype=np.float64)
@@ -127,6 +129,7 @@ def judged_in_group(
                 image.motion_blur,
                 image.brightness,
                 image.face_sharpness,
+                image.eye_sharpness,
                 image.eyes,
             )
         )

@@ -13,14 +13,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from crud import crud_batch, crud_decision, crud_image
+from crud import crud_batch, crud_decision, crud_image, crud_judge
 from crud.crud_batch import MemberRank
 from database import readiness
 from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
-from processing.quality import Judged, closed_share, rank_reason
+from processing.judge_fit import order_key, weight_vector
+from processing.quality import Judged, rank_reason
 from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
@@ -47,20 +50,10 @@ class MappedImage(RankedImage, Protocol):
 J = TypeVar("J", bound=RankedImage)
 
 
-def rank_by_quality(images: Iterable[J]) -> list[J]:
-    """Best first: scored before unscored; fewer closed eyes (the share of the faces whose eyes
-    were read) before more, however crisp the blink; then the highest quality score, then the
-    earliest upload. A culler never keeps a blink over the same moment with open eyes, so eyes
-    come before the score rather than as a weight in it (which a crisper blink outscored)."""
-    return sorted(
-        images,
-        key=lambda i: (
-            i.quality_score is None,
-            closed_share(i.eyes),
-            -(i.quality_score or 0.0),
-            i.id,
-        ),
-    )
+def rank_by_quality(images: Iterable[J], weights: NDArray[np.float64] | None = None) -> list[J]:
+    """Best first by processing.judge_fit.order_key (the fitted judge's score with `weights`,
+    the default judge's without), then the earliest upload."""
+    return sorted(images, key=lambda i: (*order_key(i, weights), i.id))
 
 
 def judged_side_by_side(members: Sequence[MappedImage]) -> list[GroupJudged]:
@@ -74,9 +67,10 @@ def ranked_members(
     images: Mapping[int, MappedImage],
     kinds: Mapping[str, str],
     user_picks: Mapping[int, str],
+    weights: NDArray[np.float64] | None = None,
 ) -> dict[int, MemberRank]:
     """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
-    kind, by image id."""
+    kind, by image id; `weights`: the fitted judge's, None for the default."""
     groups: dict[str, list[MappedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
@@ -87,7 +81,7 @@ def ranked_members(
             for member in members:
                 result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
-        suggested = rank_by_quality(judged_side_by_side(members))
+        suggested = rank_by_quality(judged_side_by_side(members), weights)
         shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
         # Reasons are said against the judge's best frame the photographer did not reject.
         best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])
@@ -135,7 +129,10 @@ def rank_labelled(
         kinds = group_kinds(labels, frames(crud_image.frame_rows(session, batch_id)))
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
     picks = crud_decision.user_picks(session, batch_id)
-    crud_batch.set_member_labels(session, batch_id, ranked_members(labels, judged, kinds, picks))
+    fitted = crud_judge.fitted_weights(session)
+    weights = None if fitted is None else weight_vector(fitted)
+    ranks = ranked_members(labels, judged, kinds, picks, weights)
+    crud_batch.set_member_labels(session, batch_id, ranks)
 
 
 def rerank_groups(session: Session, batch_id: int, group_labels: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ one new row plus its change. The table keeps about one row per writer in flight;
 their sum. SQLite (one writer at a time): one row, +1 / -1 per row.
 
 Revision ID: 20261203_i22_image_count
-Revises: 20261203_i21_raw_jpeg_pairs
+Revises: 20261203_i20_judge_profile
 Create Date: 2026-12-03
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_i22_image_count"
-down_revision: str | None = "20261203_i21_raw_jpeg_pairs"
+down_revision: str | None = "20261203_i20_judge_profile"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
