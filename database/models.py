@@ -165,6 +165,17 @@ class Image(Base):
         return offset_text(self.shot_at_offset_minutes)
 
 
+class ImageCount(Base):
+    """How many images there are: the sum of `images` over the rows. Triggers keep it in the
+    transaction that inserts or deletes images (migration 20261203_i22_image_count); never
+    written by the application."""
+
+    __tablename__ = "image_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
+
+
 class ImageBatch(Base):
     __tablename__ = "image_batches"
 
