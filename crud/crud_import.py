@@ -19,8 +19,13 @@ def get_import(session: Session, import_id: int) -> FolderImport | None:
 
 
 def in_place_sources(session: Session, image_ids: list[int]) -> list[tuple[str, int, int | None]]:
-    """(source path, size, mtime in ns) of the images imported in place among these."""
-    query = select(Image.source_path, Image.file_size, Image.source_mtime_ns).where(
+    """(source path, size, mtime in ns) of the originals imported in place among these
+    images: main files and RAW+JPEG companions."""
+    mains = select(Image.source_path, Image.file_size, Image.source_mtime_ns).where(
         Image.id.in_(image_ids), Image.source_path.is_not(None)
     )
-    return [(str(path), int(size), mtime) for path, size, mtime in session.execute(query)]
+    companions = select(
+        Image.companion_source_path, Image.companion_size, Image.companion_source_mtime_ns
+    ).where(Image.id.in_(image_ids), Image.companion_source_path.is_not(None))
+    rows = [*session.execute(mains), *session.execute(companions)]
+    return [(str(path), int(size), mtime) for path, size, mtime in rows]
