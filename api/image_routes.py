@@ -28,7 +28,7 @@ from api.schemas import (
     json_response,
 )
 from services import image_service, similarity_service
-from services.image_service import IncomingUpload, UploadReport
+from services.image_service import IncomingUpload, UploadReport, WhichFile
 from services.model_identity import active_model_id
 
 router = APIRouter(
@@ -168,14 +168,23 @@ def get_similar_images(
     responses={200: {"content": {"image/*": {}}}, **error_responses(404)},
 )
 def get_image_file(
-    image_id: RowId, session: ReadSessionDep, settings: SettingsDep
+    image_id: RowId,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    which: Annotated[
+        WhichFile,
+        Query(
+            description="`main`: the image's file; `companion`: the second file of a RAW+JPEG "
+            "pair; `raw`: whichever of the two is the RAW (404 when the photo has none)."
+        ),
+    ] = "main",
 ) -> OpenedFileResponse:
-    """The original file, as uploaded."""
-    file, image = image_service.open_original(session, settings, image_id)
+    """The original file, as uploaded (or, for a RAW+JPEG pair, either of its two files)."""
+    opened = image_service.open_original(session, settings, image_id, which)
     return OpenedFileResponse(
-        file,
-        media_type=image.mime_type,
-        filename=image.original_filename,
+        opened.file,
+        media_type=opened.mime_type,
+        filename=opened.original_filename,
         content_disposition_type="inline",
     )
 

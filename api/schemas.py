@@ -170,6 +170,14 @@ class ImageResponse(JudgeParts):
     is_duplicate: bool = False
     message: str | None = None
     processing_error: str | None = None
+    companion_original_filename: str | None = Field(
+        default=None,
+        description="A RAW+JPEG pair is one image with two files: the second file's name "
+        "(`GET /images/{id}?which=companion`); null for a photo with one file.",
+    )
+    companion_mime_type: str | None = Field(
+        default=None, description="The second file's MIME type, null when there is none."
+    )
 
 
 class Metadata(JudgeParts):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +37,11 @@ def get_image(session: Session, image_id: int) -> Image | None:
 
 
 def get_image_by_hash(session: Session, image_hash: str) -> Image | None:
-    return session.scalars(select(Image).where(Image.image_hash == image_hash)).one_or_none()
+    """The image these bytes are: its main file or its companion (a RAW+JPEG pair's other)."""
+    query = select(Image).where(
+        or_(Image.image_hash == image_hash, Image.companion_hash == image_hash)
+    )
+    return session.scalars(query.limit(1)).one_or_none()
 
 
 def list_images(session: Session, offset: int = 0, limit: int | None = None) -> Sequence[Image]:
@@ -87,6 +93,49 @@ def lock_hashes(session: Session, hashes: Collection[str]) -> None:
         session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
+def lock_pair_stems(session: Session, stems: Collection[str]) -> None:
+    """Serialise the files that could pair (processing/pairing.py: same stem): a
+    transaction-long advisory lock per stem, taken after `lock_hashes` and in one order, so
+    the two halves of a pair arriving at once are stored one after the other, the second
+    seeing the first (PostgreSQL only; SQLite has one writer)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digests = (hashlib.sha256(b"pair-stem:" + stem.encode()).digest() for stem in stems)
+    keys = sorted({int.from_bytes(digest[:8], "big", signed=True) for digest in digests})
+    for key in keys:
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def pair_candidates(
+    session: Session, stem: str, shot_at: datetime, window: timedelta
+) -> Sequence[Image]:
+    """Images without a companion whose file name starts with `stem.` (case ignored) taken
+    within `window` of `shot_at`: the partners processing.pairing.is_pair may accept."""
+    pattern = stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+    query = (
+        select(Image)
+        .where(
+            Image.companion_hash.is_(None),
+            Image.shot_at.between(shot_at - window, shot_at + window),
+            func.lower(Image.original_filename).like(pattern, escape="\\"),
+        )
+        .order_by(Image.id)
+    )
+    return session.scalars(query).all()
+
+
+def attach_companion(session: Session, image_id: int, values: dict[str, Any]) -> bool:
+    """Record a companion file on the image, if it still exists and has none (a concurrent
+    delete or pairing wins); whether it was recorded."""
+    statement = (
+        update(Image)
+        .where(Image.id == image_id, Image.companion_hash.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(statement).rowcount) == 1  # type: ignore[attr-defined]
+
+
 # What an analysis reads of each member: which model made its vector, whether it failed, when
 # and with which camera it was taken, and (last) the vector's bytes.
 _CLUSTERING_COLUMNS = (
@@ -110,6 +159,7 @@ _JUDGED_COLUMNS = (
     Image.face_count,
     Image.face_sharpness,
     Image.eyes,
+    Image.focus_tiles,
 )
 
 

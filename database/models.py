@@ -12,6 +12,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -85,7 +86,7 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     orientation: Mapped[int | None] = mapped_column(Integer)
-    shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # The UTC offset the camera recorded with shot_at; None: it recorded none (processing/
     # capture_time.py says how the two read as the photographer's wall-clock time).
     shot_at_offset_minutes: Mapped[int | None] = mapped_column(Integer)
@@ -125,6 +126,9 @@ class Image(Base):
     # Per face, in the order of `eyes`: box (fractions of the upright frame), eyes, sharpness
     # and eye_sharpness (processing.quality.face_entry).
     faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Each tile's sharpness (rows x columns): a group's frames are compared tile by tile to
+    # tell which one focused the subject (processing/group_focus.py).
+    focus_tiles: Mapped[list[list[float]] | None] = mapped_column(JSON)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
     # An original imported in place (services/import_service.py): its absolute path, which
@@ -132,10 +136,23 @@ class Image(Base):
     # None for uploads, whose original is `file_path` under STORAGE_ROOT.
     source_path: Mapped[str | None] = mapped_column(Text)
     source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    # The second file of a RAW+JPEG pair (processing/pairing.py): one photo, one row. The
+    # first file to arrive is the main one above (a JPEG before its RAW when both come
+    # together); the companion is stored beside it (or stays where it was imported in place),
+    # is served by `GET /images/{id}?which=companion|raw` and deleted with the image.
+    companion_original_filename: Mapped[str | None] = mapped_column(String(255))
+    companion_file_path: Mapped[str | None] = mapped_column(String(255))
+    companion_source_path: Mapped[str | None] = mapped_column(Text)
+    companion_source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    companion_hash: Mapped[str | None] = mapped_column(String(64))
+    companion_size: Mapped[int | None] = mapped_column(BigInteger)
+    companion_mime_type: Mapped[str | None] = mapped_column(String(64))
 
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
     )
+
+    __table_args__ = (Index("uq_images_companion_hash", "companion_hash", unique=True),)
 
     @property
     def shot_at_local(self) -> str | None:

@@ -4,11 +4,13 @@ the looks changed; time and camera body only ever cut, looks alone join.
 A burst is frames fired in quick succession; the photographer releasing the shutter ends it.
 So each camera's time-ordered frames are cut wherever the interval to the next frame is longer
 than the fixed gap (the user's `time_gap_seconds`), and also where it jumps well above the
-run's own cadence (frames 0.1 s apart, then a 5 s pause). Inside what is left, consecutive
-frames are linked by their looks against the sequence's own level: a pan to another subject or
-another person stepping into a fixed camera's view is a sharp drop of consecutive similarity,
-while a moving subject declines gradually. Single linkage over all pairs chains moments (each
-pair of a fixed camera's moments looks alike); links between neighbours in the sequence do not.
+run's own cadence (frames 0.1 s apart, then a 5 s pause), unless the looks across that pause
+hold the run's level: then the camera stalled (a full buffer), not the shooter. Inside what is
+left, consecutive frames are linked by their looks against the sequence's own level: a pan to
+another subject or another person stepping into a fixed camera's view is a sharp drop of
+consecutive similarity, while a moving subject declines gradually. Single linkage over all
+pairs chains moments (each pair of a fixed camera's moments looks alike); links between
+neighbours in the sequence do not.
 
 Frames without a capture time follow the same rules over the order they were uploaded in
 (cameras name their files in shooting order), without the time cuts.
@@ -50,6 +52,14 @@ class MomentRules:
     # 0.7 s pause is two moments; hand-clicked frames 2-3 s apart keep a 5 s pause.
     cadence_ratio: float = 4.0
     cadence_floor_seconds: float = 0.5
+    # ... unless the looks across the pause hold the level of the links around it (no more
+    # than `stall_drop` below their median): then the camera stalled (a full buffer, a slow
+    # card) while the shooter held the shutter. Measured: a talking man fired at 0.1 s with a
+    # 1.2 s stall drops 0.02; every pause on bench/real_shoots.py's cards that ends a moment
+    # drops 0.10 or more (the lab's target seen again 6 s later, 0.096; the street's suit,
+    # then the taxi 0.68 s later, 0.105). A stall in a scene that changes (cars passing behind
+    # a fence, 0.10) still splits: a wrong split costs a click, a wrong merge hides a moment.
+    stall_drop: float = 0.05
     # A link taken within this much of being cut marks its group `may_hold_moments`.
     doubt_margin: float = 0.05
 
@@ -85,6 +95,27 @@ def cadence_cuts(
             if around.size and intervals[i] > rules.cadence_ratio * float(np.median(around)):
                 cuts[i] = True
     return cuts
+
+
+def stalls(
+    unit: NDArray[np.floating], gaps: NDArray[np.bool_], cuts: NDArray[np.bool_], window: int
+) -> NDArray[np.float64]:
+    """For each interval between consecutive frames (unit rows, in shooting order) that
+    `cuts` cuts and `gaps` does not, how far the looks across it fall below the median of the
+    uncut links around it (up to `window` on each side, with no gap between; NaN: none, or
+    not a cadence cut)."""
+    x = unit.astype(np.float64)
+    links = np.einsum("ij,ij->i", x[:-1], x[1:])
+    drops = np.full(links.size, np.nan)
+    for i in np.flatnonzero(cuts & ~gaps):
+        around = [
+            float(links[j])
+            for j in range(max(0, i - window), min(links.size, i + window + 1))
+            if j != i and not cuts[j] and not gaps[min(i, j) : max(i, j)].any()
+        ]
+        if around:
+            drops[i] = float(np.median(around)) - float(links[i])
+    return drops
 
 
 def _levels(links: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -159,8 +190,10 @@ def camera_runs(
     cameras: Sequence[str | None],
     gap_seconds: float | None,
     rules: MomentRules = DEFAULT_RULES,
+    unit: NDArray[np.floating] | None = None,
 ) -> list[NDArray[np.intp]]:
-    """The rows of each camera in shooting order, cut by the fixed gap and the cadence.
+    """The rows of each camera in shooting order, cut by the fixed gap and the cadence
+    (with `unit`, the rows' unit vectors: not where the camera only stalled, see `stalls`).
     Rows without a capture time are one run per camera, in row (upload) order; with
     `gap_seconds` None capture time is not used at all (one run per camera, in row order)."""
     by_camera: dict[tuple[str | None, bool], list[int]] = {}
@@ -178,6 +211,10 @@ def camera_runs(
         order = np.argsort(seconds, kind="stable")
         ordered = np.array(rows, dtype=np.intp)[order]
         cuts = cadence_cuts(seconds[order], gap_seconds, rules)
+        if unit is not None:
+            gaps = np.diff(seconds[order]) > gap_seconds
+            drops = stalls(unit[ordered], gaps, cuts, rules.level_window)
+            cuts &= ~(drops <= rules.stall_drop)  # NaN (no stall measured) keeps the cut
         runs += np.split(ordered, np.flatnonzero(cuts) + 1)
     return runs
 
@@ -195,7 +232,7 @@ def moment_groups(
     cohesion: dict[int, float] = {}
     split_before: dict[int, int] = {}
     next_id = 0
-    for run in camera_runs(shot_at, cameras, gap_seconds, rules):
+    for run in camera_runs(shot_at, cameras, gap_seconds, rules, unit):
         parts, weakest, splits = link_run(unit[run], rules)
         for part in range(len(weakest)):
             rows = run[parts == part]

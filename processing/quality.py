@@ -41,7 +41,7 @@ from PIL import Image
 from processing.eyes import FaceEyes, read_eyes
 
 # Bump when the score changes: images scored by an older version are re-scored at start-up.
-QUALITY_VERSION = 5
+QUALITY_VERSION = 6
 
 # Longest side of the grey image every score is measured on.
 QUALITY_SIDE = 512
@@ -124,6 +124,9 @@ class QualityScores:
     # Per face, in the order of `eyes`: its box as fractions of the upright frame (x, y,
     # width, height), eyes, sharpness and eye_sharpness (FaceRead.as_dict); None: no face.
     faces: list[dict[str, Any]] | None = None
+    # Each tile's noise-corrected Laplacian variance (rows x columns, one decimal): frames of
+    # one group are compared tile by tile (processing/group_focus.py).
+    focus_tiles: list[list[float]] | None = None
 
     def columns(self) -> dict[str, Any]:
         """The values stored on the image row, with the version that made them."""
@@ -141,14 +144,10 @@ def assess_quality(img: Image.Image) -> QualityScores:
     read = read_eyes(img, faces, grey.shape[1] / img.width) if faces else []
     eyes = [face.state for face in read]
     each_eye = eye_sharpness_each(grey, read)
-    sharpness = sharpness_score(region, SUBJECT_HALF_POINT)
-    if face_value is not None:
-        sharpness = FACE_WEIGHT * face_value + (1 - FACE_WEIGHT) * sharpness
+    sharpness = subject_sharpness(sharpness_score(region, SUBJECT_HALF_POINT), face_value)
     motion = motion_blur_score(grey)
     exposure = exposure_score(grey)
-    steady = 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
-    quality = SHARPNESS_WEIGHT * sharpness * steady + EXPOSURE_WEIGHT * exposure
-    quality *= 1.0 - EYES_CLOSED_PENALTY * closed_share(eyes)
+    quality = combined_score(sharpness, motion, exposure, eyes)
     brightness = float(grey.mean(dtype=np.float64)) / 255.0 if grey.size else 0.0
     return QualityScores(
         sharpness=_unit(sharpness),
@@ -169,7 +168,22 @@ def assess_quality(img: Image.Image) -> QualityScores:
             for i, box in enumerate(faces)
         ]
         or None,
+        focus_tiles=[[round(float(v), 1) for v in row] for row in tiles],
     )
+
+
+def subject_sharpness(region: float, face: float | None) -> float:
+    """The frame's sharpness from its subject tiles' and (when found) its faces'."""
+    return region if face is None else FACE_WEIGHT * face + (1 - FACE_WEIGHT) * region
+
+
+def combined_score(
+    sharpness: float, motion: float, exposure: float, eyes: Sequence[str] | str | None
+) -> float:
+    """The quality score from its parts (the module's docstring says how)."""
+    steady = 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
+    quality = SHARPNESS_WEIGHT * sharpness * steady + EXPOSURE_WEIGHT * exposure
+    return _unit(quality * (1.0 - EYES_CLOSED_PENALTY * closed_share(eyes)))
 
 
 def face_entry(
@@ -306,13 +320,18 @@ def tile_sharpness(grey: NDArray[np.float32]) -> NDArray[np.float64]:
 
 def subject_region_value(tiles: NDArray[np.float64]) -> float:
     """The sharpest SUBJECT_SHARE of the tiles, those near the centre counting a little more."""
-    rows, cols = tiles.shape
-    y = (np.arange(rows) + 0.5) / rows - 0.5
-    x = (np.arange(cols) + 0.5) / cols - 0.5
-    distance = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) / np.sqrt(0.5)
-    weighted = (tiles * (1.0 - CENTRE_WEIGHT * distance)).ravel()
+    weighted = (tiles * (1.0 - CENTRE_WEIGHT * tile_distance(tiles.shape))).ravel()
     count = max(2, round(SUBJECT_SHARE * weighted.size))
     return float(np.sort(weighted)[-count:].mean())
+
+
+def tile_distance(shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """Each tile's distance from the frame's centre: 0 there, 1 at a corner."""
+    rows, cols = shape[0], shape[1]
+    y = (np.arange(rows) + 0.5) / rows - 0.5
+    x = (np.arange(cols) + 0.5) / cols - 0.5
+    distance: NDArray[np.float64] = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) / np.sqrt(0.5)
+    return distance
 
 
 def sharpness_score(variance: float, half_point: float = SUBJECT_HALF_POINT) -> float:
@@ -460,7 +479,8 @@ REASONS = (
 # A part counts as the reason when it costs the image at least this much score against the
 # keeper; below that the two frames are a close call ("lower_score").
 REASON_MARGIN = 0.02
-# Shake is named the reason when the image's gradients agree this much more than the keeper's.
+# Shake is named the reason when the image's gradients agree this much more than the keeper's
+# and than steady frames' (MOTION_FLOOR).
 MOTION_MARGIN = 0.1
 # Exposure is named first when the image's mean brightness is this far from the keeper's.
 BRIGHTNESS_MARGIN = 0.1
@@ -478,7 +498,8 @@ def rank_reason(image: Judged, keeper: Judged) -> str:
         return "lower_score"
     sharpness_loss = SHARPNESS_WEIGHT * (keeper.sharpness - image.sharpness)
     exposure_loss = EXPOSURE_WEIGHT * (keeper.exposure - image.exposure)
-    motion_gain = (image.motion_blur or 0.0) - (keeper.motion_blur or 0.0)
+    # Shake is only named beyond what steady frames show (MOTION_FLOOR), where it costs score.
+    motion_gain = (image.motion_blur or 0.0) - max(keeper.motion_blur or 0.0, MOTION_FLOOR)
     brightness_shift = (image.brightness or 0.0) - (keeper.brightness or 0.0)
     # A much darker or brighter frame also loses contrast, and with it Laplacian energy: its
     # lower sharpness is the exposure's doing.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -37,6 +38,7 @@ MUTED = (160, 160, 165)
 KEEPER = (64, 200, 96)
 PLACEHOLDER = (80, 80, 84)
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+FONT_FILE = files("manimgx_fonts_cjk") / "NotoSansCJK-VF.otf.ttc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,7 @@ def _draw(
         height += BAND + math.ceil(len(members) / COLUMNS) * row + GAP
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    big, medium, small = _font(30), _font(22), _font(15)
+    big, medium, small = sheet_font(30), sheet_font(22), sheet_font(15)
     draw.text((MARGIN, MARGIN), title, font=big, fill=TEXT)
     y = MARGIN + HEADER
     for label, members in runs:
@@ -171,6 +173,11 @@ def _fit(
     return text + "…"
 
 
-def _font(size: int) -> Font:
-    # Pillow's bundled font (no system fonts needed), scalable when FreeType is available.
-    return ImageFont.load_default(size=size)
+def sheet_font(size: int) -> Font:
+    """The sheet's font at `size` pixels: Noto Sans CJK Regular (the manimgx-fonts-cjk wheel,
+    OFL-1.1), which draws accented Latin, dashes, Greek, Cyrillic and Chinese, Japanese and
+    Korean; Pillow's bundled font drew a box for each of "—", "ü" or "東". A new face per
+    sheet: FreeType faces are not to be shared between threads, and opening one takes <1 ms."""
+    font = ImageFont.truetype(str(FONT_FILE), size, index=0)  # face 0: Japanese glyph forms
+    font.set_variation_by_name("Regular")  # a variable font; its default instance is Thin
+    return font

@@ -46,6 +46,8 @@ EXPORT_FIELDS = (
     "width",
     "height",
     "filename",
+    # A RAW+JPEG pair's second file (services/companions.py); empty for a photo with one.
+    "companion_original_filename",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection)...
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,8 +20,9 @@ from crud import crud_batch, crud_image
 from database import readiness, unit_of_work
 from database.models import Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
+from processing.pairing import is_raw
 from processing.validation import InspectedImage, InvalidImage, NotAPhoto, inspect_image_file
-from services import originals, ranking
+from services import companions, originals, ranking
 from services.background import enqueue_processing
 from services.background.handoff import decode_shelf
 from services.background.pipeline import analysis_side
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 # (U+202E makes "gpj.exe" read as "exe.jpg"). The zero-width joiner stays: emoji need it.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 MAX_FILENAME_LENGTH = 255
+# Which original of an image to serve: its main file, a RAW+JPEG pair's companion, or the RAW.
+WhichFile = Literal["main", "companion", "raw"]
 
 
 class UploadSettings(StorageLayout, Protocol):
@@ -82,6 +85,8 @@ class UploadResult:
     image: Image
     is_duplicate: bool = False
     message: str | None = None
+    # Stored as the companion of an existing image (a RAW+JPEG pair's second file).
+    paired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,7 @@ class UploadReport:
 
     @property
     def new_image_ids(self) -> list[int]:
-        return [result.image.id for result in self.accepted if not result.is_duplicate]
+        return [r.image.id for r in self.accepted if not (r.is_duplicate or r.paired)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,9 @@ def upload_images(
             (rejected if isinstance(outcome, Rejection) else prepared).append(outcome)  # type: ignore[arg-type]
         accepted: list[UploadResult] = []
         crud_image.lock_hashes(session, [item.spooled.sha256 for item in prepared])
+        companions.lock_stems(session, [item.original_filename for item in prepared])
+        # A RAW+JPEG pair's JPEG is stored first: it becomes the main file (services/companions).
+        prepared = companions.rendered_first(prepared, lambda item: item.inspected.mime_type)
         while prepared:
             accepted.append(_store(session, settings, prepared[0]))
             prepared.pop(0)
@@ -229,6 +237,16 @@ def _store(session: Session, settings: UploadSettings, item: _Prepared) -> Uploa
     staged = settings.incoming_dir / filename
     metadata, adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     os.replace(item.spooled.path, staged)
+    try:
+        partner = _attach_to_partner(session, item, filename)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    if partner is not None:
+        unit_of_work.move_after_commit(session, staged, settings.images_dir / filename)
+        decode_shelf().take(item.spooled.sha256, 0)  # the partner's file is the one judged
+        message = f"Stored as the second file of image {partner.id} (RAW+JPEG pair)."
+        return UploadResult(partner, message=message, paired=True)
     image = Image(
         filename=filename,
         original_filename=item.original_filename,
@@ -257,6 +275,22 @@ def _store(session: Session, settings: UploadSettings, item: _Prepared) -> Uploa
         logger.info("upload %s: metadata adjusted: %s", item.original_filename, adjusted)
         return UploadResult(image, message="Stored; metadata adjusted: " + "; ".join(adjusted))
     return UploadResult(image)
+
+
+def _attach_to_partner(session: Session, item: _Prepared, filename: str) -> Image | None:
+    key = companions.file_key(
+        item.original_filename, item.inspected.mime_type, item.inspected.metadata
+    )
+    file = companions.CompanionFile(
+        original_filename=item.original_filename,
+        file_path=f"images/{filename}",
+        source_path=None,
+        source_mtime_ns=None,
+        sha256=item.spooled.sha256,
+        size=item.spooled.size,
+        mime_type=item.inspected.mime_type,
+    )
+    return companions.attach_to_partner(session, key, file)
 
 
 def get_image(session: Session, image_id: int) -> Image:
@@ -297,14 +331,46 @@ def promote_next_keepers(session: Session, groups: Iterable[tuple[int, str]]) ->
     session.flush()
 
 
+@dataclass(frozen=True, slots=True)
+class OriginalFile:
+    """One original of an image, opened: the main file or a RAW+JPEG pair's companion."""
+
+    file: BinaryIO
+    original_filename: str
+    mime_type: str
+
+
+def _companion_file(
+    session: Session, settings: StorageLayout, image_id: int, which: WhichFile
+) -> tuple[Path, str, str] | None:
+    """(path, file name, MIME type) of the file `which` names, None when it is the main file."""
+    image = get_image(session, image_id)
+    if which == "main" or (which == "raw" and is_raw(image.mime_type)):
+        return None
+    path = originals.companion_path(settings, image)
+    if which == "raw" and not is_raw(image.companion_mime_type):
+        raise NotFound(f"Image {image_id} has no RAW file.")
+    if path is None or image.companion_original_filename is None:
+        raise NotFound(f"Image {image_id} has one file only (no RAW+JPEG companion).")
+    if not path.is_file():
+        raise NotFound(f"The companion file of image {image_id} is no longer available.")
+    assert image.companion_mime_type is not None
+    return path, image.companion_original_filename, image.companion_mime_type
+
+
 def open_original(
-    session: Session, settings: StorageLayout, image_id: int
-) -> tuple[BinaryIO, Image]:
-    """The stored original, opened (a delete committing meanwhile cannot take it away), with
-    its row."""
-    path, image = original_file(session, settings, image_id)
+    session: Session, settings: StorageLayout, image_id: int, which: WhichFile = "main"
+) -> OriginalFile:
+    """The original `which` names (the main file, the pair's companion, or whichever of the
+    two is the RAW), opened: a delete committing meanwhile cannot take it away."""
+    companion = _companion_file(session, settings, image_id, which)
+    if companion is None:
+        path, image = original_file(session, settings, image_id)
+        name, mime_type = image.original_filename, image.mime_type
+    else:
+        path, name, mime_type = companion
     try:
-        return path.open("rb"), image
+        return OriginalFile(path.open("rb"), name, mime_type)
     except FileNotFoundError as exc:
         raise NotFound(f"Image {image_id} not found.") from exc
 

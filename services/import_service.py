@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +30,7 @@ from crud import crud_batch, crud_image, crud_import
 from database.models import FolderImport, Image
 from processing.decode_gate import DecodeBusy, DecodeTooLarge
 from processing.validation import InspectedImage, InvalidImage, inspect_image_file
+from services import companions
 from services.background import enqueue_processing
 from services.background.handoff import decode_shelf
 from services.background.pipeline import analysis_side
@@ -42,6 +43,9 @@ SKIPPED_SUFFIXES = frozenset({".xmp", ".thm", ".ctg", ".lrv", ".json", ".txt", "
 CHUNK = 16  # files per transaction: progress moves, and a crash loses at most this much work
 MAX_FAILURES_KEPT = 100
 _HASH_BLOCK = 1 << 20
+# What became of an indexed file: a new image, the second file of an image (a RAW+JPEG pair's,
+# services/companions.py), or bytes imported already.
+Stored = Literal["new", "paired", "duplicate"]
 
 
 class ImportSettings(Protocol):
@@ -315,12 +319,15 @@ def _index_chunk(
             failures.append({"file": _relative(folder, path), "reason": outcome})
     with factory() as session:
         crud_image.lock_hashes(session, [item.sha256 for item in indexed])
+        companions.lock_stems(session, [item.path.name for item in indexed])
         ids: list[int] = []
         new_ids: list[int] = []
-        for item in indexed:
-            image, is_new = _store(session, item)
+        paired = 0
+        for item in companions.rendered_first(indexed, lambda item: item.inspected.mime_type):
+            image, outcome = _store(session, item)
             ids.append(image.id)
-            if is_new:
+            paired += outcome == "paired"
+            if outcome == "new":
                 new_ids.append(image.id)
                 if item.inspected.pixels is not None:
                     # The check's decode, handed to the worker as an upload's is.
@@ -330,7 +337,7 @@ def _index_chunk(
             crud_batch.add_members(session, folder_import.batch_id, ids)
         folder_import.done += len(outcomes)
         folder_import.failed += len(failures)
-        folder_import.duplicates += len(ids) - len(new_ids)
+        folder_import.duplicates += len(ids) - len(new_ids) - paired
         kept = list(folder_import.failures or [])
         folder_import.failures = (kept + failures)[:MAX_FAILURES_KEPT]
         enqueue_processing(session, new_ids)
@@ -370,11 +377,24 @@ def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed 
     )
 
 
-def _store(session: Session, item: _Indexed) -> tuple[Image, bool]:
+def _store(session: Session, item: _Indexed) -> tuple[Image, Stored]:
     existing = crud_image.get_image_by_hash(session, item.sha256)
     if existing is not None:
-        return existing, False
+        return existing, "duplicate"
     filename = f"{uuid.uuid4().hex}{item.inspected.extension}"
+    key = companions.file_key(item.path.name, item.inspected.mime_type, item.inspected.metadata)
+    file = companions.CompanionFile(
+        original_filename=item.path.name[:255],
+        file_path=f"in-place/{filename}",
+        source_path=str(item.path),
+        source_mtime_ns=item.mtime_ns,
+        sha256=item.sha256,
+        size=item.size,
+        mime_type=item.inspected.mime_type,
+    )
+    partner = companions.attach_to_partner(session, key, file)
+    if partner is not None:
+        return partner, "paired"
     metadata, _adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     image = Image(
         filename=filename,
@@ -396,5 +416,5 @@ def _store(session: Session, item: _Indexed) -> tuple[Image, bool]:
         existing = crud_image.get_image_by_hash(session, item.sha256)
         if existing is None:
             raise
-        return existing, False
-    return image, True
+        return existing, "duplicate"
+    return image, "new"

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from processing.xmp_embed import CannotEmbed, Kind, embed, embeddable_kind
 from processing.xmp_merge import UnreadableXmp
 from services import xmp_export
-from services.originals import original_path
+from services.originals import companion_path, original_path
 from utils.file_handling import StorageLayout
 
 logger = logging.getLogger(__name__)
@@ -39,22 +39,30 @@ def plan(
     session: Session, settings: StorageLayout, batch_id: int, options: xmp_export.XmpOptions
 ) -> list[Member]:
     """What the zip will hold, decided before the first byte is sent: each JPEG, TIFF or DNG
-    whose structure takes the packet becomes a copy named like the photo, the rest sidecars."""
+    whose structure takes the packet becomes a copy named like the photo, the rest sidecars.
+    Both files of a RAW+JPEG pair get the packet (a copy of the JPEG, a sidecar for the RAW)."""
     wanted: list[tuple[int, str]] = []
-    members: dict[int, Member] = {}
+    members: list[Member] = []
     for association, pick in xmp_export.batch_picks(session, batch_id):
         packet = xmp_export.sidecar_xml(pick, options)
-        source = original_path(settings, association.image)
-        kind = _embeddable(source, pick.original_filename, packet) if source else None
-        if kind is not None:
-            name = xmp_export.photo_name(pick)
-            members[pick.image_id] = Member(name, packet, source, kind)
-        else:
-            name = xmp_export.sidecar_name(pick, options.naming)
-            members[pick.image_id] = Member(name, packet)
-        wanted.append((pick.image_id, name))
-    names = xmp_export.unique_names(wanted)
-    return [Member(names[image_id], m.packet, m.source, m.kind) for image_id, m in members.items()]
+        files = [(pick.original_filename, original_path(settings, association.image))]
+        if pick.companion_filename is not None:
+            files.append((pick.companion_filename, companion_path(settings, association.image)))
+        names: set[str] = set()
+        for filename, source in files:
+            kind = _embeddable(source, filename, packet) if source else None
+            if kind is not None:
+                member = Member(xmp_export.photo_name(pick, filename), packet, source, kind)
+            else:
+                member = Member(xmp_export.sidecar_name(pick, options.naming, filename), packet)
+            if member.name not in names:  # a pair's two sidecars named `basename` are one
+                names.add(member.name)
+                wanted.append((pick.image_id, member.name))
+                members.append(member)
+    paths = xmp_export.unique_paths(wanted)
+    return [
+        Member(path, m.packet, m.source, m.kind) for path, m in zip(paths, members, strict=True)
+    ]
 
 
 def _embeddable(source: Path, original_filename: str, packet: bytes) -> Kind | None:

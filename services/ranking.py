@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from crud import crud_batch, crud_decision, crud_image
 from crud.crud_batch import MemberRank
 from database import readiness
+from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
 from processing.quality import Judged, closed_share, rank_reason
 from processing.sets import BRACKET, BURST, Frame, group_kinds
@@ -33,6 +34,13 @@ class RankedImage(Judged, Protocol):
 
     @property
     def id(self) -> int: ...
+
+
+class MappedImage(RankedImage, Protocol):
+    """An image with its tile sharpness map (crud_image.judged_rows)."""
+
+    @property
+    def focus_tiles(self) -> list[list[float]] | None: ...
 
 
 J = TypeVar("J", bound=RankedImage)
@@ -54,25 +62,31 @@ def rank_by_quality(images: Iterable[J]) -> list[J]:
     )
 
 
+def judged_side_by_side(members: Sequence[MappedImage]) -> list[GroupJudged]:
+    """A group's members with sharpness and score as judged against each other (a soft subject
+    on a sharp background loses to the frame that focused it: processing/group_focus.py)."""
+    return judged_in_group([member(m.id, m, m.focus_tiles) for m in members])
+
+
 def ranked_members(
     labels: Mapping[int, str],
-    images: Mapping[int, RankedImage],
+    images: Mapping[int, MappedImage],
     kinds: Mapping[str, str],
     user_picks: Mapping[int, str],
 ) -> dict[int, MemberRank]:
     """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
     kind, by image id."""
-    groups: dict[str, list[RankedImage]] = defaultdict(list)
+    groups: dict[str, list[MappedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
-        suggested = rank_by_quality(members)
         kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
         if kind is None or kind == BRACKET:
-            for image in suggested:
-                result[image.id] = MemberRank(label, 1, None, 1, kind)
+            for member in members:
+                result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
+        suggested = rank_by_quality(judged_side_by_side(members))
         shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
         # Reasons are said against the judge's best frame the photographer did not reject.
         best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])

@@ -95,6 +95,8 @@ class Pick:
     rating: int | None = None
     color_label: str | None = None
     decided_by: str | None = None
+    # A RAW+JPEG pair's second file: it gets the same XMP (services/companions.py).
+    companion_filename: str | None = None
 
 
 def batch_picks(session: Session, batch_id: int) -> list[tuple[ImageBatchAssociation, Pick]]:
@@ -113,6 +115,7 @@ def batch_picks(session: Session, batch_id: int) -> list[tuple[ImageBatchAssocia
                 rating=association.rating,
                 color_label=association.color_label,
                 decided_by=association.decided_by,
+                companion_filename=association.image.companion_original_filename,
             ),
         )
         for association in batch.image_associations
@@ -120,14 +123,29 @@ def batch_picks(session: Session, batch_id: int) -> list[tuple[ImageBatchAssocia
 
 
 def sidecars_zip(session: Session, batch_id: int, options: XmpOptions) -> bytes:
-    """A zip of one `.xmp` per image of the batch (see `sidecar_names` for clashes)."""
+    """A zip of one `.xmp` per file of the batch's images (see `sidecar_names` for clashes):
+    a RAW+JPEG pair named `full` gets `IMG_0001.CR2.xmp` and `IMG_0001.JPG.xmp` (darktable
+    shows both files, each reading its own), named `basename` one `IMG_0001.xmp` for both."""
     picks = [pick for _association, pick in batch_picks(session, batch_id)]
-    names = sidecar_names(picks, options.naming)
+    wanted = [
+        (pick.image_id, sidecar_name(pick, options.naming, filename), pick)
+        for pick in picks
+        for filename in sidecar_files(pick, options.naming)
+    ]
+    names = unique_paths([(image_id, name) for image_id, name, _pick in wanted])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for pick in picks:
-            archive.writestr(zip_member(names[pick.image_id]), sidecar_xml(pick, options))
+        for name, (_image_id, _wanted, pick) in zip(names, wanted, strict=True):
+            archive.writestr(zip_member(name), sidecar_xml(pick, options))
     return buffer.getvalue()
+
+
+def sidecar_files(pick: Pick, naming: Naming) -> list[str]:
+    """The image's files that get a sidecar of their own: both of a RAW+JPEG pair named
+    `full`, else the main file only (`basename`: the pair shares one stem, so one name)."""
+    if pick.companion_filename and naming == "full":
+        return [pick.original_filename, pick.companion_filename]
+    return [pick.original_filename]
 
 
 def zip_member(name: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
@@ -140,17 +158,19 @@ def zip_member(name: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.
     return member
 
 
-def sidecar_name(pick: Pick, naming: Naming) -> str:
-    """`IMG_0001.xmp` (`basename`) or `IMG_0001.CR2.xmp` (`full`) for `IMG_0001.CR2`."""
-    original = photo_name(pick)
+def sidecar_name(pick: Pick, naming: Naming, filename: str | None = None) -> str:
+    """`IMG_0001.xmp` (`basename`) or `IMG_0001.CR2.xmp` (`full`) for `IMG_0001.CR2`: the
+    image's main file, or `filename` (its companion)."""
+    original = photo_name(pick, filename)
     stem = PurePath(original).stem if naming == "basename" else original
     return _fit_bytes(stem or f"image-{pick.image_id}", ".xmp")
 
 
-def photo_name(pick: Pick) -> str:
-    """The photo's own file name, made safe for a zip or a file system."""
+def photo_name(pick: Pick, filename: str | None = None) -> str:
+    """The photo's own file name (or `filename`, its companion's), made safe for a zip or a
+    file system."""
     # NFC: macOS stores names decomposed, so "é" and "e\u0301" are one file there.
-    original = unicodedata.normalize("NFC", _safe_name(pick.original_filename))
+    original = unicodedata.normalize("NFC", _safe_name(filename or pick.original_filename))
     return original or f"image-{pick.image_id}"
 
 
@@ -169,14 +189,20 @@ def sidecar_names(picks: Iterable[Pick], naming: Naming) -> dict[int, str]:
 def unique_names(wanted: Iterable[tuple[int, str]]) -> dict[int, str]:
     """Each image's wanted name; a name taken already (ignoring case, as Windows and macOS
     file systems do) goes into a folder `image-<id>/`."""
-    names: dict[int, str] = {}
+    pairs = list(wanted)
+    return dict(zip((image_id for image_id, _ in pairs), unique_paths(pairs), strict=True))
+
+
+def unique_paths(wanted: list[tuple[int, str]]) -> list[str]:
+    """`unique_names` for members in order, an image having one or more (a RAW+JPEG pair's
+    two files)."""
+    names: list[str] = []
     taken: set[str] = set()
     for image_id, name in wanted:
-        key = name.casefold()
-        if key in taken:
+        if name.casefold() in taken:
             name = f"image-{image_id}/{name}"
-        taken.add(key)
-        names[image_id] = name
+        taken.add(name.casefold())
+        names.append(name)
     return names
 
 

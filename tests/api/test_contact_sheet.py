@@ -108,3 +108,45 @@ def test_pages_and_one_group(client: TestClient) -> None:
         client.get(f"/batches/{batch_id}/contact-sheet", params={"per_page": 0}).status_code == 422
     )
     assert client.get("/batches/999999/contact-sheet").status_code == 404
+
+
+WEDDING = "Wedding — ceremony ü ë 東京"
+# No font has a glyph for a private-use code point of plane 16: it is drawn as .notdef.
+NO_GLYPH = "\U0010fffd"
+
+
+def test_every_glyph_of_a_wedding_title_is_drawn() -> None:
+    """No character of the title (nor "–", "·", "…" the sheet itself writes) is the font's
+    .notdef box, at each size the sheet uses."""
+    for size in (30, 22, 15):
+        font = contact_sheet.sheet_font(size)
+        notdef = font.getmask(NO_GLYPH)
+        boxes = [
+            char
+            for char in set(WEDDING + "–·…") - {" "}
+            if (mask := font.getmask(char)).size == notdef.size and bytes(mask) == bytes(notdef)
+        ]
+        assert boxes == [], f"drawn as .notdef at {size} px: {boxes}"
+
+
+def test_a_wedding_title_is_drawn_on_the_sheet_not_boxes(client: TestClient) -> None:
+    """Through HTTP: the sheet of a batch named with a character differs from the sheet of the
+    same batch named with NO_GLYPH in its place (boxes would draw both alike)."""
+    batch_id = new_batch(client, upload(client, [("a.jpg", jpeg_bytes(seed=5))]), name=WEDDING)
+
+    def header(name: str) -> bytes:
+        assert client.put(f"/batches/{batch_id}", json={"name": name}).status_code == 200
+        response = client.get(f"/batches/{batch_id}/contact-sheet")
+        assert response.status_code == 200, response.text
+        band = contact_sheet.MARGIN + contact_sheet.HEADER
+        return _sheet(response.content).convert("L").crop((0, 0, 900, band)).tobytes()
+
+    assert header(WEDDING) != header("Wedding")  # the title is in the cropped band
+    for char in sorted(set(WEDDING) - set("Wedding ceremony")):
+        drawn_as_box = header(f"Wedding {char}") == header(f"Wedding {NO_GLYPH}")
+        assert not drawn_as_box, f"{char!r} is drawn as a box"
+    ARTIFACTS.mkdir(exist_ok=True)
+    header(WEDDING)
+    (ARTIFACTS / "contact-sheet-wedding.jpg").write_bytes(
+        client.get(f"/batches/{batch_id}/contact-sheet").content
+    )

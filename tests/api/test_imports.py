@@ -5,44 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session, sessionmaker
 
-from api.main import create_app
-from config import Settings
-from processing.feature_extraction import ManagedEmbedder
 from services import import_service
 from tests.api.test_xmp_export import exiftool_xmp, needs_exiftool
 from tests.factories import jpeg_bytes
 
 EXIFTOOL = shutil.which("exiftool")
-
-
-@pytest.fixture
-def import_root(tmp_path: Path) -> Path:
-    root = tmp_path / "cards"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def importing_client(
-    settings: Settings,
-    session_factory: sessionmaker[Session],
-    tiny_embedder: ManagedEmbedder,
-    import_root: Path,
-) -> Iterator[TestClient]:
-    allowed = settings.model_copy(update={"import_roots": [import_root]})
-    app = create_app(
-        allowed, session_factory=session_factory, embedder=tiny_embedder, threaded_worker=False
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def _card(root: Path, outside: Path) -> dict[str, bytes]:

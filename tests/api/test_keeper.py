@@ -256,3 +256,28 @@ def test_sharp_centre_beats_a_busy_sharp_surround(client: TestClient) -> None:
         by_id = group_of(client, [missed, kept])
         assert by_id[kept]["quality_rank"] == 1, name
         assert by_id[missed]["rank_reason"] == "blurred", name
+
+
+def test_frames_compared_tile_by_tile_keep_the_focused_subject(client: TestClient) -> None:
+    """scikit-image's coffee and rocket: the subject in the middle in focus on a soft
+    background, against the same frame with the subject soft and the busy surround sharp.
+    Each frame alone scores the sharp surround higher (its own quality_score, in the page);
+    side by side, the tiles where the frames differ say which one focused the subject."""
+    for name in ("coffee.png", "rocket.jpg"):
+        photo = real_photo(name)
+        width, height = photo.size
+        centre = (width // 4, height // 4, width * 3 // 4, height * 3 // 4)
+        missed, kept = upload(
+            client,
+            [
+                (f"missed-{name}", jpeg(shallow_focus(photo, centre, inside=False))),
+                (f"kept-{name}", jpeg(shallow_focus(photo, centre, inside=True))),
+            ],
+        )
+        by_id = group_of(client, [missed, kept])
+        # What made this case hard: alone, the missed frame scores higher.
+        assert by_id[missed]["image"]["quality_score"] > by_id[kept]["image"]["quality_score"]
+        assert by_id[kept]["quality_rank"] == 1, name
+        assert by_id[kept]["rank_reason"] is None, name
+        assert by_id[missed]["quality_rank"] == 2, name
+        assert by_id[missed]["rank_reason"] == "blurred", name

@@ -5,7 +5,8 @@ tests/data/moments (SOURCES.md) holds real video frames with the EXIF a camera w
 a-*: one fixed camera, a pedestrian crossing and then the same spot empty 0.9 s later;
 b-*: two people shot alternately by one body (a conversation), bursts 3-4 s apart;
 c-*: one burst of a man walking across the frame (a moving subject);
-d-*: the same fixed camera 0.68 s after c's last frame (its cadence 0.16 s): a taxi drives in."""
+d-*: the same fixed camera 0.68 s after c's last frame (its cadence 0.16 s): a taxi drives in;
+e-*: one burst of a man talking, fired at 0.1 s, with the camera stalling 1.2 s inside it."""
 
 from __future__ import annotations
 
@@ -148,3 +149,15 @@ def test_a_pause_four_times_the_cadence_ends_a_burst_and_exif_is_at_least_as_pre
     assert sorted(map(sorted, moments_by_group(with_exif).values())) == [["suit"], ["taxi"]]
     assert pair_precision(with_exif) == 1.0
     assert pair_precision(with_exif) >= pair_precision(stripped), (with_exif, stripped)
+
+
+@pytest.mark.parametrize("body", [DEFAULTS, FIVES])
+def test_a_camera_stalling_inside_a_burst_does_not_split_it(
+    offline_client: TestClient, body: dict[str, Any]
+) -> None:
+    # Frames 0.1 s apart, then 1.2 s (12x the cadence: a full buffer writing to a slow card),
+    # then 0.1 s again, at the frames' real times: the man talks on, the looks hold (0.94
+    # across the stall, 0.95-0.99 around it), the shooter never released the shutter.
+    labels = analyze(offline_client, files("e"), **body)
+
+    assert set(labels.values()) == {"Group 1"}, labels

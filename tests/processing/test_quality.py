@@ -257,6 +257,8 @@ class Judgement:
     [
         (Judgement(sharpness=0.4), "blurred"),
         (Judgement(sharpness=0.4, motion_blur=0.6), "motion_blur"),
+        # More directional than the keeper, but within what steady frames show: not shake.
+        (Judgement(sharpness=0.4, motion_blur=0.32), "blurred"),
         (Judgement(sharpness=0.4, face_sharpness=0.2), "face_blurred"),
         (Judgement(sharpness=0.4, face_sharpness=0.2, eyes="open,closed"), "eyes_closed"),
         (Judgement(sharpness=0.4, face_sharpness=0.2, eyes="open,unknown"), "face_blurred"),

@@ -1,0 +1,78 @@
+"""Frames of one group judged side by side, tile by tile (processing/group_focus.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from processing.group_focus import GroupJudged, judged_in_group, member, relative_focus
+from processing.quality import assess_quality
+from tests.factories import real_photo, shallow_focus
+
+
+def judged(index: int, img: Image.Image) -> tuple[GroupJudged, np.ndarray | None]:
+    scores = assess_quality(img)
+    assert scores.focus_tiles is not None
+    return member(index, scores, scores.focus_tiles)
+
+
+def tiles_of(pair: tuple[GroupJudged, np.ndarray | None]) -> np.ndarray:
+    assert pair[1] is not None
+    return pair[1]
+
+
+def number(value: float | None) -> float:
+    assert value is not None
+    return value
+
+
+def centred(img: Image.Image, inside: bool) -> Image.Image:
+    width, height = img.size
+    region = (width // 4, height // 4, width * 3 // 4, height * 3 // 4)
+    return shallow_focus(img, region, inside=inside)
+
+
+@pytest.mark.parametrize("name", ["coffee.png", "rocket.jpg"])
+def test_the_frame_that_focused_the_subject_wins_side_by_side(name: str) -> None:
+    photo = real_photo(name)
+    kept, missed = judged(0, centred(photo, inside=True)), judged(1, centred(photo, inside=False))
+    # Alone, the busy sharp surround outscores the focused subject.
+    assert number(missed[0].quality_score) > number(kept[0].quality_score)
+    side = judged_in_group([kept, missed])
+    assert number(side[0].quality_score) > number(side[1].quality_score)
+    assert number(side[0].sharpness) > number(side[1].sharpness)
+    assert [j.id for j in side] == [0, 1]
+    assert side[0].exposure == kept[0].exposure  # only focus is judged side by side
+
+
+def test_a_frame_soft_everywhere_shares_less_focus() -> None:
+    photo = real_photo("astronaut.png")
+    tiles = [
+        tiles_of(judged(i, img))
+        for i, img in enumerate([photo, photo.filter(ImageFilter.GaussianBlur(2))])
+    ]
+    shares = relative_focus(tiles)
+    assert shares is not None
+    assert shares[0] == pytest.approx(1.0)
+    assert shares[1] < 0.5
+
+
+def test_tiles_sharp_in_every_frame_cancel_out() -> None:
+    """The frames differ only in one corner: the centre, sharp in both, decides nothing."""
+    base = np.full((5, 7), 400.0)
+    soft_corner = base.copy()
+    soft_corner[0, 0] = 40.0
+    shares = relative_focus([base, soft_corner])
+    assert shares == pytest.approx([1.0, 0.1])
+
+
+def test_maps_that_do_not_line_up_leave_the_frames_as_judged_alone() -> None:
+    photo = real_photo("coffee.png")
+    landscape = judged(0, photo)
+    portrait = judged(1, photo.transpose(Image.Transpose.ROTATE_90))
+    assert relative_focus([tiles_of(landscape), tiles_of(portrait)]) is None
+    assert judged_in_group([landscape, portrait]) == [landscape[0], portrait[0]]
+    # Identical frames: nothing differs, nothing to judge side by side.
+    assert relative_focus([tiles_of(landscape), tiles_of(landscape)]) is None
+    assert judged_in_group([landscape, (portrait[0], None)]) == [landscape[0], portrait[0]]
