@@ -262,7 +262,7 @@ def resume_stale_imports(
         claimed = crud_import.claim_stale(session, now - timedelta(seconds=stale_seconds), now)
         session.commit()
     for import_id, runner in claimed:
-        logger.info("resuming import %d, left unfinished by a process that stopped", import_id)
+        logger.warning("resuming import %d, left unfinished by a process that stopped", import_id)
         try:
             run_import(factory, settings, import_id, runner=runner)
         except Exception:

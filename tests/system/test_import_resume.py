@@ -29,7 +29,7 @@ def test_an_import_killed_mid_way_is_finished_by_a_live_server_once_per_file(
     card = tmp_path / "roots" / "card"
     card.mkdir(parents=True)
     for n in range(FILES):
-        (card / f"IMG_{n:04d}.JPG").write_bytes(jpeg_bytes((1600, 1200), seed=900 + n))
+        (card / f"IMG_{n:04d}.JPG").write_bytes(jpeg_bytes((1024, 768), seed=900 + n))
     server.stop()
     server.env.update(IMPORT_ROOTS=str(tmp_path / "roots"), IMPORT_STALE_SECONDS="2")
     server.start()
