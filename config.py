@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     celery_visibility_timeout: int = Field(default=600, ge=1)
 
+    # Slow clients (api/slow_clients.py, api/guards.py): a request head must arrive whole within
+    # HEADER_TIMEOUT_SECONDS, and at most MAX_PENDING_HEADS connections may be sending one (a
+    # newer connection closes the oldest; twice as many for a burst younger than a second). A
+    # body must keep up BODY_MIN_BYTES_PER_SECOND on average once BODY_GRACE_SECONDS of waiting
+    # for it are spent, else 408; at most MAX_SLOW_BODIES requests may be behind that pace at
+    # once (408 for one more).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    max_pending_heads: int = Field(default=32, ge=1, le=100_000)
+    body_min_bytes_per_second: int = Field(default=1024, ge=1)
+    body_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
+    max_slow_bodies: int = Field(default=8, ge=1, le=100_000)
+
     # This machine only by default: a photographer's library is not for the whole network
     # unless asked (HOST=0.0.0.0, with API_KEY; run_server.py warns without one).
     host: str = Field(default="127.0.0.1", min_length=1)

@@ -10,6 +10,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from api.slow_clients import head_deadline_protocol
 from config import Settings, get_settings
 from database.migrations import upgrade_to_head
 from utils.file_handling import ensure_storage_dirs
@@ -87,7 +88,13 @@ def main(settings: Settings | None = None) -> None:
     if warning is not None:
         logging.getLogger("run_server").warning(warning)
     upgrade_to_head(settings.resolved_database_url)
-    uvicorn.run("api.main:create_app", factory=True, host=settings.host, port=settings.port)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        http=head_deadline_protocol(settings.header_timeout_seconds, settings.max_pending_heads),
+    )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import cluster_routes, decision_routes, image_routes, import_routes
+from api import cluster_routes, decision_routes, image_routes, import_routes, judge_routes
 from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
-from api.guards import RequestGuard
+from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
 from api.schemas import HealthResponse, RootResponse, error_responses
 from config import Settings, get_settings
@@ -151,6 +151,11 @@ def create_app(
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         max_request_bytes=settings.max_request_bytes,
         max_part_bytes=settings.max_upload_bytes,
+        body_pace=BodyPace(
+            settings.body_min_bytes_per_second,
+            settings.body_grace_seconds,
+            settings.max_slow_bodies,
+        ),
     )
     app.add_middleware(
         CORSMiddleware,
@@ -177,6 +182,7 @@ def create_app(
     app.include_router(cluster_routes.router)
     app.include_router(decision_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(judge_routes.router)
 
     @app.get(
         "/",

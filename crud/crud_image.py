@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -11,9 +12,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Float,
+    FromClause,
     Integer,
     SmallInteger,
     String,
+    bindparam,
     delete,
     false,
     func,
@@ -21,11 +24,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from database import readiness, unit_of_work
-from database.models import Image, ImageBatchAssociation
+from database.models import Image, ImageBatchAssociation, ImageCount
 from database.vector_version import VECTOR_COLUMNS
 
 # Rows per fetch where a query streams many rows (a few ms of the GIL each).
@@ -52,13 +56,27 @@ def list_images(session: Session, offset: int = 0, limit: int | None = None) -> 
 
 
 def count_images(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Image)) or 0
+    """How many images there are, exact in the session's snapshot, without a scan of `images`
+    (triggers keep ImageCount in the transaction that inserts or deletes)."""
+    return int(session.scalar(select(func.coalesce(func.sum(ImageCount.images), 0))) or 0)
+
+
+def id_list(session: Session, image_ids: Collection[int]) -> FromClause:
+    """The ids as a one-column table (`value`) bound as ONE value: an array on PostgreSQL
+    (unnest), a JSON list on SQLite (json_each). 100k ids in an IN list are 100k parameters:
+    seconds to compile and send, and over SQLite's limit of 32,766."""
+    ids = sorted(set(image_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, ids, type_=postgresql.ARRAY(Integer), unique=True)
+        return func.unnest(array).table_valued("value").render_derived()
+    return func.json_each(bindparam(None, json.dumps(ids), unique=True)).table_valued("value")
 
 
 def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]:
     if not image_ids:
         return set()
-    return set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
+    listed = select(id_list(session, image_ids).c.value)
+    return set(session.scalars(select(Image.id).where(Image.id.in_(listed))))
 
 
 def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[int]:
@@ -69,7 +87,7 @@ def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[i
         return set()
     query = (
         select(Image.id)
-        .where(Image.id.in_(image_ids))
+        .where(Image.id.in_(select(id_list(session, image_ids).c.value)))
         .order_by(Image.id)
         .with_for_update(read=True, key_share=True)
     )
@@ -149,7 +167,7 @@ _CLUSTERING_COLUMNS = (
     Image.features,
 )
 # What ranking reads of each member (processing.quality.Judged).
-_JUDGED_COLUMNS = (
+JUDGED_COLUMNS = (
     Image.id,
     Image.quality_score,
     Image.sharpness,
@@ -158,6 +176,7 @@ _JUDGED_COLUMNS = (
     Image.brightness,
     Image.face_count,
     Image.face_sharpness,
+    Image.eye_sharpness,
     Image.eyes,
     Image.focus_tiles,
 )
@@ -182,7 +201,7 @@ def clustering_rows(
 def judged_rows(session: Session, batch_id: int) -> list[Any]:
     """The batch's members as plain rows of their quality parts, for ranking (streamed)."""
     query = (
-        select(*_JUDGED_COLUMNS)
+        select(*JUDGED_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
         .where(ImageBatchAssociation.batch_id == batch_id)
         .execution_options(yield_per=STREAM_ROWS)
@@ -199,11 +218,13 @@ _FRAME_COLUMNS = (
     Image.camera_serial,
     Image.exposure_bias,
     Image.exposure_mode,
+    Image.focus_tiles,
 )
 
 
 def frame_rows(session: Session, batch_id: int) -> list[Any]:
-    """The batch's members as plain rows of their capture time, camera and exposure bias/mode."""
+    """The batch's members as plain rows of their capture time, camera, exposure bias/mode and
+    tile sharpness map."""
     query = (
         select(*_FRAME_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
@@ -308,9 +329,16 @@ def ids_needing_processing(session: Session, active_model: str | None) -> list[i
     return list(session.scalars(query))
 
 
-def update_processed_image(session: Session, image_id: int, **values: object) -> bool:
-    """Write processing results; False when the image was deleted meanwhile."""
-    result = session.execute(update(Image).where(Image.id == image_id).values(**values))
+def update_processed_image(
+    session: Session, image_id: int, *, made_from: str | None = None, **values: object
+) -> bool:
+    """Write processing results; False when the image was deleted meanwhile, or (`made_from`:
+    the SHA-256 of the file they were made from) its main file is no longer that file (a RAW
+    whose JPEG took its place, services/companions.py)."""
+    statement = update(Image).where(Image.id == image_id)
+    if made_from is not None:
+        statement = statement.where(Image.image_hash == made_from)
+    result = session.execute(statement.values(**values))
     written = bool(result.rowcount)  # type: ignore[attr-defined]
     if written and VECTOR_COLUMNS.intersection(values):
         unit_of_work.vectors_changed(session)

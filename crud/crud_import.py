@@ -27,11 +27,16 @@ def get_import(
 
 
 def in_place_sources(session: Session, image_ids: list[int]) -> list[tuple[str, int, int | None]]:
-    """(source path, size, mtime in ns) of the images imported in place among these."""
-    query = select(Image.source_path, Image.file_size, Image.source_mtime_ns).where(
+    """(source path, size, mtime in ns) of the originals imported in place among these
+    images: main files and RAW+JPEG companions."""
+    mains = select(Image.source_path, Image.file_size, Image.source_mtime_ns).where(
         Image.id.in_(image_ids), Image.source_path.is_not(None)
     )
-    return [(str(path), int(size), mtime) for path, size, mtime in session.execute(query)]
+    companions = select(
+        Image.companion_source_path, Image.companion_size, Image.companion_source_mtime_ns
+    ).where(Image.id.in_(image_ids), Image.companion_source_path.is_not(None))
+    rows = [*session.execute(mains), *session.execute(companions)]
+    return [(str(path), int(size), mtime) for path, size, mtime in rows]
 
 
 UNFINISHED = ("pending", "running")
@@ -59,10 +64,10 @@ def claim_stale(session: Session, stale_before: datetime, now: datetime) -> list
 
 
 def indexed_sources(session: Session, batch_id: int) -> set[str]:
-    """The source paths of the batch's images imported in place."""
+    """The source paths of the batch's images imported in place (RAW+JPEG companions too)."""
     query = (
-        select(Image.source_path)
+        select(Image.source_path, Image.companion_source_path)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)
         .where(ImageBatchAssociation.batch_id == batch_id, Image.source_path.is_not(None))
     )
-    return {str(path) for path in session.scalars(query)}
+    return {str(path) for row in session.execute(query) for path in row if path is not None}

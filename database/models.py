@@ -165,6 +165,17 @@ class Image(Base):
         return offset_text(self.shot_at_offset_minutes)
 
 
+class ImageCount(Base):
+    """How many images there are: the sum of `images` over the rows. Triggers keep it in the
+    transaction that inserts or deletes images (migration 20261203_i22_image_count); never
+    written by the application."""
+
+    __tablename__ = "image_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
+
+
 class ImageBatch(Base):
     __tablename__ = "image_batches"
 
@@ -277,3 +288,23 @@ class FolderImport(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The run writing it (a token per run): a process whose token was replaced stops.
     runner: Mapped[str | None] = mapped_column(String(32))
+
+
+class JudgeProfile(Base):
+    """One row (id 1) while the library uses a judge fitted to the photographer's choices
+    (services/judge_service.py); no row: the default judge. `in_use` says which weights rank:
+    "fitted", or "default" when the fitted ones agreed less often with held-back choices."""
+
+    __tablename__ = "judge_profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The fitted weights by part (processing.judge_fit.PARTS).
+    weights: Mapped[dict[str, float]] = mapped_column(JSON)
+    in_use: Mapped[str] = mapped_column(String(16))
+    groups: Mapped[int] = mapped_column(Integer)
+    pairs: Mapped[int] = mapped_column(Integer)
+    # Held-back agreement of the fitted and of the default judge (processing.judge_fit.HeldOut).
+    agreement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Which judge ranks and why, with the figures, in words.
+    note: Mapped[str] = mapped_column(Text)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -54,6 +54,7 @@ class GroupJudged:
     motion_blur: float | None
     brightness: float | None
     face_sharpness: float | None
+    eye_sharpness: float | None
     eyes: str | None
 
 
@@ -69,6 +70,7 @@ def member(
         image.motion_blur,
         image.brightness,
         image.face_sharpness,
+        image.eye_sharpness,
         image.eyes,
     )
     return parts, None if focus_tiles is None else np.asarray(focus_tiles, dtype=np.float64)
@@ -127,7 +129,34 @@ def judged_in_group(
                 image.motion_blur,
                 image.brightness,
                 image.face_sharpness,
+                image.eye_sharpness,
                 image.eyes,
             )
         )
     return result
+
+
+# Focus stacks: a tile is decided by a frame sharper there than the group's median frame by
+# STACK_RATIO or more (a shaken or missed frame among steady ones moves no median); a stack has
+# at least MIN_STACK_FRAMES frames each deciding STACK_SHARE of those tiles, and those tiles are
+# STACK_DECISIVE of the tiles with detail (a person walking through a burst decides a few).
+MIN_STACK_FRAMES = 3
+STACK_RATIO = 2.0
+STACK_SHARE = 0.1
+STACK_DECISIVE = 0.3
+
+
+def is_focus_stack(maps: Sequence[NDArray[np.float64]]) -> bool:
+    """Are these frames of one framing a focus stack: does the sharp region move from frame to
+    frame, each of several frames the sharpest on its own part of the scene?"""
+    if len(maps) < MIN_STACK_FRAMES or len({m.shape for m in maps}) != 1:
+        return False
+    tiles = np.stack(maps)
+    best = tiles.max(axis=0)
+    detail = best > DETAIL_FLOOR
+    decisive = detail & (best >= STACK_RATIO * np.median(tiles, axis=0))
+    count = int(decisive.sum())
+    if count == 0 or count < STACK_DECISIVE * int(detail.sum()):
+        return False
+    owners = np.bincount(tiles.argmax(axis=0)[decisive], minlength=len(maps))
+    return int((owners >= STACK_SHARE * count).sum()) >= MIN_STACK_FRAMES

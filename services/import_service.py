@@ -44,8 +44,9 @@ CHUNK = 16  # files per transaction: progress moves, and a crash loses at most t
 MAX_FAILURES_KEPT = 100
 _HASH_BLOCK = 1 << 20
 # What became of an indexed file: a new image, the second file of an image (a RAW+JPEG pair's,
-# services/companions.py), or bytes imported already.
-Stored = Literal["new", "paired", "duplicate"]
+# services/companions.py), the main file of one (a JPEG in its RAW's place), or bytes imported
+# already.
+Stored = Literal["new", "paired", "replaced", "duplicate"]
 
 
 class ImportSettings(Protocol):
@@ -57,6 +58,8 @@ class ImportSettings(Protocol):
     def thumbnail_size(self) -> int: ...
     @property
     def decode_concurrency(self) -> int: ...
+    @property
+    def storage_root(self) -> Path: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +234,12 @@ def run_import(
                 current, ahead = ahead, check(chunks[k + 1]) if k + 1 < len(chunks) else []
                 outcomes = [future.result() for future in current]
                 _index_chunk(
-                    factory, import_id, runner, folder, list(zip(chunk, outcomes, strict=True))
+                    factory,
+                    settings.storage_root,
+                    import_id,
+                    runner,
+                    folder,
+                    list(zip(chunk, outcomes, strict=True)),
                 )
     except TakenOver:
         logger.warning("import %d was taken over by another process; this one stops", import_id)
@@ -305,6 +313,7 @@ def _update(session: Session, import_id: int, runner: str, **values: object) -> 
 
 def _index_chunk(
     factory: sessionmaker[Session],
+    storage_root: Path,
     import_id: int,
     runner: str,
     folder: Path,
@@ -322,12 +331,12 @@ def _index_chunk(
         companions.lock_stems(session, [item.path.name for item in indexed])
         ids: list[int] = []
         new_ids: list[int] = []
-        paired = 0
+        duplicates = 0
         for item in companions.rendered_first(indexed, lambda item: item.inspected.mime_type):
-            image, outcome = _store(session, item)
+            image, outcome = _store(session, storage_root, item)
             ids.append(image.id)
-            paired += outcome == "paired"
-            if outcome == "new":
+            duplicates += outcome == "duplicate"
+            if outcome in {"new", "replaced"}:
                 new_ids.append(image.id)
                 if item.inspected.pixels is not None:
                     # The check's decode, handed to the worker as an upload's is.
@@ -337,7 +346,7 @@ def _index_chunk(
             crud_batch.add_members(session, folder_import.batch_id, ids)
         folder_import.done += len(outcomes)
         folder_import.failed += len(failures)
-        folder_import.duplicates += len(ids) - len(new_ids) - paired
+        folder_import.duplicates += duplicates
         kept = list(folder_import.failures or [])
         folder_import.failures = (kept + failures)[:MAX_FAILURES_KEPT]
         enqueue_processing(session, new_ids)
@@ -377,7 +386,7 @@ def _index_file(settings: ImportSettings, folder: Path, path: Path) -> _Indexed 
     )
 
 
-def _store(session: Session, item: _Indexed) -> tuple[Image, Stored]:
+def _store(session: Session, storage_root: Path, item: _Indexed) -> tuple[Image, Stored]:
     existing = crud_image.get_image_by_hash(session, item.sha256)
     if existing is not None:
         return existing, "duplicate"
@@ -392,9 +401,9 @@ def _store(session: Session, item: _Indexed) -> tuple[Image, Stored]:
         size=item.size,
         mime_type=item.inspected.mime_type,
     )
-    partner = companions.attach_to_partner(session, key, file)
-    if partner is not None:
-        return partner, "paired"
+    paired = companions.attach_to_partner(session, storage_root, key, file)
+    if paired is not None:
+        return paired.image, "replaced" if paired.reprocess else "paired"
     metadata, _adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     image = Image(
         filename=filename,

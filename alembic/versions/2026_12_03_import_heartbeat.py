@@ -1,7 +1,7 @@
 """import heartbeat and runner: when an import's process last showed it was alive, which run it is
 
 Revision ID: 20261203_import_heartbeat
-Revises: 20261203_i21_raw_jpeg_pairs
+Revises: 20261203_i22_image_count
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261203_import_heartbeat"
-down_revision: str | None = "20261203_i21_raw_jpeg_pairs"
+down_revision: str | None = "20261203_i22_image_count"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -35,6 +35,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     # Default: uvicorn on `port`; run_server.py tests pass their own (it reads HOST/PORT).
     command: list[str] | None = None
+    # The checkout it runs from (a benchmark compares an older one).
+    cwd: Path = PROJECT_ROOT
 
     @property
     def url(self) -> str:
@@ -45,7 +47,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 self.command
                 or [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.port)],
-                cwd=PROJECT_ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -90,23 +92,36 @@ class ServerProcess:
         raise TimeoutError(f"still pending: {self.health()}")
 
 
-@pytest.fixture
-def server(
-    database_url: str, clean_database: Engine, tmp_path: Path, tiny_dinov3_dir: Path
-) -> Iterator[ServerProcess]:
-    env = {
+def server_env(
+    database_url: str, storage_root: Path, model_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a test server: this test's database and storage, the tiny model
+    on one CPU thread, no API key; `extra` adds or overrides settings."""
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
-        "STORAGE_ROOT": str(tmp_path / "assets"),
-        "EMBEDDING_MODEL": str(tiny_dinov3_dir),
+        "STORAGE_ROOT": str(storage_root),
+        "EMBEDDING_MODEL": str(model_dir),
         "EMBEDDING_DEVICE": "cpu",
         "TORCH_THREADS": "1",
         "API_KEY": "",
         "PYTHONUNBUFFERED": "1",
-        # Some tests hold a table lock to freeze a request mid-flight for as long as they need.
-        "DB_LOCK_TIMEOUT_SECONDS": "600",
-        "DB_STATEMENT_TIMEOUT_SECONDS": "600",
+        **extra,
     }
+
+
+@pytest.fixture
+def server(
+    database_url: str, clean_database: Engine, tmp_path: Path, tiny_dinov3_dir: Path
+) -> Iterator[ServerProcess]:
+    env = server_env(
+        database_url,
+        tmp_path / "assets",
+        tiny_dinov3_dir,
+        # Some tests hold a table lock to freeze a request mid-flight for as long as they need.
+        DB_LOCK_TIMEOUT_SECONDS="600",
+        DB_STATEMENT_TIMEOUT_SECONDS="600",
+    )
     process = ServerProcess(env=env, log_path=tmp_path / "server.log")
     process.start()
     try:

@@ -5,7 +5,6 @@ included)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import truncate_all
 from tests.factories import jpeg_bytes
-from tests.system.conftest import ServerProcess
+from tests.system.conftest import ServerProcess, server_env
 
 KEY = "guard-test-key"
 MB = 1024 * 1024
@@ -36,18 +35,14 @@ def guarded(
     """One server for the module (it starts in about a minute on a loaded machine)."""
     tmp_path = tmp_path_factory.mktemp("guarded")
     truncate_all(engine)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "STORAGE_ROOT": str(tmp_path / "assets"),
-        "EMBEDDING_MODEL": str(tiny_dinov3_dir),
-        "EMBEDDING_DEVICE": "cpu",
-        "TORCH_THREADS": "1",
-        "API_KEY": KEY,
-        "MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
-        "MAX_REQUEST_BYTES": str(MAX_REQUEST),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = server_env(
+        database_url,
+        tmp_path / "assets",
+        tiny_dinov3_dir,
+        API_KEY=KEY,
+        MAX_UPLOAD_BYTES=str(MAX_UPLOAD),
+        MAX_REQUEST_BYTES=str(MAX_REQUEST),
+    )
     process = ServerProcess(env=env, log_path=tmp_path / "server.log")
     process.start()
     try:
