@@ -38,6 +38,7 @@ from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker, shelf_capacity
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
+from services.import_watch import ImportWatch
 from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, storage_dirs
 
@@ -106,6 +107,10 @@ def create_app(
         app.state.embedding_index = EmbeddingIndex()
         app.state.clustering_pool = clustering
         worker.start()
+        # Imports a crashed process left unfinished are finished (IMPORT_STALE_SECONDS).
+        imports = ImportWatch(factory, settings, settings.import_stale_seconds, alone=lease.alone)
+        if settings.import_roots:
+            imports.start()
         # What is built by now lives as long as the server: frozen out of the garbage
         # collector's sight, full collections no longer walk it. They took ~0.3 s each with the
         # GIL held (collecting nothing), the longest stalls requests saw during a 50k analysis.
@@ -119,6 +124,7 @@ def create_app(
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(imports.stop)
             await anyio.to_thread.run_sync(worker.stop)
             await anyio.to_thread.run_sync(clustering.shutdown)
             lease.release()
