@@ -32,13 +32,13 @@ def get_judge(session: ReadSessionDep) -> Response:
     "/fit", operation_id="fitJudge", response_model=JudgeResponse, responses=error_responses(409)
 )
 def fit_judge(session: SessionDep) -> Response:
-    """Fit the judge's weights to the keepers you chose and the frames you rejected; they rank
-    from the next analyze or rank on, unless they agree less often than the default with your
+    """Fit the judge's weights to the keepers you chose and the frames you rejected; the library
+    is ranked again with them, unless they agree less often than the default with your
     held-back choices."""
     return _answer(judge_service.fit_judge(session))
 
 
 @router.delete("", operation_id="resetJudge", response_model=JudgeResponse)
 def reset_judge(session: SessionDep) -> Response:
-    """Back to the default judge: the fitted weights are forgotten."""
+    """Back to the default judge: the fitted weights are forgotten, the library ranked again."""
     return _answer(judge_service.reset_judge(session))

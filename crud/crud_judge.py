@@ -43,6 +43,20 @@ def choice_rows(session: Session) -> list[Any]:
     return list(session.execute(query).all())
 
 
+def ranked_groups(session: Session) -> dict[int, set[str]]:
+    """The labels of the groups of one keeper in every batch, by batch id."""
+    query = (
+        select(_A.batch_id, _A.group_label)
+        .where(is_grouped_sql(), or_(_A.group_kind.is_(None), _A.group_kind.not_in(KEPT_WHOLE)))
+        .distinct()
+    )
+    groups: dict[int, set[str]] = {}
+    for batch_id, label in session.execute(query):
+        if label is not None:
+            groups.setdefault(batch_id, set()).add(label)
+    return groups
+
+
 def profile(session: Session) -> JudgeProfile | None:
     query = select(JudgeProfile).where(JudgeProfile.id == PROFILE_ID)
     return session.scalar(query.execution_options(populate_existing=True))

@@ -165,6 +165,17 @@ class Image(Base):
         return offset_text(self.shot_at_offset_minutes)
 
 
+class ImageCount(Base):
+    """How many images there are: the sum of `images` over the rows. Triggers keep it in the
+    transaction that inserts or deletes images (migration 20261203_i22_image_count); never
+    written by the application."""
+
+    __tablename__ = "image_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
+
+
 class ImageBatch(Base):
     __tablename__ = "image_batches"
 
@@ -272,6 +283,11 @@ class FolderImport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set as it starts and at each chunk: an unfinished import whose heartbeat is older than
+    # IMPORT_STALE_SECONDS lost its process (a crash), and another resumes it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The run writing it (a token per run): a process whose token was replaced stops.
+    runner: Mapped[str | None] = mapped_column(String(32))
 
 
 class JudgeProfile(Base):

@@ -30,16 +30,13 @@ from processing.grouping import (
 )
 from processing.sets import BRACKET, FOCUS_STACK, with_brackets
 from services import batch_service, ranking
+from services.batch_service import GROUP_NOTES
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 from services.lock_conflicts import retry_on_lock_conflict
 from services.model_identity import active_model_id
 
 logger = logging.getLogger(__name__)
-
-# The key of the analysis parameters holding each group's cohesion and candidate split; a
-# manual regrouping (update_groups) removes it, since the groups it describes are gone.
-GROUP_NOTES = "group_notes"
 
 
 class AnalysisFailed(AppError):
@@ -148,9 +145,11 @@ def analyze_batch(
     batch_id: int,
     params: AnalysisParameters,
     image_columns: Sequence[str],
-) -> batch_service.BatchMembers:
+    view: batch_service.BatchView = "full",
+) -> batch_service.BatchMembers | batch_service.BatchOverview:
     """Group the batch's images into moments (capture time, camera, looks) and rank each group;
-    returns the batch page (with `image_columns` of each image).
+    returns the batch page (with `image_columns` of each image), or with `view="summary"` its
+    overview (counts and groups).
 
     Plain rows throughout, no ORM objects per image: at 50k images loading and flushing objects
     cost several times the clustering itself, and held the GIL from other requests. The
@@ -227,7 +226,7 @@ def analyze_batch(
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
     session.flush()
-    return batch_service.batch_page(session, batch_id, image_columns)
+    return batch_service.batch_answer(session, batch_id, view, image_columns, active_model)
 
 
 def _members_by_label(labels: Mapping[int, str]) -> dict[str, set[int]]:

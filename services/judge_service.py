@@ -2,10 +2,10 @@
 from their keeper choices and rejects, show them with how often they agree with held-back
 choices, or go back to the default judge.
 
-Fitting is the opt-in: ranks (analyze, rank, a keeper chosen) use the fitted weights from then
-on, unless on the library's own held-back choices the fitted judge agreed less often than the
-default, in which case the default keeps ranking and `note` says so. Ranks already stored
-change at the next analyze or rank of their groups; user decisions are never touched.
+Fitting is the opt-in: every group of the library is ranked again with the fitted weights,
+and so are later ones (analyze, rank, a keeper chosen), unless on the library's own held-back
+choices the fitted judge agreed less often than the default, in which case the default keeps
+ranking and `note` says so. User decisions are never touched: a rank puts them where they were.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crud import crud_judge
+from crud import crud_batch, crud_judge
 from crud.crud_decision import USER
 from processing.judge_fit import (
     DEFAULT_WEIGHTS,
@@ -115,7 +115,17 @@ def fit_judge(session: Session) -> JudgeState:
         "note": _note(in_use, held),
     }
     crud_judge.save_profile(session, values, datetime.now(UTC))
+    _rerank_library(session)
     return judge_state(session)
+
+
+def _rerank_library(session: Session) -> None:
+    """Every group of one keeper ranked again with the weights now in use (batches locked in
+    id order, as every writer of several batches does)."""
+    groups = crud_judge.ranked_groups(session)
+    for batch_id in sorted(crud_batch.lock_batches(session, groups)):
+        ranking.rerank_groups(session, batch_id, groups[batch_id])
+    session.flush()
 
 
 def judge_state(session: Session) -> JudgeState:
@@ -147,7 +157,7 @@ def judge_state(session: Session) -> JudgeState:
 
 
 def reset_judge(session: Session) -> JudgeState:
-    """Back to the default judge: the fitted weights are forgotten."""
+    """Back to the default judge: the fitted weights are forgotten, the library ranked again."""
     crud_judge.delete_profile(session)
-    session.flush()
+    _rerank_library(session)
     return judge_state(session)

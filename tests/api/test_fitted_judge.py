@@ -91,12 +91,10 @@ def test_the_fitted_judge_learns_a_taste_and_ranks_follow_it(client: TestClient)
     assert agreement["fitted"]["keepers_right"] > agreement["default"]["keepers_right"]
     assert client.get("/judge").json() == judge
 
-    # The next rank follows the fitted weights: the darker frame comes first.
-    assert _first(client, batch_id, HELD_OUT, "suggested_rank") == normal
-    for label in pairs:
-        response = client.post(f"/batches/{batch_id}/groups/{label}/rank")
-        assert response.status_code == 200, response.text
+    # Fitting ranked the library again: the darker frame comes first, also where not chosen.
     assert _first(client, batch_id, HELD_OUT) == dark
+    # The normal frame ranks below for the taste alone: the default judge would keep it.
+    assert page(client, batch_id)[normal]["rank_reason"] == "fitted_taste"
     for name, (_, darker) in pairs.items():
         assert _first(client, batch_id, name, "suggested_rank") == darker, name
 
@@ -108,12 +106,14 @@ def test_the_fitted_judge_learns_a_taste_and_ranks_follow_it(client: TestClient)
     assert (kept["pick"], kept["decided_by"], kept["quality_rank"]) == ("keep", "user", 1)
     assert _first(client, batch_id, HELD_OUT, "suggested_rank") == dark
 
-    # Back to the default judge.
+    # Back to the default judge, the library ranked again; the user's keeper stays.
     reset = client.delete("/judge")
     assert reset.status_code == 200, reset.text
     assert (reset.json()["in_use"], reset.json()["fitted_weights"]) == ("default", None)
-    client.post(f"/batches/{batch_id}/groups/{HELD_OUT}/rank")
     assert _first(client, batch_id, HELD_OUT, "suggested_rank") == normal
+    for name in TRAINING:
+        kept = page(client, batch_id)[pairs[name][1]]
+        assert (kept["pick"], kept["decided_by"], kept["quality_rank"]) == ("keep", "user", 1)
 
 
 def test_contradicting_choices_fall_back_to_the_default_judge(client: TestClient) -> None:
@@ -135,7 +135,6 @@ def test_contradicting_choices_fall_back_to_the_default_judge(client: TestClient
     assert agreement["fitted"]["keepers_right"] < agreement["default"]["keepers_right"]
     assert "default judge ranks" in judge["note"]
     for name in pairs:
-        client.post(f"/batches/{first}/groups/{name}/rank")
         assert _first(client, first, name, "suggested_rank") == suggested[name]
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -292,3 +293,55 @@ def test_a_pair_in_one_import_chunk_keeps_the_jpeg_as_main(
     [association] = batch["image_associations"]
     assert association["image"]["original_filename"] == "IMG_0001.JPG"
     assert association["image"]["companion_original_filename"] == "IMG_0001.DNG"
+
+
+def _rating(sidecar: Path) -> str | None:
+    """xmp:Rating of a sidecar, read as XML."""
+    tree = ElementTree.parse(sidecar)
+    return tree.findtext(".//{http://ns.adobe.com/xap/1.0/}Rating")
+
+
+def test_sidecars_beside_an_imported_pair_cover_both_files(
+    importing_client: TestClient, import_root: Path
+) -> None:
+    client = importing_client
+    folder = import_root / "card"
+    folder.mkdir()
+    (folder / "IMG_0001.DNG").write_bytes(dng_bytes(SPEC))
+    (folder / "IMG_0001.JPG").write_bytes(camera_jpeg())
+    progress = client.post("/imports", json={"path": "card", "batch_name": "c"}).json()
+    batch = client.get(f"/batches/{progress['batch_id']}").json()
+    [association] = batch["image_associations"]
+    reject = {"image_ids": [association["image"]["id"]], "pick": "reject"}
+    assert client.put(f"/batches/{batch['id']}/decisions", json=reject).status_code == 200
+    url = f"/imports/{progress['id']}/sidecars"
+
+    darktable = client.post(url, params={"editor": "darktable"}).json()
+    assert (darktable["written"], darktable["skipped"]) == (2, [])
+    assert _rating(folder / "IMG_0001.DNG.xmp") == "-1"  # the RAW too is rejected in darktable
+    assert _rating(folder / "IMG_0001.JPG.xmp") == "-1"
+    lightroom = client.post(url, params={"editor": "lightroom"}).json()
+    assert (lightroom["written"], lightroom["skipped"]) == (1, [])  # one name for both
+    assert _rating(folder / "IMG_0001.xmp") == "-1"
+
+
+def test_a_companion_gone_from_the_card_is_reported_missing(
+    importing_client: TestClient, import_root: Path
+) -> None:
+    client = importing_client
+    folder = import_root / "card"
+    folder.mkdir()
+    (folder / "IMG_0001.DNG").write_bytes(dng_bytes(SPEC))
+    (folder / "IMG_0001.JPG").write_bytes(camera_jpeg())
+    progress = client.post("/imports", json={"path": "card", "batch_name": "c"}).json()
+    (folder / "IMG_0001.DNG").unlink()
+
+    again = client.get(f"/imports/{progress['id']}").json()
+    assert (again["changed"], again["missing"]) == (0, 1)
+    batch = client.get(f"/batches/{progress['batch_id']}")
+    assert batch.status_code == 200
+    image_id = batch.json()["image_associations"][0]["image"]["id"]
+    raw = client.get(f"/images/{image_id}", params={"which": "raw"})
+    assert raw.status_code == 404
+    assert "no longer available" in raw.json()["detail"]
+    assert client.get(f"/images/{image_id}").status_code == 200  # the JPEG is still there
