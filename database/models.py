@@ -283,6 +283,11 @@ class FolderImport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set as it starts and at each chunk: an unfinished import whose heartbeat is older than
+    # IMPORT_STALE_SECONDS lost its process (a crash), and another resumes it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The run writing it (a token per run): a process whose token was replaced stops.
+    runner: Mapped[str | None] = mapped_column(String(32))
 
 
 class JudgeProfile(Base):

@@ -30,6 +30,9 @@ from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
 # the photographer rejected.
 USER_CHOICE = "user_choice"
 USER_REJECTED = "user_rejected"
+# Below a frame that only the judge fitted to the photographer's choices prefers (the default
+# judge would rank it first of the two).
+FITTED_TASTE = "fitted_taste"
 _PICK_ORDER = {"keep": 0, None: 1, "reject": 2}
 
 
@@ -90,18 +93,22 @@ def ranked_members(
             result[image.id] = MemberRank(
                 label,
                 position,
-                None if position == 1 else _reason(image, best, user_picks.get(image.id)),
+                None if position == 1 else _reason(image, best, user_picks.get(image.id), weights),
                 judge_rank[image.id],
                 kind,
             )
     return result
 
 
-def _reason(image: RankedImage, best: RankedImage, pick: str | None) -> str:
+def _reason(
+    image: RankedImage, best: RankedImage, pick: str | None, weights: NDArray[np.float64] | None
+) -> str:
     if pick == "reject":
         return USER_REJECTED
     if image is best:
         return USER_CHOICE
+    if weights is not None and order_key(image, None) < order_key(best, None):
+        return FITTED_TASTE
     return rank_reason(image, best)
 
 

@@ -93,6 +93,8 @@ def test_the_fitted_judge_learns_a_taste_and_ranks_follow_it(client: TestClient)
 
     # Fitting ranked the library again: the darker frame comes first, also where not chosen.
     assert _first(client, batch_id, HELD_OUT) == dark
+    # The normal frame ranks below for the taste alone: the default judge would keep it.
+    assert page(client, batch_id)[normal]["rank_reason"] == "fitted_taste"
     for name, (_, darker) in pairs.items():
         assert _first(client, batch_id, name, "suggested_rank") == darker, name
 
