@@ -23,7 +23,7 @@ from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
-from api.schemas import HealthResponse, RootResponse, error_responses
+from api.schemas import HealthResponse, RootResponse, document_slow_bodies, error_responses
 from config import Settings, get_settings
 from database import unit_of_work
 from database.database import (
@@ -177,6 +177,8 @@ def create_app(
     # rendered as a page by a browser that guesses.
     app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
+    build_openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or document_slow_bodies(build_openapi())  # type: ignore[method-assign]
     app.add_exception_handler(StarletteHTTPException, method_not_allowed_handler)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
