@@ -1,5 +1,6 @@
-"""Subject focus judged within the group, held out: settings chosen on one source, reported on
-the other.
+"""Keepers judged side by side within each group, held out by photo source.
+
+Settings are chosen on one source and reported on the other.
 
     .venv/bin/python -m bench.keeper_group
 

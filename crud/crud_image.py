@@ -143,15 +143,14 @@ def lock_pair_stems(session: Session, stems: Collection[str]) -> None:
 def pair_candidates(
     session: Session, stem: str, shot_at: datetime, window: timedelta
 ) -> Sequence[Image]:
-    """Images without a companion whose file name starts with `stem.` (case ignored) taken
-    within `window` of `shot_at`: the partners processing.pairing.is_pair may accept."""
-    pattern = stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+    """Images without a companion whose file name has this stem (processing.pairing.pair_stem)
+    taken within `window` of `shot_at`: the partners processing.pairing.is_pair may accept."""
     query = (
         select(Image)
         .where(
+            Image.pair_stem == stem[:255],
             Image.companion_hash.is_(None),
             Image.shot_at.between(shot_at - window, shot_at + window),
-            func.lower(Image.original_filename).like(pattern, escape="\\"),
         )
         .order_by(Image.id)
     )
