@@ -49,6 +49,16 @@ router = APIRouter(
 )
 
 
+BatchViewQuery = Annotated[
+    batch_service.BatchView,
+    Query(
+        description="`full` (default): the whole page, every image. `summary`: counts, covers "
+        "and `groups` only, `image_associations` empty (kilobytes at 100k images, where the "
+        "page is 46 MB); the analysis's notes are in `groups`, not repeated in `parameters`."
+    ),
+]
+
+
 @router.post(
     "/",
     operation_id="createBatch",
@@ -56,10 +66,14 @@ router = APIRouter(
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 404),
 )
-def create_batch(body: BatchCreate, session: SessionDep, present: PresenterDep) -> Response:
+def create_batch(
+    body: BatchCreate, session: SessionDep, present: PresenterDep, view: BatchViewQuery = "full"
+) -> Response:
     """Create a batch from existing images."""
-    batch = batch_service.create_batch(session, body.name, body.image_ids)
-    return present.batch(batch, status_code=status.HTTP_201_CREATED)
+    answer = batch_service.create_batch(
+        session, body.name, body.image_ids, view, present.image_columns(), present.active_model
+    )
+    return present.batch_answer(answer, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/", operation_id="getAllBatches", response_model=list[BatchResponse])
@@ -90,9 +104,14 @@ def get_all_batches(
     response_model=BatchResponse,
     responses=error_responses(404),
 )
-def get_batch(batch_id: RowId, session: ReadSessionDep, present: PresenterDep) -> Response:
+def get_batch(
+    batch_id: RowId, session: ReadSessionDep, present: PresenterDep, view: BatchViewQuery = "full"
+) -> Response:
     """One batch; images ordered by group, then quality rank, then id."""
-    return present.batch_page(batch_service.batch_page(session, batch_id, present.image_columns()))
+    answer = batch_service.batch_answer(
+        session, batch_id, view, present.image_columns(), present.active_model
+    )
+    return present.batch_answer(answer)
 
 
 @router.put(
@@ -180,6 +199,7 @@ def analyze_batch(
     present: PresenterDep,
     pool: ClusteringPoolDep,
     body: AnalyzeRequest | None = None,
+    view: BatchViewQuery = "full",
 ) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
@@ -195,8 +215,9 @@ def analyze_batch(
             params.use_capture_time,
         ),
         present.image_columns(),
+        view,
     )
-    return present.batch_page(page)
+    return present.batch_answer(page)
 
 
 @router.put(

@@ -18,12 +18,12 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import cluster_routes, decision_routes, image_routes, import_routes
+from api import cluster_routes, decision_routes, image_routes, import_routes, judge_routes
 from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
-from api.schemas import HealthResponse, RootResponse, error_responses
+from api.schemas import HealthResponse, RootResponse, document_slow_bodies, error_responses
 from config import Settings, get_settings
 from database import unit_of_work
 from database.database import (
@@ -38,6 +38,7 @@ from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker, shelf_capacity
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
+from services.import_watch import ImportWatch
 from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, storage_dirs
 
@@ -107,6 +108,10 @@ def create_app(
         app.state.embedding_index = EmbeddingIndex()
         app.state.clustering_pool = clustering
         worker.start()
+        # Imports a crashed process left unfinished are finished (IMPORT_STALE_SECONDS).
+        imports = ImportWatch(factory, settings, settings.import_stale_seconds, alone=lease.alone)
+        if settings.import_roots:
+            imports.start()
         # What is built by now lives as long as the server: frozen out of the garbage
         # collector's sight, full collections no longer walk it. They took ~0.3 s each with the
         # GIL held (collecting nothing), the longest stalls requests saw during a 50k analysis.
@@ -120,6 +125,7 @@ def create_app(
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(imports.stop)
             await anyio.to_thread.run_sync(worker.stop)
             if model is not None and embedder is None:
                 await anyio.to_thread.run_sync(model.close)  # ours, not a caller's
@@ -174,11 +180,14 @@ def create_app(
     # rendered as a page by a browser that guesses.
     app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
+    build_openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or document_slow_bodies(build_openapi())  # type: ignore[method-assign]
     app.add_exception_handler(StarletteHTTPException, method_not_allowed_handler)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)
     app.include_router(decision_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(judge_routes.router)
 
     @app.get(
         "/",

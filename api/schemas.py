@@ -26,17 +26,22 @@ from pydantic_core import PydanticUndefined, to_json
 
 from crud.crud_batch import MEMBER_FIELDS
 from database import readiness
-from services.batch_service import PREVIEW_IMAGES
+from services.batch_service import (
+    GROUP_NOTES,
+    PREVIEW_IMAGES,
+    BatchMembers,
+    BatchOverview,
+    split_ids,
+)
 
 if TYPE_CHECKING:
-    from services.batch_service import BatchMembers, BatchSummary
+    from services.batch_service import BatchSummary
 
 from processing.grouping import (
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_MIN_SAMPLES,
     DEFAULT_TIME_GAP_SECONDS,
 )
-from services.analysis_service import GROUP_NOTES
 
 # A NUL cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
 # as UTF-8 at all: both are refused as input (422), not found out by the database (500).
@@ -244,10 +249,11 @@ class ImageAssociation(BaseModel):
     suggested_rank: int | None = Field(
         default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
     )
-    group_kind: Literal["burst", "bracket"] | None = Field(
+    group_kind: Literal["burst", "bracket", "focus_stack"] | None = Field(
         default=None,
-        description="burst: one keeper suggested; bracket: an exposure bracket, kept whole "
-        "(every frame a keeper). Null for Ungrouped images.",
+        description="burst: one keeper suggested; bracket: an exposure bracket, and "
+        "focus_stack: frames focused at stepping distances, kept whole (every frame a keeper). "
+        "Null for Ungrouped images.",
     )
     pick: Literal["keep", "reject"] | None = Field(
         default=None, description="The decision: keep, reject, or none."
@@ -430,6 +436,23 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+_SLOW_BODY = {
+    "description": "The request body arrived slower than BODY_MIN_BYTES_PER_SECOND once "
+    "BODY_GRACE_SECONDS were spent (api/guards.py); the connection is closed",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
+def document_slow_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body may answer 408 (the request guard's, outside the
+    routes): said in the OpenAPI `schema`, in place."""
+    for item in schema.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in {"post", "put", "patch"}:
+                operation.setdefault("responses", {}).setdefault("408", _SLOW_BODY)
+    return schema
+
+
 class RootResponse(BaseModel):
     message: str
 
@@ -513,22 +536,37 @@ def group_summaries(
     """Each group among `members` (page order; the image id at `id_at`), with the analysis's
     notes on it where they still describe it (GroupSummary as dicts)."""
     label_at = MEMBER_FIELDS.index("group_label")
-    members_of: dict[str, list[int]] = {}
+    splits = split_ids(parameters)
+    sizes: dict[str, int] = {}
+    labels_of: dict[int, str | None] = {}
     for member in members:
         label = member[label_at]
         if readiness.is_grouped(label):
-            members_of.setdefault(label, []).append(member[id_at])
+            sizes[label] = sizes.get(label, 0) + 1
+        if member[id_at] in splits:
+            labels_of[member[id_at]] = label
+    return noted_groups(parameters, sizes, labels_of)
+
+
+def noted_groups(
+    parameters: Mapping[str, Any] | None,
+    sizes: Mapping[str, int],
+    labels_of: Mapping[int, str | None],
+) -> list[dict[str, Any]]:
+    """GroupSummary dicts of the groups of `sizes` (in its order), with the analysis's notes
+    where they still describe them: a split is kept while its image (`labels_of`: the current
+    label of each member the notes name) is still in that group."""
     stored = (parameters or {}).get(GROUP_NOTES) or []
     notes = {note["label"]: note for note in stored if isinstance(note, dict) and "label" in note}
     summaries = []
-    for label, ids in members_of.items():
+    for label, size in sizes.items():
         note = notes.get(label, {})
         split = note.get("split_before_image_id")
-        split = split if split in ids else None  # removed since, or never in it
+        split = split if split is not None and labels_of.get(split) == label else None
         summaries.append(
             {
                 "label": label,
-                "size": len(ids),
+                "size": size,
                 "cohesion": note.get("cohesion"),
                 "may_hold_moments": split is not None,
                 "split_before_image_id": split,
@@ -666,8 +704,9 @@ class Presenter:
             ),
         )
 
-    def batch_page(self, page: BatchMembers) -> Response:
-        return json_response(self.batch_values(page.batch, page.columns, page.members))
+    def batch_page(self, page: BatchMembers, status_code: int = 200) -> Response:
+        body = self.batch_values(page.batch, page.columns, page.members)
+        return json_response(body, status_code=status_code)
 
     def batch_list(self, pages: Sequence[BatchMembers], total: int) -> Response:
         body = [self.batch_values(page.batch, page.columns, page.members) for page in pages]
@@ -685,6 +724,30 @@ class Presenter:
             for summary in summaries
         ]
         return json_response(body, headers={"X-Total-Count": str(total)})
+
+    def batch_overview(self, overview: BatchOverview, status_code: int = 200) -> Response:
+        """A batch's `view=summary` answer: counts, covers and groups, no memberships (the
+        analysis's notes are in `groups`, not repeated in `parameters`)."""
+        summary = overview.summary
+        body = _batch_body(
+            summary.batch,
+            image_count=summary.image_count,
+            embedded_count=summary.embedded_count,
+            preview_image_ids=summary.preview_image_ids,
+            image_associations=[],
+            groups=noted_groups(summary.batch.parameters, overview.group_sizes, overview.labels_of),
+        )
+        if body["parameters"] is not None:
+            body["parameters"] = {k: v for k, v in body["parameters"].items() if k != GROUP_NOTES}
+        return json_response(body, status_code=status_code)
+
+    def batch_answer(
+        self, answer: BatchMembers | BatchOverview, status_code: int = 200
+    ) -> Response:
+        """The page of a batch, or its overview (`view=summary`)."""
+        if isinstance(answer, BatchMembers):
+            return self.batch_page(answer, status_code)
+        return self.batch_overview(answer, status_code)
 
     def batch(
         self,

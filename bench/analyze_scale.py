@@ -282,19 +282,51 @@ def figures(
     return lines
 
 
+def insert_photo_like(url: str, n: int, model: str) -> list[int]:
+    """n image rows with 384-d photo-like vectors of `model`, inserted directly; their ids."""
+    import uuid
+
+    from sqlalchemy import create_engine, insert, select
+    from sqlalchemy.orm import Session
+
+    from database.models import Image
+
+    x, _ = photo_like(n, 384, seed=n + 384)
+    engine = create_engine(url)
+    tag = uuid.uuid4().hex[:8]
+    with Session(engine) as session:
+        for start in range(0, n, 5000):
+            session.execute(
+                insert(Image),
+                [
+                    {
+                        "filename": f"{tag}-{i}.jpg",
+                        "original_filename": f"{i}.jpg",
+                        "file_path": f"bench/{tag}-{i}.jpg",
+                        "image_hash": f"{tag}{i:056d}",
+                        "file_size": 1,
+                        "mime_type": "image/jpeg",
+                        "features": x[i].tobytes(),
+                        "embedding_model": model,
+                    }
+                    for i in range(start, min(n, start + 5000))
+                ],
+            )
+        session.commit()
+        ids = list(session.scalars(select(Image.id).order_by(Image.id)))
+    engine.dispose()
+    return ids
+
+
 def http_figures(n: int, isolation: str = "process") -> list[str]:
     """End to end through the API on PostgreSQL, clustering on `isolation` workers (process or
     thread, ANALYSIS_ISOLATION); see the module docstring."""
     import socket
     import threading
-    import uuid
 
     import httpx
-    from sqlalchemy import create_engine, insert, select
-    from sqlalchemy.orm import Session
 
     from bench.scratch import scratch_postgres
-    from database.models import Image
     from processing.feature_extraction import offline_model_id
 
     # Entered here, closed in the finally below: the server stops before the database goes.
@@ -330,30 +362,7 @@ def http_figures(n: int, isolation: str = "process") -> list[str]:
                     time.sleep(0.5)
             # The id the server's vectors carry (the offline encoder's name plus its pooling).
             model = health["model"]["active_model"] or offline_model_id()
-            x, _ = photo_like(n, 384, seed=n + 384)
-            engine = create_engine(url)
-            tag = uuid.uuid4().hex[:8]
-            with Session(engine) as session:
-                for start in range(0, n, 5000):
-                    session.execute(
-                        insert(Image),
-                        [
-                            {
-                                "filename": f"{tag}-{i}.jpg",
-                                "original_filename": f"{i}.jpg",
-                                "file_path": f"bench/{tag}-{i}.jpg",
-                                "image_hash": f"{tag}{i:056d}",
-                                "file_size": 1,
-                                "mime_type": "image/jpeg",
-                                "features": x[i].tobytes(),
-                                "embedding_model": model,
-                            }
-                            for i in range(start, min(n, start + 5000))
-                        ],
-                    )
-                session.commit()
-                ids = list(session.scalars(select(Image.id).order_by(Image.id)))
-            engine.dispose()
+            ids = insert_photo_like(url, n, model)
             with httpx.Client(base_url=base, timeout=3600) as client:
                 batch = client.post("/batches/", json={"name": "bench", "image_ids": ids})
                 batch.raise_for_status()

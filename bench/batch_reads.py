@@ -59,7 +59,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, storage: Path) -> Iterator[Server]:
+def running_server(
+    database_url: str, storage: Path, checkout: Path = PROJECT_ROOT
+) -> Iterator[Server]:
+    """`uvicorn api.main:app` of `checkout` (default this one) on a free port."""
     port = _free_port()
     env = {
         **os.environ,
@@ -75,7 +78,7 @@ def running_server(database_url: str, storage: Path) -> Iterator[Server]:
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
-            cwd=PROJECT_ROOT,
+            cwd=checkout,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crud.single_row import replace_row
 from database.models import ActiveModel, utcnow
 
 _ROW_ID = 1
@@ -30,15 +30,7 @@ def publish_model(session: Session, model: PublishedModel) -> None:
     """Insert or replace the row (one statement: two workers publishing at once both succeed,
     the last one wins; they run the same configuration)."""
     values = asdict(model) | {"id": _ROW_ID, "loaded_at": model.loaded_at or utcnow()}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ActiveModel).values(**values)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ActiveModel.id],
-            set_={key: statement.excluded[key] for key in values if key != "id"},
-        )
-    )
+    replace_row(session, ActiveModel, values)
 
 
 def published_model(session: Session) -> PublishedModel | None:

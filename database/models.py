@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from processing.capture_time import offset_text, wall_clock
+from processing.pairing import pair_stem
 
 SCHEMA = "image_clustering"
 NAMING_CONVENTION = {
@@ -57,6 +58,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def _pair_stem_of_row(context: Any) -> str:
+    return pair_stem(context.get_current_parameters()["original_filename"])[:255]
 
 
 class Base(DeclarativeBase):
@@ -147,6 +152,11 @@ class Image(Base):
     companion_hash: Mapped[str | None] = mapped_column(String(64))
     companion_size: Mapped[int | None] = mapped_column(BigInteger)
     companion_mime_type: Mapped[str | None] = mapped_column(String(64))
+    # processing.pairing.pair_stem of original_filename, set on insert: a partner is looked up
+    # by it (crud_image.pair_candidates).
+    pair_stem: Mapped[str | None] = mapped_column(
+        String(255), index=True, default=_pair_stem_of_row
+    )
 
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
@@ -163,6 +173,17 @@ class Image(Base):
     def shot_at_offset(self) -> str | None:
         """`+02:00`, or None when the camera recorded no offset."""
         return offset_text(self.shot_at_offset_minutes)
+
+
+class ImageCount(Base):
+    """How many images there are: the sum of `images` over the rows. Triggers keep it in the
+    transaction that inserts or deletes images (migration 20261203_i22_image_count); never
+    written by the application."""
+
+    __tablename__ = "image_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
 
 
 class ImageBatch(Base):
@@ -272,3 +293,28 @@ class FolderImport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set as it starts and at each chunk: an unfinished import whose heartbeat is older than
+    # IMPORT_STALE_SECONDS lost its process (a crash), and another resumes it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The run writing it (a token per run): a process whose token was replaced stops.
+    runner: Mapped[str | None] = mapped_column(String(32))
+
+
+class JudgeProfile(Base):
+    """One row (id 1) while the library uses a judge fitted to the photographer's choices
+    (services/judge_service.py); no row: the default judge. `in_use` says which weights rank:
+    "fitted", or "default" when the fitted ones agreed less often with held-back choices."""
+
+    __tablename__ = "judge_profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The fitted weights by part (processing.judge_fit.PARTS).
+    weights: Mapped[dict[str, float]] = mapped_column(JSON)
+    in_use: Mapped[str] = mapped_column(String(16))
+    groups: Mapped[int] = mapped_column(Integer)
+    pairs: Mapped[int] = mapped_column(Integer)
+    # Held-back agreement of the fitted and of the default judge (processing.judge_fit.HeldOut).
+    agreement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Which judge ranks and why, with the figures, in words.
+    note: Mapped[str] = mapped_column(Text)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,9 +8,8 @@ images, are noted on their own). Then:
 
 1. before the commit, inside the transaction: bump `vector_version` if vectors changed (row
    locks order the bumps as the commits themselves; see database.vector_version); check that
-   each move's destination folder takes files (made again if it was deleted): if not, the
-   commit fails with `StorageUnavailable` and rolls back, rather than strand a committed
-   upload in incoming/;
+   each move's destination folder takes files: if not, the commit fails with
+   `StorageUnavailable` and rolls back, rather than strand a committed upload in incoming/;
 2. after the commit: move the uploaded files into place,
 3. delete the files of deleted images,
 4. hand the ids to the worker (their files are in place by now).
@@ -168,7 +167,9 @@ def _before_commit(session: Session) -> None:
         bump_version(session)
         work.vectors_changed = False
     destinations = tuple(dict.fromkeys(destination.parent for _, destination in work.moves))
-    check_storage(destinations, None, make_missing=True)  # the bytes are written already
+    # The bytes are written already: only the folder is checked. It was made again (if
+    # deleted) when the request began; gone since, the upload is refused, not stranded.
+    check_storage(destinations, None, remake=False)
 
 
 def _after_commit(session: Session) -> None:
@@ -179,7 +180,7 @@ def _after_commit(session: Session) -> None:
         return
     for source, destination in work.moves:
         try:
-            _move_into_place(source, destination)
+            os.replace(source, destination)
         except OSError:
             # The row is committed, the bytes are still in incoming/: start-up finishes the move.
             logger.exception("could not move %s into place; start-up will retry", source)
@@ -194,17 +195,6 @@ def _after_commit(session: Session) -> None:
         except Exception:
             # The rows are committed and unfinished: the next start-up's backfill queues them.
             logger.exception("could not queue images %s; the next start-up will", work.image_ids)
-
-
-def _move_into_place(source: Path, destination: Path) -> None:
-    try:
-        os.replace(source, destination)
-    except FileNotFoundError:
-        if not source.exists():
-            raise
-        # The folder was deleted between the check before the commit and now: make it again.
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, destination)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:

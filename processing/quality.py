@@ -172,6 +172,12 @@ def assess_quality(img: Image.Image) -> QualityScores:
     )
 
 
+def steadiness(motion: float) -> float:
+    """What is left of sharpness after shake: 1 up to a steady frame's MOTION_FLOOR, then down
+    to 1 - MOTION_PENALTY for a frame smeared all one way."""
+    return 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
+
+
 def subject_sharpness(region: float, face: float | None) -> float:
     """The frame's sharpness from its subject tiles' and (when found) its faces'."""
     return region if face is None else FACE_WEIGHT * face + (1 - FACE_WEIGHT) * region
@@ -181,8 +187,7 @@ def combined_score(
     sharpness: float, motion: float, exposure: float, eyes: Sequence[str] | str | None
 ) -> float:
     """The quality score from its parts (the module's docstring says how)."""
-    steady = 1.0 - MOTION_PENALTY * max(0.0, motion - MOTION_FLOOR) / (1.0 - MOTION_FLOOR)
-    quality = SHARPNESS_WEIGHT * sharpness * steady + EXPOSURE_WEIGHT * exposure
+    quality = SHARPNESS_WEIGHT * sharpness * steadiness(motion) + EXPOSURE_WEIGHT * exposure
     return _unit(quality * (1.0 - EYES_CLOSED_PENALTY * closed_share(eyes)))
 
 
@@ -461,6 +466,8 @@ class Judged(Protocol):
     def brightness(self) -> float | None: ...
     @property
     def face_sharpness(self) -> float | None: ...
+    @property
+    def eye_sharpness(self) -> float | None: ...
     @property
     def eyes(self) -> str | None: ...
 

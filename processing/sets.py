@@ -7,9 +7,16 @@ steps evenly across at least MIN_BRACKET_FRAMES distinct values (-2, -1, 0, +1, 
 ExposureMode 2) whose compensations do not repeat. An HDR merge needs every frame, so all of
 them are keepers (the group's kind is `bracket`).
 
-Not detected: panorama sweeps and focus stacks. EXIF carries no flag for either, and telling
-them from looks (overlap between neighbours, a focus distance stepping) needs the frames'
-registration, which the server does not compute; they are grouped as bursts.
+A focus stack is a group of one framing (its frames' tile sharpness maps line up) shot by one
+camera at one exposure compensation, in which the sharp region moves from frame to frame
+(processing.group_focus.is_focus_stack); its frames are merged into one picture, so all of them
+are keepers too (kind `focus_stack`). Told from looks alone: EXIF's SubjectDistance is rarely
+written and the focus distance lives in each maker's own notes. Measured with
+python -m bench.focus_stacks (bench/results/focus_stacks.txt).
+
+Not detected: panorama sweeps. EXIF carries no flag for them, and telling them from looks
+(shifted overlap between neighbours) needs the frames' registration, which the server does not
+compute; they are grouped as bursts, or not grouped when their looks differ.
 """
 
 from __future__ import annotations
@@ -19,11 +26,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
+from processing.group_focus import is_focus_stack
 from processing.grouping import UNGROUPED
 
 BURST = "burst"
 BRACKET = "bracket"
-GROUP_KINDS = (BURST, BRACKET)
+FOCUS_STACK = "focus_stack"
+GROUP_KINDS = (BURST, BRACKET, FOCUS_STACK)
+# Sets kept whole: every frame a keeper.
+KEPT_WHOLE = (BRACKET, FOCUS_STACK)
 # The camera's ExposureMode for auto bracketing (EXIF 2.3, tag 0xA402).
 AUTO_BRACKET_MODE = 2
 # A bracket is shot in one go: a camera takes 3 to 9 frames in a second or two, a tripod HDR
@@ -44,6 +57,8 @@ class Frame:
     camera: str | None
     exposure_bias: float | None
     exposure_mode: int | None
+    # The judge's tile sharpness map (QualityScores.focus_tiles); None before it is judged.
+    focus_tiles: list[list[float]] | None = None
 
 
 def find_brackets(
@@ -143,6 +158,9 @@ def with_brackets(
         for image_id in bracket:
             result[image_id] = label
         kinds[label] = BRACKET
+    for label, kind in _stack_kinds(result, frames).items():
+        if kinds.get(label) == BURST:
+            kinds[label] = kind
     sizes: dict[str, int] = {}
     for label in result.values():
         sizes[label] = sizes.get(label, 0) + 1
@@ -163,6 +181,29 @@ def group_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str,
     for label, ids in members.items():
         found = find_brackets([by_id[i] for i in ids if i in by_id])
         kinds[label] = BRACKET if len(found) == 1 and set(found[0]) == ids else BURST
+    for label, kind in _stack_kinds(labels, frames).items():
+        if kinds.get(label) == BURST:
+            kinds[label] = kind
+    return kinds
+
+
+def _stack_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str, str]:
+    """`focus_stack` for each group that is one: all its frames judged, of one camera and one
+    exposure compensation, the sharp region moving from frame to frame."""
+    members: dict[str, list[Frame]] = {}
+    for frame in frames:
+        label = labels.get(frame.id)
+        if label is not None and label != UNGROUPED:
+            members.setdefault(label, []).append(frame)
+    kinds: dict[str, str] = {}
+    for label, group in members.items():
+        maps = [f.focus_tiles for f in group]
+        if len({f.camera for f in group}) != 1 or len({f.exposure_bias for f in group}) != 1:
+            continue
+        if all(m is not None for m in maps) and is_focus_stack(
+            [np.asarray(m, dtype=np.float64) for m in maps if m is not None]
+        ):
+            kinds[label] = FOCUS_STACK
     return kinds
 
 

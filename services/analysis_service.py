@@ -28,18 +28,15 @@ from processing.grouping import (
     ImageGrouper,
     camera_key,
 )
-from processing.sets import BRACKET, with_brackets
+from processing.sets import BRACKET, FOCUS_STACK, with_brackets
 from services import batch_service, ranking
+from services.batch_service import GROUP_NOTES
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
 from services.errors import AppError, Conflict, InvalidInput, NotFound
 from services.lock_conflicts import retry_on_lock_conflict
 from services.model_identity import active_model_id
 
 logger = logging.getLogger(__name__)
-
-# The key of the analysis parameters holding each group's cohesion and candidate split; a
-# manual regrouping (update_groups) removes it, since the groups it describes are gone.
-GROUP_NOTES = "group_notes"
 
 
 class AnalysisFailed(AppError):
@@ -148,9 +145,11 @@ def analyze_batch(
     batch_id: int,
     params: AnalysisParameters,
     image_columns: Sequence[str],
-) -> batch_service.BatchMembers:
+    view: batch_service.BatchView = "full",
+) -> batch_service.BatchMembers | batch_service.BatchOverview:
     """Group the batch's images into moments (capture time, camera, looks) and rank each group;
-    returns the batch page (with `image_columns` of each image).
+    returns the batch page (with `image_columns` of each image), or with `view="summary"` its
+    overview (counts and groups).
 
     Plain rows throughout, no ORM objects per image: at 50k images loading and flushing objects
     cost several times the clustering itself, and held the GIL from other requests. The
@@ -193,7 +192,8 @@ def analyze_batch(
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: readiness.UNGROUPED for image in failed})
     grouped = _members_by_label(labels)
-    # Brackets are told from EXIF whatever their looks: each becomes a group kept whole.
+    # Brackets are told from EXIF whatever their looks: each becomes a group kept whole;
+    # a group whose sharp region moves from frame to frame is a focus stack, kept whole too.
     labels, kinds = with_brackets(labels, ranking.frames(crud_image.frame_rows(session, batch_id)))
     ranking.rank_labelled(session, batch_id, labels, kinds)
     # Notes only on the groups brackets left as the grouping made them.
@@ -219,13 +219,14 @@ def analyze_batch(
         "embedding_model": active_model,
         "groups": len({label for label in labels.values() if readiness.is_grouped(label)}),
         "brackets": sum(kind == BRACKET for kind in kinds.values()),
+        "focus_stacks": sum(kind == FOCUS_STACK for kind in kinds.values()),
         "single_cluster_fallback": result.used_single_cluster_fallback,
         # How sure each group is (processing.grouping.GroupNote); the batch page's `groups`.
         GROUP_NOTES: notes,
     }
     batch.status, batch.error, batch.parameters = "complete", None, parameters
     session.flush()
-    return batch_service.batch_page(session, batch_id, image_columns)
+    return batch_service.batch_answer(session, batch_id, view, image_columns, active_model)
 
 
 def _members_by_label(labels: Mapping[int, str]) -> dict[str, set[int]]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from crud import crud_batch, crud_decision
 from database import readiness
 from database.models import ImageBatch
-from processing.sets import BRACKET
+from processing.sets import KEPT_WHOLE
 from services import batch_service, ranking
 from services.errors import NotFound
 
@@ -190,7 +190,7 @@ def _units(rows: Sequence[Any]) -> list[_Unit]:
     brackets: dict[str, _Unit] = {}
     for row in rows:
         score = row.quality_score if row.quality_score is not None else -1.0
-        if row.group_kind == BRACKET and row.group_label is not None:
+        if row.group_kind in KEPT_WHOLE and row.group_label is not None:
             unit = brackets.get(row.group_label)
             if unit is None:
                 unit = brackets[row.group_label] = _Unit([], score, True, row.group_label)

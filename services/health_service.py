@@ -92,7 +92,7 @@ def _model_report(published: PublishedModel | None, configured_model: str) -> di
 def _storage_state(dirs: tuple[Path, ...], min_free_bytes: int) -> str:
     """ok, unwritable or full: what an upload would find (a deleted folder is made again)."""
     try:
-        check_storage(dirs, min_free_bytes, make_missing=True)
+        check_storage(dirs, min_free_bytes, remake=True)
     except StorageUnavailable as exc:
         return exc.state
     return "ok"

@@ -85,8 +85,10 @@ class UploadResult:
     image: Image
     is_duplicate: bool = False
     message: str | None = None
-    # Stored as the companion of an existing image (a RAW+JPEG pair's second file).
+    # Stored as the second file of an existing image (a RAW+JPEG pair's, services/companions):
+    # nothing to process, unless it became the main file (`reprocess`).
     paired: bool = False
+    reprocess: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,11 @@ class UploadReport:
 
     @property
     def new_image_ids(self) -> list[int]:
-        return [r.image.id for r in self.accepted if not (r.is_duplicate or r.paired)]
+        return [
+            r.image.id
+            for r in self.accepted
+            if not r.is_duplicate and (r.reprocess or not r.paired)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +177,7 @@ def _check_storage(settings: UploadSettings) -> None:
     """Refuse before writing anything when the storage cannot take the files (a folder
     deleted while the server runs is made again first)."""
     try:
-        check_storage(storage_dirs(settings), settings.storage_min_free_bytes, make_missing=True)
+        check_storage(storage_dirs(settings), settings.storage_min_free_bytes, remake=True)
     except StorageUnavailable as exc:
         raise Unavailable(f"Storage is unavailable: {exc}; try again shortly.") from exc
 
@@ -238,15 +244,16 @@ def _store(session: Session, settings: UploadSettings, item: _Prepared) -> Uploa
     metadata, adjusted = crud_image.fit_to_columns(Image, item.inspected.metadata.as_dict())
     os.replace(item.spooled.path, staged)
     try:
-        partner = _attach_to_partner(session, item, filename)
+        paired = _attach_to_partner(session, settings, item, filename)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    if partner is not None:
+    if paired is not None:
         unit_of_work.move_after_commit(session, staged, settings.images_dir / filename)
-        decode_shelf().take(item.spooled.sha256, 0)  # the partner's file is the one judged
-        message = f"Stored as the second file of image {partner.id} (RAW+JPEG pair)."
-        return UploadResult(partner, message=message, paired=True)
+        if not paired.reprocess:  # the other file is the one judged: no use for this decode
+            decode_shelf().take(item.spooled.sha256, 0)
+        message = f"Stored as the second file of image {paired.image.id} (RAW+JPEG pair)."
+        return UploadResult(paired.image, message=message, paired=True, reprocess=paired.reprocess)
     image = Image(
         filename=filename,
         original_filename=item.original_filename,
@@ -277,7 +284,9 @@ def _store(session: Session, settings: UploadSettings, item: _Prepared) -> Uploa
     return UploadResult(image)
 
 
-def _attach_to_partner(session: Session, item: _Prepared, filename: str) -> Image | None:
+def _attach_to_partner(
+    session: Session, settings: StorageLayout, item: _Prepared, filename: str
+) -> companions.Paired | None:
     key = companions.file_key(
         item.original_filename, item.inspected.mime_type, item.inspected.metadata
     )
@@ -290,7 +299,7 @@ def _attach_to_partner(session: Session, item: _Prepared, filename: str) -> Imag
         size=item.spooled.size,
         mime_type=item.inspected.mime_type,
     )
-    return companions.attach_to_partner(session, key, file)
+    return companions.attach_to_partner(session, settings.storage_root, key, file)
 
 
 def get_image(session: Session, image_id: int) -> Image:

@@ -32,7 +32,8 @@ class SidecarReport:
 def write_sidecars(
     session: Session, import_id: int, options: xmp_export.XmpOptions, *, overwrite: bool
 ) -> SidecarReport:
-    """Write (or merge) one sidecar beside each original of the import's batch."""
+    """Write (or merge) one sidecar beside each original of the import's batch (both files
+    of a RAW+JPEG pair)."""
     folder_import = import_service.get_import(session, import_id)
     if folder_import.batch_id is None:
         raise Conflict(f"Import {import_id} has no batch any more (it was deleted).")
@@ -40,35 +41,53 @@ def write_sidecars(
     report = SidecarReport()
     taken: set[Path] = set()
     for association, pick in xmp_export.batch_picks(session, folder_import.batch_id):
-        source = association.image.source_path
-        if source is None or not Path(source).is_relative_to(folder):
-            continue  # uploaded, or imported from another folder: not this import's to write
-        original = Path(source)
-        relative = str(original.relative_to(folder))
-        target = original.with_name(_sidecar_name(original, options.naming))
-        if target in taken:
-            reason = f"{target.name} is the sidecar of another photo of this name"
-            report.skipped.append({"file": relative, "reason": reason})
-            continue
-        taken.add(target)
-        if not original.parent.is_dir():
-            report.skipped.append({"file": relative, "reason": "its folder is gone"})
-            continue
+        image = association.image
         ours = xmp_export.sidecar_xml(pick, options)
-        try:
-            merged = _write(target, ours, overwrite=overwrite)
-        except UnreadableXmp as exc:
-            reason = f"{target.name} exists and is not XMP we can merge into ({exc})"
-            report.skipped.append({"file": relative, "reason": reason})
-            continue
-        except OSError as exc:
-            report.skipped.append({"file": relative, "reason": exc.strerror or str(exc)})
-            continue
-        if merged:
-            report.merged += 1
-        else:
-            report.written += 1
+        # Both files of a RAW+JPEG pair get one (named `basename`, the pair shares one).
+        targets: set[Path] = set()
+        for source in (image.source_path, image.companion_source_path):
+            if source is None or not Path(source).is_relative_to(folder):
+                continue  # uploaded, or imported from another folder: not this import's to write
+            original = Path(source)
+            target = original.with_name(_sidecar_name(original, options.naming))
+            if target in targets:
+                continue
+            targets.add(target)
+            relative = str(original.relative_to(folder))
+            if target in taken:
+                reason = f"{target.name} is the sidecar of another photo of this name"
+                report.skipped.append({"file": relative, "reason": reason})
+                continue
+            taken.add(target)
+            _write_beside(report, original, relative, target, ours, overwrite=overwrite)
     return report
+
+
+def _write_beside(
+    report: SidecarReport,
+    original: Path,
+    relative: str,
+    target: Path,
+    ours: bytes,
+    *,
+    overwrite: bool,
+) -> None:
+    if not original.parent.is_dir():
+        report.skipped.append({"file": relative, "reason": "its folder is gone"})
+        return
+    try:
+        merged = _write(target, ours, overwrite=overwrite)
+    except UnreadableXmp as exc:
+        reason = f"{target.name} exists and is not XMP we can merge into ({exc})"
+        report.skipped.append({"file": relative, "reason": reason})
+        return
+    except OSError as exc:
+        report.skipped.append({"file": relative, "reason": exc.strerror or str(exc)})
+        return
+    if merged:
+        report.merged += 1
+    else:
+        report.written += 1
 
 
 def _sidecar_name(original: Path, naming: xmp_export.Naming) -> str:

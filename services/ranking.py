@@ -2,8 +2,9 @@
 
 `suggested_rank` is the judge's own order; `quality_rank`, what a client shows, puts the images
 the photographer kept first and those they rejected last, the rest in the judge's order. Each
-frame of a set kept whole (a bracket) and each Ungrouped image ranks 1; who counts as a keeper
-is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is not one).
+frame of a set kept whole (a bracket, a focus stack) and each Ungrouped image ranks 1; who
+counts as a keeper is database.readiness.is_keeper's rule alone (an undecided Ungrouped image is
+not one). Within a burst the frames are judged side by side (processing/group_focus.py).
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from crud import crud_batch, crud_decision, crud_image
+from crud import crud_batch, crud_decision, crud_image, crud_judge
 from crud.crud_batch import MemberRank
 from database import readiness
 from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
-from processing.quality import Judged, closed_share, rank_reason
-from processing.sets import BRACKET, BURST, Frame, group_kinds
+from processing.judge_fit import order_key, weight_vector
+from processing.quality import Judged, rank_reason
+from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
 # the photographer rejected.
 USER_CHOICE = "user_choice"
 USER_REJECTED = "user_rejected"
+# Below a frame that only the judge fitted to the photographer's choices prefers (the default
+# judge would rank it first of the two).
+FITTED_TASTE = "fitted_taste"
 _PICK_ORDER = {"keep": 0, None: 1, "reject": 2}
 
 
@@ -46,20 +53,10 @@ class MappedImage(RankedImage, Protocol):
 J = TypeVar("J", bound=RankedImage)
 
 
-def rank_by_quality(images: Iterable[J]) -> list[J]:
-    """Best first: scored before unscored; fewer closed eyes (the share of the faces whose eyes
-    were read) before more, however crisp the blink; then the highest quality score, then the
-    earliest upload. A culler never keeps a blink over the same moment with open eyes, so eyes
-    come before the score rather than as a weight in it (which a crisper blink outscored)."""
-    return sorted(
-        images,
-        key=lambda i: (
-            i.quality_score is None,
-            closed_share(i.eyes),
-            -(i.quality_score or 0.0),
-            i.id,
-        ),
-    )
+def rank_by_quality(images: Iterable[J], weights: NDArray[np.float64] | None = None) -> list[J]:
+    """Best first by processing.judge_fit.order_key (the fitted judge's score with `weights`,
+    the default judge's without), then the earliest upload."""
+    return sorted(images, key=lambda i: (*order_key(i, weights), i.id))
 
 
 def judged_side_by_side(members: Sequence[MappedImage]) -> list[GroupJudged]:
@@ -73,20 +70,21 @@ def ranked_members(
     images: Mapping[int, MappedImage],
     kinds: Mapping[str, str],
     user_picks: Mapping[int, str],
+    weights: NDArray[np.float64] | None = None,
 ) -> dict[int, MemberRank]:
     """Each image's label, shown rank, reason (below rank 1), the judge's rank and the group's
-    kind, by image id."""
+    kind, by image id; `weights`: the fitted judge's, None for the default."""
     groups: dict[str, list[MappedImage]] = defaultdict(list)
     for image_id, label in labels.items():
         groups[label].append(images[image_id])
     result: dict[int, MemberRank] = {}
     for label, members in groups.items():
         kind = kinds.get(label, BURST) if readiness.is_grouped(label) else None
-        if kind is None or kind == BRACKET:
+        if kind is None or kind in KEPT_WHOLE:
             for member in members:
                 result[member.id] = MemberRank(label, 1, None, 1, kind)
             continue
-        suggested = rank_by_quality(judged_side_by_side(members))
+        suggested = rank_by_quality(judged_side_by_side(members), weights)
         shown = sorted(suggested, key=lambda i: _PICK_ORDER[user_picks.get(i.id)])
         # Reasons are said against the judge's best frame the photographer did not reject.
         best = next((i for i in suggested if user_picks.get(i.id) != "reject"), suggested[0])
@@ -95,25 +93,36 @@ def ranked_members(
             result[image.id] = MemberRank(
                 label,
                 position,
-                None if position == 1 else _reason(image, best, user_picks.get(image.id)),
+                None if position == 1 else _reason(image, best, user_picks.get(image.id), weights),
                 judge_rank[image.id],
                 kind,
             )
     return result
 
 
-def _reason(image: RankedImage, best: RankedImage, pick: str | None) -> str:
+def _reason(
+    image: RankedImage, best: RankedImage, pick: str | None, weights: NDArray[np.float64] | None
+) -> str:
     if pick == "reject":
         return USER_REJECTED
     if image is best:
         return USER_CHOICE
+    if weights is not None and order_key(image, None) < order_key(best, None):
+        return FITTED_TASTE
     return rank_reason(image, best)
 
 
 def frames(rows: Sequence[Any]) -> list[Frame]:
     """crud_image.frame_rows as processing.sets frames."""
     return [
-        Frame(row.id, row.shot_at, camera_key(*row[2:5]), row.exposure_bias, row.exposure_mode)
+        Frame(
+            row.id,
+            row.shot_at,
+            camera_key(*row[2:5]),
+            row.exposure_bias,
+            row.exposure_mode,
+            row.focus_tiles,
+        )
         for row in rows
     ]
 
@@ -127,7 +136,10 @@ def rank_labelled(
         kinds = group_kinds(labels, frames(crud_image.frame_rows(session, batch_id)))
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
     picks = crud_decision.user_picks(session, batch_id)
-    crud_batch.set_member_labels(session, batch_id, ranked_members(labels, judged, kinds, picks))
+    fitted = crud_judge.fitted_weights(session)
+    weights = None if fitted is None else weight_vector(fitted)
+    ranks = ranked_members(labels, judged, kinds, picks, weights)
+    crud_batch.set_member_labels(session, batch_id, ranks)
 
 
 def rerank_groups(session: Session, batch_id: int, group_labels: Iterable[str]) -> None:

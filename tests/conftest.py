@@ -35,7 +35,14 @@ from tests import scratch_db
 from tests.tiny_models import build_tiny_dinov3
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-TABLES = ("imports", "image_batch_association", "image_batches", "images", "active_model")
+TABLES = (
+    "imports",
+    "image_batch_association",
+    "image_batches",
+    "images",
+    "active_model",
+    "judge_profile",
+)
 
 
 def _requested_url(tmp_dir: Path) -> str | None:

@@ -253,6 +253,25 @@ def shallow_focus(img: Image.Image, region: tuple[int, int, int, int], inside: b
     return Image.composite(img, soft, mask) if inside else Image.composite(soft, img, mask)
 
 
+def focus_stack(img: Image.Image, frames: int, across: bool = False) -> list[Image.Image]:
+    """Frames of a focus stack of `img`: frame k sharp in the k-th of `frames` bands (top to
+    bottom, or left to right with `across`), the rest softened as a lens focused elsewhere."""
+    width, height = img.size
+    soft = img.filter(ImageFilter.GaussianBlur(3))
+    stack = []
+    for k in range(frames):
+        mask = Image.new("L", img.size, 0)
+        band = (
+            (width * k // frames, 0, width * (k + 1) // frames, height)
+            if across
+            else (0, height * k // frames, width, height * (k + 1) // frames)
+        )
+        ImageDraw.Draw(mask).rectangle(band, fill=255)
+        feather = mask.filter(ImageFilter.GaussianBlur(min(width, height) / (3 * frames)))
+        stack.append(Image.composite(img, soft, feather))
+    return stack
+
+
 def shaken(img: Image.Image, length: int = 9, angle: float = 30.0) -> Image.Image:
     """A straight-line camera shake of `length` pixels."""
     kernel = np.zeros((length, length), np.float32)

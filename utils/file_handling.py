@@ -28,6 +28,8 @@ from processing.photo import load_oriented_rgb
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
+# In the storage root while a process uses it (services.background.startup.StorageLease).
+LEASE_FILE = ".pixal-storage.lease"
 THUMBNAIL_QUALITY = 85
 
 
@@ -69,24 +71,33 @@ class StorageUnavailable(OSError):
         return self.message
 
 
-def check_storage(
-    dirs: tuple[Path, ...], min_free_bytes: int | None, *, make_missing: bool
-) -> None:
-    """Raise `StorageUnavailable` unless every folder exists (made again first when
-    `make_missing`: one deleted while the server runs), takes a new file, and has more than
+def remake_deleted_folder(directory: Path) -> None:
+    """Make `directory` again when it is missing from a storage root that still holds its
+    lease file (a folder deleted while the server runs). A root without that file is left
+    alone: deleted, or a mount gone (its empty mount point), files put there would be lost."""
+    if not directory.is_dir() and (directory.parent / LEASE_FILE).is_file():
+        directory.mkdir(exist_ok=True)
+
+
+def check_storage(dirs: tuple[Path, ...], min_free_bytes: int | None, *, remake: bool) -> None:
+    """Raise `StorageUnavailable` unless every folder exists (`remake`: made again if it was
+    deleted, see `remake_deleted_folder`), takes a new file, and has more than
     `min_free_bytes` free (None: space not checked). Writing is tried, not inferred from
     permission bits (root ignores them; a read-only mount does not)."""
     for directory in dirs:
         try:
-            if make_missing:
-                directory.mkdir(parents=True, exist_ok=True)
+            if remake:
+                remake_deleted_folder(directory)
             with tempfile.TemporaryFile(dir=directory):
                 pass
             free = shutil.disk_usage(directory).free
         except OSError as exc:
             logger.warning("storage folder %s cannot be written: %s", directory, exc)
+            why = "cannot be written"
+            if not (directory.parent / LEASE_FILE).is_file():
+                why = "is gone with the storage root (deleted, or a mount gone?)"
             raise StorageUnavailable(
-                "unwritable", f"the storage folder '{directory.name}' cannot be written"
+                "unwritable", f"the storage folder '{directory.name}' {why}"
             ) from exc
         if min_free_bytes is not None and free <= min_free_bytes:
             logger.warning("storage folder %s has %d bytes free", directory, free)
@@ -156,7 +167,7 @@ def make_thumbnail(img: Image.Image, size: int) -> Image.Image:
 def write_jpeg_atomically(img: Image.Image, destination: Path) -> None:
     """Write a JPEG under a temporary name, then rename: readers never see half a file."""
     temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.tmp")
-    destination.parent.mkdir(parents=True, exist_ok=True)  # deleted while the server runs
+    remake_deleted_folder(destination.parent)
     try:
         img.save(temporary, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
         os.replace(temporary, destination)

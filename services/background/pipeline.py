@@ -251,8 +251,11 @@ def _write_results(session_factory: sessionmaker[Session], jobs: list[_Job]) -> 
         for job in jobs:
             if not job.values:
                 continue
-            if not crud_image.update_processed_image(session, job.image_id, **job.values):
-                # Deleted while we worked: do not leave its thumbnail behind.
+            if not crud_image.update_processed_image(
+                session, job.image_id, made_from=job.image_hash, **job.values
+            ):
+                # Deleted while we worked, or its file replaced (a RAW by its JPEG): do not
+                # leave its thumbnail behind.
                 if job.wrote_thumbnail:
                     job.thumbnail.unlink(missing_ok=True)
                 continue

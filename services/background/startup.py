@@ -19,11 +19,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from crud import crud_image
-from utils.file_handling import StorageLayout, iter_files, thumbnail_relative_path
+from utils.file_handling import LEASE_FILE, StorageLayout, iter_files, thumbnail_relative_path
 
 logger = logging.getLogger(__name__)
 
-LEASE_FILE = ".pixal-storage.lease"
 # A file in incoming/ or a temporary thumbnail untouched for this long belongs to no request
 # or worker still alive: uploads are written as they arrive and committed right after.
 STALE_SECONDS = 24 * 3600

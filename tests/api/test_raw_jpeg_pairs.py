@@ -7,6 +7,7 @@ import csv
 import io
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -31,6 +32,7 @@ def camera_jpeg(
     model: str = SPEC.model,
     offset: str | None = SPEC.offset,
     seed: int = 7,
+    size: tuple[int, int] = (900, 600),
 ) -> bytes:
     """The JPEG the camera writes beside its RAW (by default: the same frame as SPEC's DNG)."""
     exif_ifd: dict[int, str] = {_TAKEN: taken, _SUBSEC: "30"}
@@ -39,7 +41,7 @@ def camera_jpeg(
     if serial is not None:
         exif_ifd[_SERIAL] = serial
     exif = build_exif({_MAKE: SPEC.make, _MODEL: model}, exif_ifd)
-    return jpeg_bytes((900, 600), seed=seed, exif=exif)
+    return jpeg_bytes(size, seed=seed, exif=exif)
 
 
 def post(
@@ -89,20 +91,35 @@ def test_a_pair_in_one_upload_is_one_image_with_two_files(
     assert len(client.get("/images/").json()) == 1
 
 
-def test_a_pair_across_two_uploads_is_one_image(client: TestClient, storage_root: Path) -> None:
-    raw, jpeg = dng_bytes(SPEC), camera_jpeg()
+def test_a_jpeg_after_its_raw_becomes_the_main_file_of_the_same_image(
+    client: TestClient, storage_root: Path
+) -> None:
+    raw = dng_bytes(SPEC)
+    # Square, unlike the DNG's 3:2 preview: the thumbnail tells which file it was made from.
+    jpeg = camera_jpeg(size=(600, 600))
     [first] = post(client, [("IMG_0001.DNG", raw)]).json()
+    raw_thumbnails = sorted((storage_root / "thumbnails").iterdir())
+    assert len(raw_thumbnails) == 1  # the worker judged the RAW alone
     [second] = post(client, [("img_0001.jpg", jpeg)]).json()
 
     assert second["id"] == first["id"]
     assert not second["is_duplicate"]
     assert "second file of image" in second["message"]
     [image] = client.get("/images/").json()
-    # The RAW came first and stays the main file; the JPEG is its companion.
-    assert image["original_filename"] == "IMG_0001.DNG"
-    assert image["companion_original_filename"] == "img_0001.jpg"
+    assert image["original_filename"] == "img_0001.jpg"
+    assert image["companion_original_filename"] == "IMG_0001.DNG"
+    # Processed again, from the JPEG: its thumbnail, a vector; the RAW's thumbnail is gone.
+    assert image["has_thumbnail"]
+    assert image["has_embedding"]
+    thumbnail = client.get(f"/images/thumbnail/{image['id']}")
+    with Image.open(io.BytesIO(thumbnail.content)) as thumb:
+        assert thumb.size == (512, 512)
+    thumbnails = sorted((storage_root / "thumbnails").iterdir())
+    assert len(thumbnails) == 1
+    assert thumbnails != raw_thumbnails
+    assert client.get(f"/images/{image['id']}").content == jpeg
     assert client.get(f"/images/{image['id']}", params={"which": "raw"}).content == raw
-    assert client.get(f"/images/{image['id']}", params={"which": "companion"}).content == jpeg
+    assert client.get(f"/images/{image['id']}", params={"which": "companion"}).content == raw
     assert len(stored(storage_root)) == 2
 
 
@@ -248,11 +265,15 @@ def test_a_pair_imported_in_place_is_one_image_and_stays_on_the_card(
     assert (progress["done"], progress["failed"], progress["duplicates"]) == (3, 0, 0)
     batch = client.get(f"/batches/{progress['batch_id']}").json()
     images = {a["image"]["original_filename"]: a["image"] for a in batch["image_associations"]}
-    assert set(images) == {"IMG_0001.DNG", "IMG_0002.DNG"}
-    pair = images["IMG_0001.DNG"]
-    assert pair["companion_original_filename"] == "IMG_0001.JPG"
-    jpeg = client.get(f"/images/{pair['id']}", params={"which": "companion"})
-    assert jpeg.content == files["IMG_0001.JPG"]
+    # The JPEG, indexed after its RAW, took the RAW's place as the main file.
+    assert set(images) == {"IMG_0001.JPG", "IMG_0002.DNG"}
+    pair = images["IMG_0001.JPG"]
+    assert pair["companion_original_filename"] == "IMG_0001.DNG"
+    assert pair["has_thumbnail"]
+    assert pair["has_embedding"]
+    raw = client.get(f"/images/{pair['id']}", params={"which": "raw"})
+    assert raw.content == files["IMG_0001.DNG"]
+    assert len(list((storage_root / "thumbnails").iterdir())) == 2
     assert not list((storage_root / "images").iterdir())  # no byte copied
 
     assert client.delete(f"/images/{pair['id']}").status_code == 200
@@ -272,3 +293,55 @@ def test_a_pair_in_one_import_chunk_keeps_the_jpeg_as_main(
     [association] = batch["image_associations"]
     assert association["image"]["original_filename"] == "IMG_0001.JPG"
     assert association["image"]["companion_original_filename"] == "IMG_0001.DNG"
+
+
+def _rating(sidecar: Path) -> str | None:
+    """xmp:Rating of a sidecar, read as XML."""
+    tree = ElementTree.parse(sidecar)
+    return tree.findtext(".//{http://ns.adobe.com/xap/1.0/}Rating")
+
+
+def test_sidecars_beside_an_imported_pair_cover_both_files(
+    importing_client: TestClient, import_root: Path
+) -> None:
+    client = importing_client
+    folder = import_root / "card"
+    folder.mkdir()
+    (folder / "IMG_0001.DNG").write_bytes(dng_bytes(SPEC))
+    (folder / "IMG_0001.JPG").write_bytes(camera_jpeg())
+    progress = client.post("/imports", json={"path": "card", "batch_name": "c"}).json()
+    batch = client.get(f"/batches/{progress['batch_id']}").json()
+    [association] = batch["image_associations"]
+    reject = {"image_ids": [association["image"]["id"]], "pick": "reject"}
+    assert client.put(f"/batches/{batch['id']}/decisions", json=reject).status_code == 200
+    url = f"/imports/{progress['id']}/sidecars"
+
+    darktable = client.post(url, params={"editor": "darktable"}).json()
+    assert (darktable["written"], darktable["skipped"]) == (2, [])
+    assert _rating(folder / "IMG_0001.DNG.xmp") == "-1"  # the RAW too is rejected in darktable
+    assert _rating(folder / "IMG_0001.JPG.xmp") == "-1"
+    lightroom = client.post(url, params={"editor": "lightroom"}).json()
+    assert (lightroom["written"], lightroom["skipped"]) == (1, [])  # one name for both
+    assert _rating(folder / "IMG_0001.xmp") == "-1"
+
+
+def test_a_companion_gone_from_the_card_is_reported_missing(
+    importing_client: TestClient, import_root: Path
+) -> None:
+    client = importing_client
+    folder = import_root / "card"
+    folder.mkdir()
+    (folder / "IMG_0001.DNG").write_bytes(dng_bytes(SPEC))
+    (folder / "IMG_0001.JPG").write_bytes(camera_jpeg())
+    progress = client.post("/imports", json={"path": "card", "batch_name": "c"}).json()
+    (folder / "IMG_0001.DNG").unlink()
+
+    again = client.get(f"/imports/{progress['id']}").json()
+    assert (again["changed"], again["missing"]) == (0, 1)
+    batch = client.get(f"/batches/{progress['batch_id']}")
+    assert batch.status_code == 200
+    image_id = batch.json()["image_associations"][0]["image"]["id"]
+    raw = client.get(f"/images/{image_id}", params={"which": "raw"})
+    assert raw.status_code == 404
+    assert "no longer available" in raw.json()["detail"]
+    assert client.get(f"/images/{image_id}").status_code == 200  # the JPEG is still there

@@ -38,14 +38,11 @@ def stranded(settings: Settings) -> list[Path]:
     return sorted(incoming.iterdir()) if incoming.is_dir() else []
 
 
-@pytest.mark.parametrize("deleted", ["images", "thumbnails", "incoming", "the whole root"])
+@pytest.mark.parametrize("deleted", ["images", "thumbnails", "incoming"])
 def test_folders_deleted_while_running_are_made_again_and_nothing_strands(
     client: TestClient, settings: Settings, deleted: str
 ) -> None:
-    doomed = (
-        settings.storage_root if deleted == "the whole root" else settings.storage_root / deleted
-    )
-    shutil.rmtree(doomed)
+    shutil.rmtree(settings.storage_root / deleted)
 
     response = post_photo(client, seed=11)
     assert response.status_code == 200, response.text
@@ -79,6 +76,26 @@ def test_an_unwritable_folder_answers_503_and_keeps_nothing(
     assert response.status_code == 200, response.text
     assert client.get(f"/images/{response.json()[0]['id']}").content == jpeg_bytes(seed=12)
     assert stranded(settings) == []
+
+
+@pytest.mark.parametrize("gone", ["deleted", "a mount gone"])
+def test_a_storage_root_gone_is_not_made_again_on_another_disk(
+    client: TestClient, settings: Settings, gone: str
+) -> None:
+    """A root deleted, or a mount gone (its mount point left empty): folders made again there
+    would put photos on whatever disk is below, hidden when the mount comes back. Refused."""
+    shutil.rmtree(settings.storage_root)
+    if gone == "a mount gone":
+        settings.storage_root.mkdir()
+
+    response = post_photo(client, seed=15)
+    assert_unavailable(response)
+    assert "mount gone" in response.json()["detail"]
+    health = client.get("/health").json()
+    assert (health["status"], health["storage"]) == ("degraded", "unwritable")
+    assert client.get("/images/").json() == []
+    left = sorted(settings.storage_root.iterdir()) if settings.storage_root.exists() else None
+    assert left == ([] if gone == "a mount gone" else None)
 
 
 @pytest.fixture

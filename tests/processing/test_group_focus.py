@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from processing.group_focus import GroupJudged, judged_in_group, member, relative_focus
+from processing.group_focus import (
+    GroupJudged,
+    is_focus_stack,
+    judged_in_group,
+    member,
+    relative_focus,
+)
 from processing.quality import assess_quality
-from tests.factories import real_photo, shallow_focus
+from tests.factories import focus_stack, real_photo, shaken, shallow_focus
 
 
 def judged(index: int, img: Image.Image) -> tuple[GroupJudged, np.ndarray | None]:
@@ -76,3 +82,37 @@ def test_maps_that_do_not_line_up_leave_the_frames_as_judged_alone() -> None:
     # Identical frames: nothing differs, nothing to judge side by side.
     assert relative_focus([tiles_of(landscape), tiles_of(landscape)]) is None
     assert judged_in_group([landscape, (portrait[0], None)]) == [landscape[0], portrait[0]]
+
+
+@pytest.mark.parametrize(("name", "across"), [("coffee.png", False), ("chelsea.png", True)])
+def test_a_moving_sharp_region_is_a_focus_stack(name: str, across: bool) -> None:
+    photo = real_photo(name)
+    maps = [tiles_of(judged(i, f)) for i, f in enumerate(focus_stack(photo, 5, across))]
+    assert is_focus_stack(maps)
+    assert not is_focus_stack(maps[:2])  # two frames: a missed focus, not a stack
+
+
+def test_bursts_with_a_shaken_or_missed_frame_are_not_focus_stacks() -> None:
+    photo = real_photo("astronaut.png")
+    soft = photo.filter(ImageFilter.GaussianBlur(4))
+    steady = [photo, shaken(photo), photo.filter(ImageFilter.GaussianBlur(2))]
+    centre = (128, 128, 384, 384)
+    refocused = [shallow_focus(photo, centre, inside=True), shallow_focus(photo, centre, False)]
+    for frames in (steady, [*refocused, photo], [*refocused, soft]):
+        assert not is_focus_stack([tiles_of(judged(i, f)) for i, f in enumerate(frames)])
+
+
+@pytest.mark.parametrize("third", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_a_subject_at_a_third_point_wins_side_by_side(third: tuple[int, int]) -> None:
+    """Where a photographer puts a subject: around a third point, not the centre. Alone, and
+    with a centre prior only, the sharp background around it won all four."""
+    photo = real_photo("chelsea.png")
+    width, height = photo.size
+    x, y = width * third[0] / 3, height * third[1] / 3
+    rx, ry = width * 0.18, height * 0.18
+    box = (round(x - rx), round(y - ry), round(x + rx), round(y + ry))
+    kept = judged(0, shallow_focus(photo, box, inside=True))
+    missed = judged(1, shallow_focus(photo, box, inside=False))
+    assert number(missed[0].quality_score) > number(kept[0].quality_score)
+    side = judged_in_group([kept, missed])
+    assert number(side[0].quality_score) > number(side[1].quality_score)

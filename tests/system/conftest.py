@@ -35,6 +35,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     # Default: uvicorn on `port`; run_server.py tests pass their own (it reads HOST/PORT).
     command: list[str] | None = None
+    # The checkout it runs from (a benchmark compares an older one).
+    cwd: Path = PROJECT_ROOT
 
     @property
     def url(self) -> str:
@@ -45,7 +47,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 self.command
                 or [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.port)],
-                cwd=PROJECT_ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
