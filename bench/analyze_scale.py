@@ -282,8 +282,9 @@ def figures(
     return lines
 
 
-def insert_photo_like(url: str, n: int, model: str) -> list[int]:
-    """n image rows with 384-d photo-like vectors of `model`, inserted directly; their ids."""
+def insert_photo_like(url: str, n: int, model: str, **columns: object) -> list[int]:
+    """`n` image rows with photo-like 384-d vectors of `model` (and `columns`), straight into
+    the database at `url` (their files are never read by an analysis); their ids."""
     import uuid
 
     from sqlalchemy import create_engine, insert, select
@@ -308,12 +309,13 @@ def insert_photo_like(url: str, n: int, model: str) -> list[int]:
                         "mime_type": "image/jpeg",
                         "features": x[i].tobytes(),
                         "embedding_model": model,
+                        **columns,
                     }
                     for i in range(start, min(n, start + 5000))
                 ],
             )
         session.commit()
-        ids = list(session.scalars(select(Image.id).order_by(Image.id)))
+        ids = list(session.scalars(select(Image.id).where(Image.filename.like(f"{tag}-%"))))
     engine.dispose()
     return ids
 
