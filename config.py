@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # A transformers model's vector: its CLS token, or CLS beside the mean of its patch tokens
     # (processing/feature_extraction.py; another embedding id, so stored vectors are re-made).
     embedding_descriptor: TransformerDescriptor = "cls"
+    # process: the inline backend runs the model in a process of its own (the API process holds
+    # no model, its request threads never wait for the forward's GIL); thread: in the API
+    # process, on the worker's thread (the old way, for comparison).
+    embedding_isolation: Literal["process", "thread"] = "process"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 
@@ -59,6 +63,10 @@ class Settings(BaseSettings):
     # exceed the budget is refused with 413.
     # Folders under these roots can be imported in place (POST /imports); empty: imports off.
     import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    # An unfinished import whose process showed no sign of life for this long (a crash) is
+    # taken over and finished by a running server; at start-up, by a server alone on its
+    # storage, at once.
+    import_stale_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
     decode_concurrency: int = Field(default=2, ge=1, le=64)
     decode_memory_mb: int = Field(default=640, ge=16)
     decode_wait_seconds: float = Field(default=20.0, ge=0.0, le=600.0)

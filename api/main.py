@@ -23,7 +23,7 @@ from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
-from api.schemas import HealthResponse, RootResponse, error_responses
+from api.schemas import HealthResponse, RootResponse, document_slow_bodies, error_responses
 from config import Settings, get_settings
 from database import unit_of_work
 from database.database import (
@@ -32,12 +32,13 @@ from database.database import (
     create_session_factory,
 )
 from processing.decode_gate import configure_decode_gate, restore_decode_gate
-from processing.feature_extraction import ManagedEmbedder
+from processing.feature_extraction import ModelHost
 from services.background.handoff import configure_shelf, restore_shelf
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker, shelf_capacity
 from services.clustering_pool import ClusteringPool
 from services.health_service import health_report
+from services.import_watch import ImportWatch
 from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, storage_dirs
 
@@ -51,7 +52,7 @@ def create_app(
     *,
     session_factory: sessionmaker[Session] | None = None,
     read_session_factory: sessionmaker[Session] | None = None,
-    embedder: ManagedEmbedder | None = None,
+    embedder: ModelHost | None = None,
     threaded_worker: bool = True,
 ) -> FastAPI:
     """Build the app. Tests pass their own session factory (a rolled-back transaction; reads
@@ -85,8 +86,9 @@ def create_app(
             )
         finally:
             lease.share()
-        # The model lives with the worker that embeds (this process inline, else Celery
-        # workers); that worker publishes its id in the database, where requests read it.
+        # The model lives with the worker that embeds (inline: a process of its own, or this
+        # one with EMBEDDING_ISOLATION=thread; else Celery workers); its id is published in
+        # the database, where requests read it.
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
@@ -106,6 +108,10 @@ def create_app(
         app.state.embedding_index = EmbeddingIndex()
         app.state.clustering_pool = clustering
         worker.start()
+        # Imports a crashed process left unfinished are finished (IMPORT_STALE_SECONDS).
+        imports = ImportWatch(factory, settings, settings.import_stale_seconds, alone=lease.alone)
+        if settings.import_roots:
+            imports.start()
         # What is built by now lives as long as the server: frozen out of the garbage
         # collector's sight, full collections no longer walk it. They took ~0.3 s each with the
         # GIL held (collecting nothing), the longest stalls requests saw during a 50k analysis.
@@ -119,7 +125,10 @@ def create_app(
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(imports.stop)
             await anyio.to_thread.run_sync(worker.stop)
+            if model is not None and embedder is None:
+                await anyio.to_thread.run_sync(model.close)  # ours, not a caller's
             await anyio.to_thread.run_sync(clustering.shutdown)
             lease.release()
             if engine is not None:
@@ -171,6 +180,8 @@ def create_app(
     # rendered as a page by a browser that guesses.
     app.add_middleware(NoSniffMiddleware)
     install_exception_handlers(app)
+    build_openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or document_slow_bodies(build_openapi())  # type: ignore[method-assign]
     app.add_exception_handler(StarletteHTTPException, method_not_allowed_handler)
     app.include_router(image_routes.router)
     app.include_router(cluster_routes.router)

@@ -436,6 +436,23 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+_SLOW_BODY = {
+    "description": "The request body arrived slower than BODY_MIN_BYTES_PER_SECOND once "
+    "BODY_GRACE_SECONDS were spent (api/guards.py); the connection is closed",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
+def document_slow_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body may answer 408 (the request guard's, outside the
+    routes): said in the OpenAPI `schema`, in place."""
+    for item in schema.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in {"post", "put", "patch"}:
+                operation.setdefault("responses", {}).setdefault("408", _SLOW_BODY)
+    return schema
+
+
 class RootResponse(BaseModel):
     message: str
 

@@ -132,7 +132,7 @@ def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
         )
         line("figure", "before", "after", "target")
         clients = {
-            name: stack.enter_context(httpx.Client(base_url=server.url, timeout=600))
+            name: stack.enter_context(httpx.Client(base_url=server.url, timeout=3600))
             for name, server in (("before", old), ("after", new))
         }
         lists: dict[str, list[float]] = {"before": [], "after": []}

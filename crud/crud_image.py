@@ -11,12 +11,16 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Float,
     FromClause,
     Integer,
     SmallInteger,
     String,
+    Text,
+    any_,
     bindparam,
+    cast,
     delete,
     false,
     func,
@@ -61,22 +65,34 @@ def count_images(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(ImageCount.images), 0))) or 0)
 
 
+def _id_array(ids: Collection[int]) -> ColumnElement[Any]:
+    """PostgreSQL: the ids as one int[] bound as text ('{1,2,3}'): psycopg2 would send a list
+    as ARRAY[1,2,3], 100k constants for the server to parse (1 s at 100k, against 0.07 s)."""
+    text = "{" + ",".join(str(int(i)) for i in sorted(set(ids))) + "}"
+    return cast(bindparam(None, text, type_=Text, unique=True), postgresql.ARRAY(Integer))
+
+
 def id_list(session: Session, image_ids: Collection[int]) -> FromClause:
-    """The ids as a one-column table (`value`) bound as ONE value: an array on PostgreSQL
+    """The ids as a one-column table (`value`) bound as ONE value: an int[] on PostgreSQL
     (unnest), a JSON list on SQLite (json_each). 100k ids in an IN list are 100k parameters:
     seconds to compile and send, and over SQLite's limit of 32,766."""
-    ids = sorted(set(image_ids))
     if session.get_bind().dialect.name == "postgresql":
-        array = bindparam(None, ids, type_=postgresql.ARRAY(Integer), unique=True)
-        return func.unnest(array).table_valued("value").render_derived()
-    return func.json_each(bindparam(None, json.dumps(ids), unique=True)).table_valued("value")
+        return func.unnest(_id_array(image_ids)).table_valued("value").render_derived()
+    ids = json.dumps(sorted(set(image_ids)))
+    return func.json_each(bindparam(None, ids, unique=True)).table_valued("value")
+
+
+def _id_in(session: Session, image_ids: Collection[int]) -> ColumnElement[bool]:
+    """`Image.id IN image_ids`, the ids bound as one value (an index scan on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Image.id == any_(_id_array(image_ids))
+    return Image.id.in_(select(id_list(session, image_ids).c.value))
 
 
 def existing_image_ids(session: Session, image_ids: Collection[int]) -> set[int]:
     if not image_ids:
         return set()
-    listed = select(id_list(session, image_ids).c.value)
-    return set(session.scalars(select(Image.id).where(Image.id.in_(listed))))
+    return set(session.scalars(select(Image.id).where(_id_in(session, image_ids))))
 
 
 def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[int]:
@@ -87,7 +103,7 @@ def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[i
         return set()
     query = (
         select(Image.id)
-        .where(Image.id.in_(select(id_list(session, image_ids).c.value)))
+        .where(_id_in(session, image_ids))
         .order_by(Image.id)
         .with_for_update(read=True, key_share=True)
     )
@@ -127,15 +143,14 @@ def lock_pair_stems(session: Session, stems: Collection[str]) -> None:
 def pair_candidates(
     session: Session, stem: str, shot_at: datetime, window: timedelta
 ) -> Sequence[Image]:
-    """Images without a companion whose file name starts with `stem.` (case ignored) taken
-    within `window` of `shot_at`: the partners processing.pairing.is_pair may accept."""
-    pattern = stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+    """Images without a companion whose file name has this stem (processing.pairing.pair_stem)
+    taken within `window` of `shot_at`: the partners processing.pairing.is_pair may accept."""
     query = (
         select(Image)
         .where(
+            Image.pair_stem == stem[:255],
             Image.companion_hash.is_(None),
             Image.shot_at.between(shot_at - window, shot_at + window),
-            func.lower(Image.original_filename).like(pattern, escape="\\"),
         )
         .order_by(Image.id)
     )

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from processing.capture_time import offset_text, wall_clock
+from processing.pairing import pair_stem
 
 SCHEMA = "image_clustering"
 NAMING_CONVENTION = {
@@ -57,6 +58,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def _pair_stem_of_row(context: Any) -> str:
+    return pair_stem(context.get_current_parameters()["original_filename"])[:255]
 
 
 class Base(DeclarativeBase):
@@ -147,6 +152,11 @@ class Image(Base):
     companion_hash: Mapped[str | None] = mapped_column(String(64))
     companion_size: Mapped[int | None] = mapped_column(BigInteger)
     companion_mime_type: Mapped[str | None] = mapped_column(String(64))
+    # processing.pairing.pair_stem of original_filename, set on insert: a partner is looked up
+    # by it (crud_image.pair_candidates).
+    pair_stem: Mapped[str | None] = mapped_column(
+        String(255), index=True, default=_pair_stem_of_row
+    )
 
     batch_associations: Mapped[list[ImageBatchAssociation]] = relationship(
         back_populates="image", lazy="raise", passive_deletes=True
@@ -283,6 +293,11 @@ class FolderImport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set as it starts and at each chunk: an unfinished import whose heartbeat is older than
+    # IMPORT_STALE_SECONDS lost its process (a crash), and another resumes it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The run writing it (a token per run): a process whose token was replaced stops.
+    runner: Mapped[str | None] = mapped_column(String(32))
 
 
 class JudgeProfile(Base):

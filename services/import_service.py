@@ -17,8 +17,9 @@ import stat
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -179,22 +180,44 @@ def find_files(folder: Path) -> tuple[list[Path], int]:
     return files, refused
 
 
+class TakenOver(Exception):
+    """Another process took this import over (it saw no heartbeat for IMPORT_STALE_SECONDS):
+    this one stops without writing, the other finishes it."""
+
+
 def run_import(
-    factory: sessionmaker[Session], settings: ImportSettings, import_id: int
+    factory: sessionmaker[Session],
+    settings: ImportSettings,
+    import_id: int,
+    *,
+    runner: str | None = None,
 ) -> FolderImport | None:
-    """Index every file of the import's folder, CHUNK files per transaction."""
+    """Index every file of the import's folder, CHUNK files per transaction. `runner`: the
+    token `resume_stale_imports` claimed the import with, from a process that died; the files
+    it had indexed already are skipped. Every write checks the import is still this run's."""
+    claimed = runner is not None
+    runner = runner or uuid.uuid4().hex
     with factory() as session:
-        folder_import = crud_import.get_import(session, import_id)
-        if folder_import is None or folder_import.status != "pending":
+        folder_import = crud_import.get_import(session, import_id, for_update=True)
+        if folder_import is None or folder_import.status != ("running" if claimed else "pending"):
+            return folder_import
+        if claimed and folder_import.runner != runner:
             return folder_import
         folder = Path(folder_import.path)
         folder_import.status = "running"
-        folder_import.started_at = datetime.now(UTC)
+        folder_import.runner = runner
+        folder_import.started_at = folder_import.started_at or datetime.now(UTC)
+        folder_import.heartbeat_at = datetime.now(UTC)
         session.commit()
     try:
         files, refused = find_files(folder)
         with factory() as session:
-            _update(session, import_id, found=len(files), refused=refused)
+            found = len(files)
+            if claimed:
+                files = _not_yet_indexed(session, import_id, runner, folder, files)
+            _update(
+                session, import_id, runner, found=found, refused=refused, done=found - len(files)
+            )
             session.commit()
         # Files are read and checked on as many threads as decodes may run at once (the decode
         # gate bounds them anyway), one chunk ahead of the rows, which are written CHUNK at a
@@ -214,26 +237,75 @@ def run_import(
                     factory,
                     settings.storage_root,
                     import_id,
+                    runner,
                     folder,
                     list(zip(chunk, outcomes, strict=True)),
                 )
+    except TakenOver:
+        logger.warning("import %d was taken over by another process; this one stops", import_id)
+        return None
     except Exception as exc:
         logger.exception("import %d failed", import_id)
-        with factory() as session:
-            _update(session, import_id, status="failed", error=str(exc) or type(exc).__name__)
+        with factory() as session, suppress(TakenOver):
+            _update(
+                session, import_id, runner, status="failed", error=str(exc) or type(exc).__name__
+            )
             session.commit()
         raise
     with factory() as session:
-        _update(session, import_id, status="complete")
-        session.commit()
+        with suppress(TakenOver):
+            _update(session, import_id, runner, status="complete")
+            session.commit()
         return crud_import.get_import(session, import_id)
 
 
-def _update(session: Session, import_id: int, **values: object) -> FolderImport:
-    folder_import = crud_import.get_import(session, import_id)
+def resume_stale_imports(
+    factory: sessionmaker[Session], settings: ImportSettings, stale_seconds: float
+) -> list[int]:
+    """Finish the imports whose process died (no heartbeat for `stale_seconds`; 0 at the
+    start-up of a server alone on its storage: then every unfinished import is an orphan).
+    Returns the ids taken over."""
+    now = datetime.now(UTC)
+    with factory() as session:
+        claimed = crud_import.claim_stale(session, now - timedelta(seconds=stale_seconds), now)
+        session.commit()
+    for import_id, runner in claimed:
+        logger.warning("resuming import %d, left unfinished by a process that stopped", import_id)
+        try:
+            run_import(factory, settings, import_id, runner=runner)
+        except Exception:
+            pass  # logged and recorded as failed by run_import; the next one still runs
+    return [import_id for import_id, _ in claimed]
+
+
+def _not_yet_indexed(
+    session: Session, import_id: int, runner: str, folder: Path, files: list[Path]
+) -> list[Path]:
+    """The files a resumed import still has to do: not those with a row in its batch, nor
+    those it recorded as failed (their count is exact while no more than MAX_FAILURES_KEPT
+    failed; beyond that the unrecorded ones are tried, and counted, again)."""
+    folder_import = _update(session, import_id, runner)
+    indexed = (
+        crud_import.indexed_sources(session, folder_import.batch_id)
+        if folder_import.batch_id is not None
+        else set()
+    )
+    failed = {failure["file"] for failure in folder_import.failures or []}
+    if folder_import.failed <= MAX_FAILURES_KEPT:
+        folder_import.failed = len(failed)
+    return [p for p in files if str(p) not in indexed and _relative(folder, p) not in failed]
+
+
+def _update(session: Session, import_id: int, runner: str, **values: object) -> FolderImport:
+    """The import's row, locked, with `values` set and its heartbeat renewed; TakenOver when
+    another process claimed it meanwhile."""
+    folder_import = crud_import.get_import(session, import_id, for_update=True)
     assert folder_import is not None
+    if folder_import.runner != runner:
+        raise TakenOver(import_id)
     for name, value in values.items():
         setattr(folder_import, name, value)
+    folder_import.heartbeat_at = datetime.now(UTC)
     if values.get("status") in {"complete", "failed"}:
         folder_import.finished_at = datetime.now(UTC)
     return folder_import
@@ -243,6 +315,7 @@ def _index_chunk(
     factory: sessionmaker[Session],
     storage_root: Path,
     import_id: int,
+    runner: str,
     folder: Path,
     outcomes: list[tuple[Path, _Indexed | str]],
 ) -> None:
@@ -268,7 +341,7 @@ def _index_chunk(
                 if item.inspected.pixels is not None:
                     # The check's decode, handed to the worker as an upload's is.
                     decode_shelf().offer(item.sha256, item.inspected.pixels, item.keep_side)
-        folder_import = _update(session, import_id)
+        folder_import = _update(session, import_id, runner)
         if folder_import.batch_id is not None:
             crud_batch.add_members(session, folder_import.batch_id, ids)
         folder_import.done += len(outcomes)

@@ -281,3 +281,25 @@ def test_frames_compared_tile_by_tile_keep_the_focused_subject(client: TestClien
         assert by_id[kept]["rank_reason"] is None, name
         assert by_id[missed]["quality_rank"] == 2, name
         assert by_id[missed]["rank_reason"] == "blurred", name
+
+
+def test_a_subject_at_a_third_point_is_kept_over_a_sharp_background(client: TestClient) -> None:
+    """scikit-image's cat with the focus on a region around the upper-right third point,
+    against the same frame focused on everything else: alone the sharp background scores
+    higher; side by side, the compact sharp zone is the subject."""
+    photo = real_photo("chelsea.png")
+    width, height = photo.size
+    x, y, rx, ry = width * 2 / 3, height / 3, width * 0.18, height * 0.18
+    box = (round(x - rx), round(y - ry), round(x + rx), round(y + ry))
+    missed, kept = upload(
+        client,
+        [
+            ("missed-third.jpg", jpeg(shallow_focus(photo, box, inside=False))),
+            ("kept-third.jpg", jpeg(shallow_focus(photo, box, inside=True))),
+        ],
+    )
+    by_id = group_of(client, [missed, kept])
+    assert by_id[missed]["image"]["quality_score"] > by_id[kept]["image"]["quality_score"]
+    assert by_id[kept]["quality_rank"] == 1
+    assert by_id[missed]["quality_rank"] == 2
+    assert by_id[missed]["rank_reason"] == "blurred"

@@ -194,6 +194,18 @@ def test_every_operation_documents_503_with_retry_after(client: TestClient) -> N
         assert "Retry-After" in unavailable["headers"], operation["operationId"]
 
 
+def test_every_operation_with_a_body_documents_408(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    with_body = [op for item in paths.values() for m, op in item.items() if m in {"post", "put"}]
+    assert len(with_body) >= 10
+    for operation in with_body:
+        slow = operation["responses"].get("408")
+        assert slow is not None, operation["operationId"]
+        assert "BODY_MIN_BYTES_PER_SECOND" in slow["description"]
+        schema = slow["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
 def test_published_id_bounds_are_json_schema_keywords(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     for model, field in [("BatchCreate", "image_ids"), ("ImageIds", "image_ids")]:

@@ -215,3 +215,28 @@ def test_a_database_from_the_first_face_eyes_gets_face_sharpnesses(empty_databas
     command.upgrade(config, "head")
 
     assert _tables(empty_database)["images"] == _models()["images"]
+
+
+def test_images_stored_before_pair_stems_get_theirs(empty_database: str) -> None:
+    config = alembic_config(empty_database)
+    command.upgrade(config, "20261203_import_heartbeat")
+    engine = create_db_engine(empty_database)
+    table = "images" if is_sqlite(empty_database) else f"{SCHEMA}.images"
+    names = ["IMG_0001.CR2", "img_0001.jpg", "no extension", "Été.2.HEIC"]
+    with engine.begin() as conn:
+        for n, name in enumerate(names):
+            conn.execute(
+                text(
+                    f"INSERT INTO {table} (filename, original_filename, file_path, image_hash, "
+                    "file_size, mime_type, has_thumbnail) "
+                    "VALUES (:f, :o, :p, :h, 1, 'image/jpeg', false)"
+                ),
+                {"f": f"{n}.jpg", "o": name, "p": f"images/{n}.jpg", "h": f"{n:064x}"},
+            )
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as conn:
+        stems = conn.execute(text(f"SELECT pair_stem FROM {table} ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert stems == ["img_0001", "img_0001", "no extension", "été.2"]

@@ -100,3 +100,19 @@ def test_bursts_with_a_shaken_or_missed_frame_are_not_focus_stacks() -> None:
     refocused = [shallow_focus(photo, centre, inside=True), shallow_focus(photo, centre, False)]
     for frames in (steady, [*refocused, photo], [*refocused, soft]):
         assert not is_focus_stack([tiles_of(judged(i, f)) for i, f in enumerate(frames)])
+
+
+@pytest.mark.parametrize("third", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_a_subject_at_a_third_point_wins_side_by_side(third: tuple[int, int]) -> None:
+    """Where a photographer puts a subject: around a third point, not the centre. Alone, and
+    with a centre prior only, the sharp background around it won all four."""
+    photo = real_photo("chelsea.png")
+    width, height = photo.size
+    x, y = width * third[0] / 3, height * third[1] / 3
+    rx, ry = width * 0.18, height * 0.18
+    box = (round(x - rx), round(y - ry), round(x + rx), round(y + ry))
+    kept = judged(0, shallow_focus(photo, box, inside=True))
+    missed = judged(1, shallow_focus(photo, box, inside=False))
+    assert number(missed[0].quality_score) > number(kept[0].quality_score)
+    side = judged_in_group([kept, missed])
+    assert number(side[0].quality_score) > number(side[1].quality_score)

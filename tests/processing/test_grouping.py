@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from processing.grouping import (
     Metric,
     camera_key,
 )
-from processing.moments import cadence_cuts, camera_runs
+from processing.moments import DEFAULT_RULES, cadence_cuts, camera_runs, link_run
 
 DIM = 384
 
@@ -264,6 +265,32 @@ def test_a_pause_well_above_the_cadence_starts_a_new_moment() -> None:
     # A pause under the floor never cuts (frames 0.04 s apart, one dropped: 0.12 s).
     fast = np.array([0.0, 0.04, 0.08, 0.2, 0.24, 0.28])
     assert not cadence_cuts(fast, 10.0).any()
+
+
+def frames_with_cosines(gram: list[list[float]]) -> NDArray[np.float64]:
+    """Unit rows whose pairwise cosines are `gram`."""
+    return np.linalg.cholesky(np.array(gram))
+
+
+def test_frames_either_side_of_one_that_breaks_the_sequence_still_link() -> None:
+    # The street's cyclist (bench/real_shoots.py): a van passes in front of him, so the frame
+    # with the van is unlike the next one (0.73 against the run's 0.84), while the frames on
+    # either side of it are alike (0.78): one moment, not two.
+    rules = replace(DEFAULT_RULES, level_drop=0.10)
+    gram = [
+        [1.0, 0.84, 0.76, 0.79, 0.75],
+        [0.84, 1.0, 0.81, 0.78, 0.76],
+        [0.76, 0.81, 1.0, 0.73, 0.72],
+        [0.79, 0.78, 0.73, 1.0, 0.84],
+        [0.75, 0.76, 0.72, 0.84, 1.0],
+    ]
+    parts, _, _ = link_run(frames_with_cosines(gram), rules)
+    assert parts.tolist() == [0, 0, 0, 0, 0]
+    # Where the frames either side are not alike either (0.70), the cut stands.
+    gram[1][3] = gram[3][1] = 0.70
+    gram[0][3] = gram[3][0] = 0.70
+    parts, _, _ = link_run(frames_with_cosines(gram), rules)
+    assert parts.tolist() == [0, 0, 0, 1, 1]
 
 
 def test_camera_key_uses_make_model_and_serial() -> None:
