@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # A transformers model's vector: its CLS token, or CLS beside the mean of its patch tokens
     # (processing/feature_extraction.py; another embedding id, so stored vectors are re-made).
     embedding_descriptor: TransformerDescriptor = "cls"
+    # process: the inline backend runs the model in a process of its own (the API process holds
+    # no model, its request threads never wait for the forward's GIL); thread: in the API
+    # process, on the worker's thread (the old way, for comparison).
+    embedding_isolation: Literal["process", "thread"] = "process"
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     hf_token: SecretStr | None = None
 

@@ -32,7 +32,7 @@ from database.database import (
     create_session_factory,
 )
 from processing.decode_gate import configure_decode_gate, restore_decode_gate
-from processing.feature_extraction import ManagedEmbedder
+from processing.feature_extraction import ModelHost
 from services.background.handoff import configure_shelf, restore_shelf
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker, shelf_capacity
@@ -52,7 +52,7 @@ def create_app(
     *,
     session_factory: sessionmaker[Session] | None = None,
     read_session_factory: sessionmaker[Session] | None = None,
-    embedder: ManagedEmbedder | None = None,
+    embedder: ModelHost | None = None,
     threaded_worker: bool = True,
 ) -> FastAPI:
     """Build the app. Tests pass their own session factory (a rolled-back transaction; reads
@@ -86,8 +86,9 @@ def create_app(
             )
         finally:
             lease.share()
-        # The model lives with the worker that embeds (this process inline, else Celery
-        # workers); that worker publishes its id in the database, where requests read it.
+        # The model lives with the worker that embeds (inline: a process of its own, or this
+        # one with EMBEDDING_ISOLATION=thread; else Celery workers); its id is published in
+        # the database, where requests read it.
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
@@ -126,6 +127,8 @@ def create_app(
         finally:
             await anyio.to_thread.run_sync(imports.stop)
             await anyio.to_thread.run_sync(worker.stop)
+            if model is not None and embedder is None:
+                await anyio.to_thread.run_sync(model.close)  # ours, not a caller's
             await anyio.to_thread.run_sync(clustering.shutdown)
             lease.release()
             if engine is not None:

@@ -282,9 +282,10 @@ def figures(
     return lines
 
 
-def insert_photo_like(url: str, n: int, model: str) -> list[int]:
-    """n image rows with 384-d photo-like vectors of `model`, inserted directly; their ids.
-    Into the table as the database has it (reflected): an older schema takes them too."""
+def insert_photo_like(url: str, n: int, model: str, **columns: object) -> list[int]:
+    """`n` image rows with photo-like 384-d vectors of `model` (and `columns`), straight into
+    the database at `url` (their files are never read by an analysis); their ids. Into the
+    table as the database has it (reflected): an older schema (bench.big_answers) takes them."""
     import uuid
 
     from sqlalchemy import MetaData, Table, create_engine, insert, select
@@ -310,11 +311,13 @@ def insert_photo_like(url: str, n: int, model: str) -> list[int]:
                         "has_thumbnail": False,
                         "features": x[i].tobytes(),
                         "embedding_model": model,
+                        **columns,
                     }
                     for i in range(start, min(n, start + 5000))
                 ],
             )
-        ids = list(conn.scalars(select(images.c.id).order_by(images.c.id)))
+        query = select(images.c.id).where(images.c.filename.like(f"{tag}-%"))
+        ids = list(conn.scalars(query.order_by(images.c.id)))
     engine.dispose()
     return ids
 

@@ -34,6 +34,9 @@ def user_picks(session: Session, batch_id: int) -> dict[int, str]:
 
 def group_members(session: Session, batch_id: int, label: str) -> dict[int, str | None]:
     """The group's members with their group kind, by image id."""
+    if "\x00" in label:
+        # No stored label holds NUL (labels are checked), and PostgreSQL refuses it in text.
+        return {}
     query = select(_A.image_id, _A.group_kind).where(
         _A.batch_id == batch_id, _A.group_label == label
     )

@@ -389,6 +389,17 @@ class EmbedderStatus:
     device: str
 
 
+class ModelHost(Protocol):
+    """Where the model loads and runs: this process (`ManagedEmbedder`) or a process of its
+    own (`processing.model_process.InferenceProcess`)."""
+
+    def start_loading(self) -> Future[Embedder]: ...
+    def load(self, timeout: float | None = None) -> Embedder: ...
+    @property
+    def status(self) -> EmbedderStatus: ...
+    def close(self) -> None: ...
+
+
 class ManagedEmbedder:
     """The configured embedder with the offline fallback; one per process (worker, /health)."""
 
@@ -494,6 +505,9 @@ class ManagedEmbedder:
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 L2-normalised rows from the active embedder."""
         return self.load().embed(images)
+
+    def close(self) -> None:
+        """Nothing to stop: the model lives as long as this process."""
 
 
 def resolve_device(setting: str) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from processing.grouping import Capture, GroupingResult, ImageGrouper
+from processing.parent_watch import exit_with_parent
 from services.errors import Unavailable
 
 P = ParamSpec("P")
@@ -55,20 +56,6 @@ class WorkerLost(RuntimeError):
     The pool starts a new one for the next task."""
 
 
-def _watch_parent() -> None:
-    """In a worker process: exit as soon as the server process is gone, however it ended (a
-    SIGKILL runs no shutdown, and an idle worker would otherwise wait for work forever)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        parent.join()
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _warm_up() -> None:
     """Imports and first calls of both clustering paths (exact and kNN graph), so that the
     first real analysis does not pay for them."""
@@ -80,7 +67,7 @@ def _warm_up() -> None:
 def _start_worker(niceness: int) -> None:
     # Below the server's request threads: on a small machine, the CPU they need comes first.
     os.nice(niceness)
-    _watch_parent()
+    exit_with_parent()
     _warm_up()
 
 

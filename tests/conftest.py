@@ -162,6 +162,10 @@ def settings(database_url: str, storage_root: Path, tiny_dinov3_dir: Path) -> Se
         # A worker process per test app would cost seconds each; the process pool has tests
         # of its own (tests/services/test_clustering_pool.py, tests/system/).
         analysis_isolation="thread",
+        # Likewise the model: tests that build their app without an embedder run it here; the
+        # model's own process is tested in tests/processing/test_model_process.py and
+        # tests/system/.
+        embedding_isolation="thread",
     )
 
 

@@ -1,7 +1,8 @@
 """The in-process background worker (TASK_BACKEND=inline): two stages fed by a queue of ids.
 
 The decode stage (one thread: decode, thumbnail, quality) prepares the next batch while the
-model stage (one thread) embeds and stores the one before, so the time per image approaches
+model stage (one thread) embeds and stores the one before (the forward itself runs in the
+model's own process by default, processing/model_process.py), so the time per image approaches
 the slower of the two, not their sum. Between them waits at most one prepared batch. An id is
 in one batch at a time, so one image is never processed twice at the same time, and the model
 is only ever run by one caller.

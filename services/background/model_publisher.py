@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crud import crud_model
 from crud.crud_model import PublishedModel
-from processing.feature_extraction import Embedder, EmbedderStatus, ManagedEmbedder
+from processing.feature_extraction import Embedder, EmbedderStatus, ModelHost
 from services.background.retry import Backoff, is_transient
 
 logger = logging.getLogger(__name__)
 
 
-def loaded_embedder(embedder: ManagedEmbedder) -> Embedder | None:
+def loaded_embedder(embedder: ModelHost) -> Embedder | None:
     """The active embedder, or None (thumbnails still get made) if no model can load."""
     try:
         return embedder.load()
@@ -41,7 +41,7 @@ def publish_status(session_factory: sessionmaker[Session], status: EmbedderStatu
 
 
 def publish_loaded_model(
-    session_factory: sessionmaker[Session], embedder: ManagedEmbedder
+    session_factory: sessionmaker[Session], embedder: ModelHost
 ) -> Embedder | None:
     """Load the model (once per process) and publish what loaded, or why nothing did; the
     active embedder or None. A database error propagates: the caller retries."""
@@ -52,7 +52,7 @@ def publish_loaded_model(
 
 def publish_until_done(
     session_factory: sessionmaker[Session],
-    embedder: ManagedEmbedder,
+    embedder: ModelHost,
     backoff: Backoff | None = None,
 ) -> Embedder | None:
     """`publish_loaded_model`, waiting out a database that is down (a Celery worker's

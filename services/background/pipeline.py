@@ -25,6 +25,7 @@ from processing.feature_extraction import Embedder
 from processing.photo import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
 from services.background.handoff import decode_shelf
+from services.background.retry import is_transient
 from utils.file_handling import (
     StorageLayout,
     make_thumbnail,
@@ -114,13 +115,17 @@ def _thumbnail_and_quality(settings: StorageLayout, job: _Job, img: PILImage.Ima
 def _embed(embedder: Embedder, jobs: list[_Job], images: list[PILImage.Image]) -> None:
     try:
         vectors = embedder.embed(images)
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # no model to run it just now: the batch stays queued and is tried again
         # One bad input must not cost its batch-mates their vectors: retry one by one.
         logger.exception("embedding a batch of %d failed; retrying one by one", len(jobs))
         for job, img in zip(jobs, images, strict=True):
             try:
                 _store_vector(job, embedder, embedder.embed([img])[0])
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 job.values["processing_error"] = f"embedding failed: {exc}"[:500]
         return
     for job, vector in zip(jobs, vectors, strict=True):

@@ -1,19 +1,22 @@
 """Background task wiring: which backend runs the pipeline, and where the model lives.
 
-TASK_BACKEND=inline runs it on a thread of this process, which loads the model; TASK_BACKEND=
-celery sends it to Celery workers (services.background.celery_app), and this process loads no
-model. Either way the process that loads the model publishes its id in the database
+TASK_BACKEND=inline runs it on threads of this process, and the model in a process of its own
+(processing.model_process; EMBEDDING_ISOLATION=thread: in this process); TASK_BACKEND=celery
+sends it to Celery workers (services.background.celery_app), and this process loads no model.
+Either way the process that loads the model reports its id, published in the database
 (services.background.model_publisher); nothing here works it out from the settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from processing.feature_extraction import ManagedEmbedder, configure_torch_threads
+from processing.feature_extraction import ManagedEmbedder, ModelHost, configure_torch_threads
+from processing.model_process import InferenceProcess
 from processing.threads import thread_policy
 from services.background.celery_app import PROCESS_IMAGES_TASK, create_celery_app
 from services.background.handoff import DEFAULT_CAPACITY_BYTES
@@ -35,13 +38,13 @@ from services.model_identity import published_model
 logger = logging.getLogger(__name__)
 
 
-def build_embedder(settings: Settings) -> ManagedEmbedder | None:
-    """The model this process runs: its own (inline), or none (Celery workers run it); its
-    threads as processing.threads decides for this machine and TORCH_THREADS."""
+def build_embedder(settings: Settings) -> ModelHost | None:
+    """Where the inline backend's model runs: a process of its own (EMBEDDING_ISOLATION=
+    process) or this one (thread), or none (Celery workers run it); its threads as
+    processing.threads decides for this machine and TORCH_THREADS."""
     if settings.task_backend == "celery":
         return None
     policy = thread_policy(settings.torch_threads)
-    configure_torch_threads(policy.model)
     logger.info(
         "threads: %d cores; model %d, decode stage %d (TORCH_THREADS=%s)",
         policy.cores,
@@ -49,6 +52,11 @@ def build_embedder(settings: Settings) -> ManagedEmbedder | None:
         policy.decode,
         settings.torch_threads,
     )
+    if settings.embedding_isolation == "process":
+        return InferenceProcess(
+            dataclasses.replace(settings.embedder_spec, torch_threads=policy.model)
+        )
+    configure_torch_threads(policy.model)
     return ManagedEmbedder(settings.embedder_spec)
 
 
@@ -60,7 +68,7 @@ def shelf_capacity(settings: Settings) -> int:
 def build_worker(
     settings: Settings,
     session_factory: sessionmaker[Session],
-    embedder: ManagedEmbedder | None,
+    embedder: ModelHost | None,
     *,
     threaded: bool = True,
 ) -> TaskQueue:
@@ -74,7 +82,7 @@ def build_worker(
 def _build_queue(
     settings: Settings,
     session_factory: sessionmaker[Session],
-    embedder: ManagedEmbedder | None,
+    embedder: ModelHost | None,
     *,
     threaded: bool,
 ) -> TaskQueue:
@@ -102,7 +110,7 @@ def _build_queue(
 
 
 def _inline_worker(
-    settings: Settings, session_factory: sessionmaker[Session], embedder: ManagedEmbedder
+    settings: Settings, session_factory: sessionmaker[Session], embedder: ModelHost
 ) -> InlineWorker:
     """Everything in the caller's thread (tests): start-up never waits for the model, and the
     model is published in a caller's thread too (never beside it on the same connection)."""

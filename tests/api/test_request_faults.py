@@ -83,6 +83,22 @@ def test_group_labels_with_nul_or_lone_surrogates_are_422(client: TestClient, la
     assert isinstance(response.json()["detail"], list)
 
 
+@pytest.mark.parametrize("operation", ["keeper", "rank"])
+def test_a_group_label_with_nul_in_the_path_is_404(client: TestClient, operation: str) -> None:
+    """PostgreSQL refuses NUL in text: the keeper's label query answered 500 (schemathesis)."""
+    [image_id] = upload(client, [("a.jpg", jpeg_bytes(seed=1))])
+    batch_id = new_batch(client, [image_id])
+    grouped = client.put(f"/batches/{batch_id}/groups", json={"group_map": {"G": [image_id]}})
+    assert grouped.status_code == 200, grouped.text
+    url = f"/batches/{batch_id}/groups/G%00/{operation}"
+    if operation == "keeper":
+        response = client.put(url, json={"image_id": image_id})
+    else:
+        response = client.post(url)
+    assert response.status_code == 404, response.text
+    assert response.json()["detail"] == f"Batch {batch_id} has no group 'G\\x00'."
+
+
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("field", ["min_cluster_size", "min_samples", "time_gap_seconds"])
 def test_non_finite_numbers_are_422(client: TestClient, field: str, number: str) -> None:
