@@ -30,6 +30,7 @@ from api.schemas import (
     error_responses,
     json_response,
 )
+from api.upload_spool import SpoolingRoute
 from services import (
     analysis_service,
     batch_service,
@@ -44,6 +45,8 @@ router = APIRouter(
     prefix="/batches",
     tags=["Grouping Batches"],
     dependencies=[Depends(require_api_key)],
+    # Multipart files are written once, straight into incoming/ (api/upload_spool.py).
+    route_class=SpoolingRoute,
     # Any operation answers 503 while the database or the storage is down (api/errors.py).
     responses=error_responses(401, 503),
 )

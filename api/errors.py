@@ -122,12 +122,11 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     # FastAPI turns any failure while parsing a body into "400 error parsing the body"; when
-    # it was the temp folder that filled up, that is a fault of ours, not the client's.
-    if exc.status_code == 400 and is_storage_fault(exc.__cause__ or exc):
-        logger.warning(
-            "%s %s: temp folder unavailable: %s", request.method, request.url.path, exc.__cause__
-        )
-        return unavailable("The server's temporary folder is full; try again shortly.")
+    # it was the storage that uploads stream into (api/upload_spool.py) that failed or filled
+    # up, that is a fault of ours, not the client's.
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, OSError) and is_storage_fault(cause):
+        return await os_error_handler(request, cause)
     return await http_exception_handler(request, exc)
 
 

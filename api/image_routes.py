@@ -27,6 +27,7 @@ from api.schemas import (
     error_responses,
     json_response,
 )
+from api.upload_spool import SpoolingRoute
 from services import image_service, similarity_service
 from services.image_service import IncomingUpload, UploadReport, WhichFile
 from services.model_identity import active_model_id
@@ -35,6 +36,8 @@ router = APIRouter(
     prefix="/images",
     tags=["Images"],
     dependencies=[Depends(require_api_key)],
+    # Multipart files are written once, straight into incoming/ (api/upload_spool.py).
+    route_class=SpoolingRoute,
     # Any operation answers 503 while the database or the storage is down (api/errors.py).
     responses=error_responses(401, 503),
 )

@@ -36,6 +36,7 @@ from services.errors import (
 )
 from services.lock_conflicts import retry_on_lock_conflict
 from utils.file_handling import (
+    HashingSpool,
     SingleFlight,
     SpooledFile,
     StorageLayout,
@@ -76,8 +77,11 @@ class UploadSettings(StorageLayout, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IncomingUpload:
+    """A file sent to be stored: a stream to copy into `incoming/`, or (from the HTTP API) a
+    spool that was written and hashed there as the request arrived, copied no more."""
+
     filename: str | None
-    stream: BinaryIO
+    stream: BinaryIO | HashingSpool
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +199,17 @@ def _raise_all_rejected(rejected: list[Rejection]) -> None:
 
 def _prepare(settings: UploadSettings, upload: IncomingUpload) -> _Prepared | Rejection:
     name = clean_filename(upload.filename)
-    try:
-        spooled = spool_upload(upload.stream, settings.incoming_dir, settings.max_upload_bytes)
-    except UploadTooLarge:
-        reason = f"file is larger than the limit of {settings.max_upload_bytes} bytes"
-        return Rejection(name, reason, too_large=True)
+    too_large = f"file is larger than the limit of {settings.max_upload_bytes} bytes"
+    if isinstance(upload.stream, HashingSpool):
+        spooled = upload.stream.finish()
+        if spooled.size > settings.max_upload_bytes:
+            spooled.path.unlink(missing_ok=True)
+            return Rejection(name, too_large, too_large=True)
+    else:
+        try:
+            spooled = spool_upload(upload.stream, settings.incoming_dir, settings.max_upload_bytes)
+        except UploadTooLarge:
+            return Rejection(name, too_large, too_large=True)
     if spooled.size == 0:
         spooled.path.unlink(missing_ok=True)
         return Rejection(name, "file is empty")

@@ -154,6 +154,64 @@ def spool_upload(source: BinaryIO, directory: Path, max_bytes: int) -> SpooledFi
     return SpooledFile(path=path, sha256=digest.hexdigest(), size=size)
 
 
+class HashingSpool:
+    """A file written straight into `directory` and hashed as it is written: an upload's one
+    copy on disk. Write-only; `finish()` gives the `SpooledFile`, `close()` removes the file
+    unless `finish()` was called and its path moved on (an aborted upload leaves nothing).
+
+    Writes are gathered into blocks of `flush_bytes`, hashed and written when one is full.
+    Starlette's `UploadFile` writes on the event loop while `tell() + len(data)` stays within
+    its in-memory limit (set to `flush_bytes`), else in its thread pool: so only a copy into
+    memory happens on the loop, and every hash and disk write happens in the pool."""
+
+    _rolled = False  # what UploadFile asks of a SpooledTemporaryFile
+
+    def __init__(self, directory: Path, flush_bytes: int = CHUNK_SIZE) -> None:
+        self.path = directory / f"{uuid.uuid4().hex}.part"
+        self._out: BinaryIO | None = self.path.open("xb")
+        self.flush_bytes = flush_bytes
+        self._buffer = bytearray()
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def tell(self) -> int:
+        """Bytes waiting in memory (UploadFile adds a write to this to choose where to run it)."""
+        return len(self._buffer)
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self.size += len(data)
+        if len(self._buffer) > self.flush_bytes:
+            self._flush()
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Starlette rewinds each finished part; the spool is never read back here."""
+        return 0
+
+    def finish(self) -> SpooledFile:
+        """Write what is left, close the file and give its path, hash and size."""
+        self._flush()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return SpooledFile(path=self.path, sha256=self._digest.hexdigest(), size=self.size)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        self.path.unlink(missing_ok=True)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            if self._out is None:
+                raise ValueError("write to a finished upload spool")
+            self._digest.update(self._buffer)
+            self._out.write(self._buffer)
+            self._buffer.clear()
+
+
 # --- Thumbnails ------------------------------------------------------------------------------
 
 

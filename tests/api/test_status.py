@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import errno
+import io
 from pathlib import Path
-from tempfile import SpooledTemporaryFile
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image as PILImage
 from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
-from starlette import formparsers
 from starlette.formparsers import MultiPartParser
 
+from api import upload_spool
 from api.main import create_app
 from config import Settings
 from database.models import Image
 from processing.feature_extraction import ManagedEmbedder
 from tests.api.helpers import new_batch, upload
 from tests.factories import jpeg_bytes
+from utils.file_handling import HashingSpool
 
 
 def test_root(client: TestClient) -> None:
@@ -246,15 +249,30 @@ def test_a_post_without_the_key_is_401_before_its_body_is_parsed(
     assert keyed_client.post("/batches/", json={"name": "x", "image_ids": [1]}).status_code == 401
 
 
-class _FullDisk(SpooledTemporaryFile):  # type: ignore[type-arg]
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        raise OSError(errno.ENOSPC, "No space left on device")
+class _FullDisk(HashingSpool):
+    """The disk fills up under the upload: its first write to disk fails."""
+
+    def _flush(self) -> None:
+        if self._buffer:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_a_full_temp_folder_is_503(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", _FullDisk)
-    files = [("files", ("a.jpg", jpeg_bytes(seed=6), "image/jpeg"))]
+# Small: the file's only block is written by the service; large: blocks are written while the
+# body is parsed (FastAPI turns that failure into a 400, api/errors.py makes it a 503).
+@pytest.mark.parametrize("size", [(64, 48), (1400, 1000)])
+def test_a_disk_full_while_an_upload_is_written_is_503_and_leaves_no_file(
+    client: TestClient,
+    storage_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+) -> None:
+    monkeypatch.setattr(upload_spool, "HashingSpool", _FullDisk)
+    pixels = np.random.default_rng(6).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    data = io.BytesIO()
+    PILImage.fromarray(pixels).save(data, "JPEG", quality=95)
+    files = [("files", ("a.jpg", data.getvalue(), "image/jpeg"))]
     response = client.post("/images/upload", files=files)
-    assert response.status_code == 503
-    assert "temporary folder is full" in response.json()["detail"]
+    assert response.status_code == 503, response.text
+    assert "Storage is unavailable" in response.json()["detail"]
     assert response.headers["Retry-After"]
+    assert list((storage_root / "incoming").iterdir()) == []

@@ -5,13 +5,19 @@ included)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import Engine
 
 from tests.conftest import truncate_all
@@ -61,11 +67,15 @@ def written_bytes(server: ServerProcess) -> int:
 
 
 def file_part(name: str, size: int) -> bytes:
+    return data_part(name, b"\xff" * size)
+
+
+def data_part(name: str, data: bytes) -> bytes:
     head = (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
-    return head + b"\xff" * size + b"\r\n"
+    return head + data + b"\r\n"
 
 
 def multipart(*parts: bytes) -> bytes:
@@ -168,3 +178,48 @@ def test_an_upload_with_the_key_still_works(guarded: ServerProcess) -> None:
         timeout=60,
     )
     assert bearer.status_code == 200, bearer.text
+
+
+def noise_jpeg(seed: int, size: tuple[int, int] = (1400, 1000)) -> bytes:
+    """A valid JPEG of about 1.6 MB: noise does not compress."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    out = io.BytesIO()
+    PILImage.fromarray(pixels).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def incoming_files(server: ServerProcess) -> list[Path]:
+    return list((Path(server.env["STORAGE_ROOT"]) / "incoming").iterdir())
+
+
+def test_an_upload_is_written_once(guarded: ServerProcess) -> None:
+    data = noise_jpeg(seed=7)
+    assert MB < len(data) < MAX_UPLOAD
+    body = multipart(data_part("noise.jpg", data))
+    status, answer, written = send(guarded, body, {"X-API-Key": KEY})
+    assert status == 200, answer
+    # Once into incoming/ (then renamed); copied a second time it would be 2x. The rest is
+    # the answer, a log line, and perhaps the worker's thumbnail.
+    assert written < 1.3 * len(data)
+    stored = Path(guarded.env["STORAGE_ROOT"]) / json.loads(answer)[0]["file_path"]
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_an_aborted_upload_leaves_no_file(guarded: ServerProcess) -> None:
+    body = multipart(file_part("cut.jpg", 3 * MB))
+    head = (
+        "POST /images/upload HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{guarded.port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\nX-API-Key: {KEY}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=120) as sock:
+        sock.sendall(head + body[: 2 * MB])
+        deadline = time.monotonic() + 60
+        while not incoming_files(guarded) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the spool exists while the body streams in
+        assert incoming_files(guarded), "the upload was not being written into incoming/"
+    deadline = time.monotonic() + 60
+    while incoming_files(guarded) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert incoming_files(guarded) == []
