@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from api.schemas import JsonRowId
+from api.schemas import JsonFloat, JsonRowId, WholeNumber
 
 Pick = Literal["keep", "reject"]
 ColorLabel = Literal["Red", "Yellow", "Green", "Blue", "Purple"]
@@ -20,7 +20,9 @@ class DecisionUpdate(BaseModel):
 
     image_ids: list[JsonRowId] = Field(min_length=1, max_length=100_000)
     pick: Pick | None = Field(default=None, description="keep, reject, or null (undecided).")
-    rating: int | None = Field(default=None, ge=0, le=5, description="Stars, 0..5.")
+    rating: Annotated[int, Strict(), Field(ge=0, le=5), WholeNumber] | None = Field(
+        default=None, description="Stars, 0..5."
+    )
     color_label: ColorLabel | None = None
 
     def values(self) -> dict[str, object]:
@@ -47,8 +49,10 @@ class CullRequest(BaseModel):
         json_schema_extra={"oneOf": [{"required": ["share"]}, {"required": ["count"]}]}
     )
 
-    share: Annotated[float, Field(gt=0, le=1, examples=[0.15])] | SkipJsonSchema[None] = None
-    count: Annotated[int, Field(ge=0, le=10_000_000)] | SkipJsonSchema[None] = None
+    share: Annotated[JsonFloat, Field(gt=0, le=1, examples=[0.15])] | SkipJsonSchema[None] = None
+    count: (
+        Annotated[int, Strict(), Field(ge=0, le=10_000_000), WholeNumber] | SkipJsonSchema[None]
+    ) = None
     at_least_one_per_group: StrictBool = Field(
         default=False, description="Every group keeps one image, even past the target."
     )

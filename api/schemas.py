@@ -125,13 +125,21 @@ RowId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 # (422), where pydantic's lax mode took them for 1 and 3. `3.0` is taken as 3: JSON Schema's
 # "integer" (the published type) admits it, and a server refusing what its schema admits is
 # refusing valid input (schemathesis' positive cases send exactly that).
+# Bounds go before WholeNumber (last, so it runs first), or they leave the published schema.
+WholeNumber = BeforeValidator(_whole_float_to_int)
 JsonRowId = Annotated[
     int,
     Strict(),
     Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER),
     # Last, so it runs first, and the bounds above stay in the published schema.
-    BeforeValidator(_whole_float_to_int),
+    WholeNumber,
 ]
+
+# Any other number in a JSON body is a JSON number too: `true` and `"3"` are refused (422)
+# where pydantic's lax mode read them as 1 and 3 (schemathesis ST201); a whole float (`3.0`)
+# is an integer, as for ids.
+JsonInt = Annotated[int, Strict(), WholeNumber]
+JsonFloat = Annotated[float, Strict()]
 
 BatchName = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
 
@@ -347,14 +355,14 @@ class ImageIds(BaseModel):
 class AnalyzeRequest(BaseModel):
     """How to group a batch; an omitted field takes the default measured best on real shoots."""
 
-    min_cluster_size: int = Field(
+    min_cluster_size: JsonInt = Field(
         default=DEFAULT_MIN_CLUSTER_SIZE,
         ge=2,
         le=100_000,
         description="The smallest group: a burst with fewer frames stays Ungrouped "
         "(2 = every pair of frames of one moment is a group).",
     )
-    min_samples: int = Field(
+    min_samples: JsonInt = Field(
         default=DEFAULT_MIN_SAMPLES,
         ge=1,
         le=100_000,
@@ -364,7 +372,7 @@ class AnalyzeRequest(BaseModel):
     metric: Literal["cosine", "euclidean"] = Field(
         default="cosine", description="How embeddings are compared; cosine suits every model."
     )
-    time_gap_seconds: float | None = Field(
+    time_gap_seconds: JsonFloat | None = Field(
         default=None,
         gt=0,
         le=365 * 24 * 3600,

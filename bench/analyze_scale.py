@@ -282,22 +282,24 @@ def figures(
     return lines
 
 
-def insert_photo_like(url: str, n: int, model: str) -> list[int]:
-    """n image rows with 384-d photo-like vectors of `model`, inserted directly; their ids."""
+def insert_photo_like(url: str, n: int, model: str, **columns: object) -> list[int]:
+    """`n` image rows with photo-like 384-d vectors of `model` (and `columns`), straight into
+    the database at `url` (their files are never read by an analysis); their ids. Into the
+    table as the database has it (reflected): an older schema (bench.big_answers) takes them."""
     import uuid
 
-    from sqlalchemy import create_engine, insert, select
-    from sqlalchemy.orm import Session
+    from sqlalchemy import MetaData, Table, create_engine, insert, select
 
-    from database.models import Image
+    from database.models import SCHEMA
 
     x, _ = photo_like(n, 384, seed=n + 384)
     engine = create_engine(url)
+    images = Table("images", MetaData(schema=SCHEMA), autoload_with=engine)
     tag = uuid.uuid4().hex[:8]
-    with Session(engine) as session:
+    with engine.begin() as conn:
         for start in range(0, n, 5000):
-            session.execute(
-                insert(Image),
+            conn.execute(
+                insert(images),
                 [
                     {
                         "filename": f"{tag}-{i}.jpg",
@@ -306,14 +308,16 @@ def insert_photo_like(url: str, n: int, model: str) -> list[int]:
                         "image_hash": f"{tag}{i:056d}",
                         "file_size": 1,
                         "mime_type": "image/jpeg",
+                        "has_thumbnail": False,
                         "features": x[i].tobytes(),
                         "embedding_model": model,
+                        **columns,
                     }
                     for i in range(start, min(n, start + 5000))
                 ],
             )
-        session.commit()
-        ids = list(session.scalars(select(Image.id).order_by(Image.id)))
+        query = select(images.c.id).where(images.c.filename.like(f"{tag}-%"))
+        ids = list(conn.scalars(query.order_by(images.c.id)))
     engine.dispose()
     return ids
 

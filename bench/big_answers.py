@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from bench.analyze_scale import insert_photo_like
@@ -38,7 +38,7 @@ from bench.batch_reads import PROJECT_ROOT, Server, running_server
 from bench.scratch import scratch_postgres
 from crud import crud_image
 from database.database import create_db_engine
-from database.models import Image
+from database.models import Image, ImageBatchAssociation
 
 # The revision this work started from (main before issue 22 point 5).
 BEFORE = "ab876e0"
@@ -120,6 +120,36 @@ def count_queries(url: str, repeats: int = 20) -> tuple[float, float]:
     return statistics.median(full), statistics.median(counter)
 
 
+def labelled_groups(client: httpx.Client, url: str, ids: list[int], size: int = 8) -> None:
+    """A batch of every image labelled directly in groups of `size`, ranked (many groups: the
+    summary's size grows with them, ~100 bytes each): full page against summary."""
+    response = client.post("/batches/?view=summary", json={"name": "groups", "image_ids": ids})
+    batch_id = response.raise_for_status().json()["id"]
+    at = ImageBatchAssociation.image_id - ids[0]
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            update(ImageBatchAssociation)
+            .where(ImageBatchAssociation.batch_id == batch_id)
+            .values(
+                group_label="Group " + cast(at // size + 1, String),
+                quality_rank=at % size + 1,
+            )
+        )
+    engine.dispose()
+    full = timed(client, "GET", f"/batches/{batch_id}")[1]
+    summary = timed(client, "GET", f"/batches/{batch_id}?view=summary")[1]
+    page = httpx.Response(200, content=full).json()
+    same = page["groups"] == httpx.Response(200, content=summary).json()["groups"]
+    line(
+        f"{len(ids)} in {len(page['groups'])} groups of {size} (full / summary)",
+        f"{len(full) / 1e6:.1f} MB",
+        f"{len(summary) / 1e3:.0f} KB",
+        f"summary groups equal to the page's: {same}",
+    )
+    client.delete(f"/batches/{batch_id}").raise_for_status()
+
+
 def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp_dir, ExitStack() as stack:
         tmp = Path(tmp_dir)
@@ -180,6 +210,7 @@ def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
             f"{statistics.median(creates['summary']):.2f} s",
             f"answer {sizes['summary'] / 1e3:.1f} KB (full: {sizes['after'] / 1e6:.1f} MB)",
         )
+        labelled_groups(clients["after"], new_url, new_ids)
         if analyze:
             client = clients["after"]
             batch = client.post(

@@ -179,8 +179,9 @@ def upload_and_wait(url: str, files: list[tuple[str, bytes]]) -> float:
     return elapsed
 
 
-def read_while(url: str, busy: Callable[[], float]) -> list[float]:
-    """Latencies (s) of GET /images/?limit=100 in a loop while `busy` runs."""
+def read_while(url: str, busy: Callable[[], object], interval: float = 0.01) -> list[float]:
+    """Latencies (s) of GET /images/?limit=100 in a loop, `interval` s apart, while `busy`
+    runs."""
     done = threading.Event()
     latencies: list[float] = []
 
@@ -190,7 +191,7 @@ def read_while(url: str, busy: Callable[[], float]) -> list[float]:
                 start = time.perf_counter()
                 http.get("/images/", params={"limit": 100}).raise_for_status()
                 latencies.append(time.perf_counter() - start)
-                time.sleep(0.01)
+                time.sleep(interval)
 
     thread = threading.Thread(target=reader)
     thread.start()

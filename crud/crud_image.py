@@ -65,10 +65,15 @@ def count_images(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(ImageCount.images), 0))) or 0)
 
 
+_INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+
+
 def _id_array(ids: Collection[int]) -> ColumnElement[Any]:
     """PostgreSQL: the ids as one int[] bound as text ('{1,2,3}'): psycopg2 would send a list
     as ARRAY[1,2,3], 100k constants for the server to parse (1 s at 100k, against 0.07 s)."""
-    text = "{" + ",".join(str(int(i)) for i in sorted(set(ids))) + "}"
+    # An id past int4 names no row (images.id is an integer) and would fail the cast: a 500.
+    fitting = sorted({int(i) for i in ids if _INT4_MIN <= i <= _INT4_MAX})
+    text = "{" + ",".join(map(str, fitting)) + "}"
     return cast(bindparam(None, text, type_=Text, unique=True), postgresql.ARRAY(Integer))
 
 

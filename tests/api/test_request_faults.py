@@ -99,6 +99,52 @@ def test_a_group_label_with_nul_in_the_path_is_404(client: TestClient, operation
     assert response.json()["detail"] == f"Batch {batch_id} has no group 'G\\x00'."
 
 
+@pytest.mark.parametrize("value", ['"3"', "true"], ids=["digits-in-a-string", "true"])
+@pytest.mark.parametrize(
+    ("operation", "field"),
+    [
+        ("decisions", "rating"),
+        ("cull", "count"),
+        ("cull", "share"),
+        ("analyze", "min_cluster_size"),
+        ("analyze", "min_samples"),
+        ("analyze", "time_gap_seconds"),
+    ],
+)
+def test_numbers_in_a_body_are_json_numbers(
+    client: TestClient, operation: str, field: str, value: str
+) -> None:
+    """`"3"` and `true` are no number: lax pydantic took them for 3 and 1 (schemathesis ST201)."""
+    [image_id] = upload(client, [("a.jpg", jpeg_bytes(seed=3))])
+    batch_id = new_batch(client, [image_id])
+    method, url, body = {
+        "decisions": ("PUT", f"/batches/{batch_id}/decisions", f'{{"image_ids": [{image_id}], '),
+        "cull": ("POST", f"/batches/{batch_id}/cull", "{"),
+        "analyze": ("PUT", f"/batches/{batch_id}/analyze", "{"),
+    }[operation]
+    refused = raw_json(client, method, url, f'{body}"{field}": {value}}}')
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"][:2] == ["body", field]
+    whole = {"share": "1", "time_gap_seconds": "5", "min_cluster_size": "2.0"}.get(field, "1.0")
+    taken = raw_json(client, method, url, f'{body}"{field}": {whole}}}')
+    assert taken.status_code == 200, taken.text
+
+
+@pytest.mark.parametrize("image_id", [2**31, 2**53 - 1, -(2**31) - 1])
+def test_ids_past_the_database_integer_are_missing_not_a_500(
+    client: TestClient, image_id: int
+) -> None:
+    """PostgreSQL's int[] cast refused them (schemathesis: 521 x 500 on createBatch, addImages)."""
+    [stored] = upload(client, [("a.jpg", jpeg_bytes(seed=4))])
+    created = client.post("/batches/", json={"name": "big", "image_ids": [stored, image_id]})
+    assert created.status_code == 404, created.text
+    assert created.json()["missing_ids"] == [image_id]
+    batch_id = new_batch(client, [stored])
+    added = client.post(f"/batches/{batch_id}/images", json={"image_ids": [image_id]})
+    assert added.status_code == 404, added.text
+    assert added.json()["missing_ids"] == [image_id]
+
+
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("field", ["min_cluster_size", "min_samples", "time_gap_seconds"])
 def test_non_finite_numbers_are_422(client: TestClient, field: str, number: str) -> None:
