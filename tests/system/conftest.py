@@ -81,6 +81,13 @@ class ServerProcess:
     def health(self) -> dict:
         return httpx.get(f"{self.url}/health", timeout=10).json()  # type: ignore[no-any-return]
 
+    def wait_until_model_loaded(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.health()["model"]["loaded"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"model not loaded: {self.health()['model']}")
+            time.sleep(0.2)
+
     def wait_until_processed(self, timeout: float = 180.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -100,6 +100,9 @@ def test_concurrent_analyses_of_one_batch_both_finish_consistently(
 def test_analyze_while_embeddings_are_being_written_is_409_never_partial(
     server: ServerProcess, clean_database: Engine
 ) -> None:
+    # The model loads in its own process after start-up; until then analyze answers 503 "still
+    # loading". Here it has loaded, and the embeddings are what is missing.
+    server.wait_until_model_loaded()
     with httpx.Client(base_url=server.url, timeout=120) as client:
         files = [
             ("files", (f"{n}.jpg", jpeg_bytes((1600, 1200), seed=300 + n), "image/jpeg"))
@@ -112,7 +115,7 @@ def test_analyze_while_embeddings_are_being_written_is_409_never_partial(
         server.wait_until_processed()
         later = client.put(f"/batches/{batch_id}/analyze", json={})
 
-    assert early.status_code == 409
+    assert early.status_code == 409, early.text
     assert "no embedding yet" in early.json()["detail"]
     assert during["status"] == "pending"
     assert {a["group_label"] for a in during["image_associations"]} == {None}

@@ -80,7 +80,8 @@ def check_all_done(engine: Engine, storage_root: Path, ids: list[int]) -> None:
         assert (storage_root / thumbnail_relative_path(row.filename)).is_file()
         assert row.quality_score is not None
         assert row.embedding_model is not None, f"image {row.id} has no embedding"
-        assert (storage_root / row.file_path).is_file(), f"image {row.id} lost its file"
+        original = Path(row.source_path) if row.source_path else storage_root / row.file_path
+        assert original.is_file(), f"image {row.id} lost its file"
 
 
 def wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
@@ -139,17 +140,35 @@ def test_database_outage_mid_processing_loses_nothing(
 
 
 def test_thumbnail_storage_fault_is_retried_not_dropped(
-    server: ServerProcess, clean_database: Engine
+    server: ServerProcess, clean_database: Engine, tmp_path: Path
 ) -> None:
     """Issue 10, item 1 (storage): a failing thumbnail write used to drop its whole batch.
 
     The thumbnails folder is replaced by a plain file, so every thumbnail write fails with an
-    OSError, as on a full or vanished disk; the originals still upload fine."""
+    OSError, as on a full or vanished disk. Uploads refuse such storage now (503), so the photos
+    come in through an import in place, which writes nothing into the storage itself."""
+    card = tmp_path / "roots" / "card"
+    card.mkdir(parents=True)
+    for n in range(12):
+        (card / f"IMG_{n:04d}.JPG").write_bytes(jpeg_bytes((800, 600), seed=7100 + n))
+    server.stop()
+    server.env["IMPORT_ROOTS"] = str(tmp_path / "roots")
+    server.start()
     storage_root = Path(server.env["STORAGE_ROOT"])
     thumbnails = storage_root / "thumbnails"
     shutil.rmtree(thumbnails)
     thumbnails.write_bytes(b"not a folder")
-    ids = upload(server.url, "full", [jpeg_bytes((800, 600), seed=7100 + n) for n in range(12)])
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        started = client.post("/imports", json={"path": "card", "batch_name": "full"})
+        assert started.status_code == 202, started.text
+        import_id = started.json()["id"]
+        wait_for(
+            lambda: client.get(f"/imports/{import_id}").json()["status"] == "complete", "the import"
+        )
+        batch_id = client.get(f"/imports/{import_id}").json()["batch_id"]
+        batch = client.get(f"/batches/{batch_id}").json()
+    ids = [a["image"]["id"] for a in batch["image_associations"]]
+    assert len(ids) == 12
     wait_for(lambda: "kept queued" in server.log_path.read_text(), "a failed write", 60)
     time.sleep(2)  # more failed tries
     health = server.health()
