@@ -188,8 +188,9 @@ def group_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str,
 
 
 def _stack_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str, str]:
-    """`focus_stack` for each group that is one: all its frames judged, of one camera and one
-    exposure compensation, the sharp region moving from frame to frame."""
+    """`focus_stack` for each group that is one: all its frames judged, of one known camera
+    (EXIF make and model) and one exposure compensation, the sharp region moving from frame to
+    frame."""
     members: dict[str, list[Frame]] = {}
     for frame in frames:
         label = labels.get(frame.id)
@@ -198,7 +199,10 @@ def _stack_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str
     kinds: dict[str, str] = {}
     for label, group in members.items():
         maps = [f.focus_tiles for f in group]
-        if len({f.camera for f in group}) != 1 or len({f.exposure_bias for f in group}) != 1:
+        cameras = {f.camera for f in group}
+        # Without a known body the looks alone cannot tell a stack from a burst shot hand-held
+        # (its frames shift, and each is sharpest somewhere): it stays a burst, as before.
+        if len(cameras) != 1 or None in cameras or len({f.exposure_bias for f in group}) != 1:
             continue
         if all(m is not None for m in maps) and is_focus_stack(
             [np.asarray(m, dtype=np.float64) for m in maps if m is not None]
