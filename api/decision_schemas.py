@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas import JsonFloat, JsonRowId, WholeNumber
@@ -56,6 +64,14 @@ class CullRequest(BaseModel):
     at_least_one_per_group: StrictBool = Field(
         default=False, description="Every group keeps one image, even past the target."
     )
+
+    @field_validator("share", "count", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Left out, a target is None; sent as null it is not a number (the schema says so).
+        if value is None:
+            raise ValueError("must be a number; leave the field out instead of null")
+        return value
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
