@@ -10,7 +10,9 @@ fixtures include `database_url` directly or through another fixture (`db`, `clie
 `server`, ...). A test without it (image processing, models, the bench tool, layering, the
 migration tests that open both databases themselves) cannot see which database the run uses,
 so the SQLite pass leaves it out (deselected, counted in the header); the PostgreSQL pass runs
-it. `ALL_TESTS_ON_SQLITE=1` runs everything on SQLite too.
+it. So does a test marked `one_database`: it starts a server, but what it tests (a browser on
+the docs, the model's process, slow sockets, the README's commands) is the same on either
+database. `ALL_TESTS_ON_SQLITE=1` runs everything on SQLite too.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     uses_database: list[pytest.Item] = []
     left_out: list[pytest.Item] = []
     for item in items:
-        uses = "database_url" in getattr(item, "fixturenames", ())
+        uses = "database_url" in getattr(item, "fixturenames", ()) and (
+            item.get_closest_marker("one_database") is None
+        )
         (uses_database if uses else left_out).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)

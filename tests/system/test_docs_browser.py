@@ -26,6 +26,7 @@ pytestmark = [
         CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed"
     ),
     pytest.mark.slow,
+    pytest.mark.one_database,
 ]
 
 

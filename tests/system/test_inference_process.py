@@ -19,7 +19,7 @@ from tests.factories import jpeg_bytes
 from tests.system.conftest import ServerProcess
 from tests.system.test_analysis_pool import running
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_database]
 
 UPLOADS = 40
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from tests.conftest import truncate_all
 from tests.system.conftest import ServerProcess, free_port, server_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_database]
 
 HEADER_TIMEOUT = 3
 MAX_PENDING_HEADS = 8
