@@ -60,6 +60,7 @@ class ProcessingWorker(PendingIds):
         self._backoff = backoff or Backoff()
         self._busy = False  # the start-up backfill runs
         self._in_flight = 0  # batches taken from the queue and not yet done
+        self._in_flight_ids = 0  # the ids in them
         # One prepared batch waits while the model stage works on another; None: no more.
         self._handover: queue.Queue[tuple[list[int], Any] | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="processing-worker", daemon=True)
@@ -100,11 +101,11 @@ class ProcessingWorker(PendingIds):
                     prepared = self._process(batch)
                 except Exception as exc:
                     self._failed(batch, exc)
-                    self._done()
+                    self._done(batch)
                     continue
                 if self._finish is None:
                     self._backoff.reset()
-                    self._done()
+                    self._done(batch)
                 else:
                     self._handover.put((batch, prepared))
         finally:
@@ -122,7 +123,7 @@ class ProcessingWorker(PendingIds):
             else:
                 self._backoff.reset()
             finally:
-                self._done()
+                self._done(batch)
 
     def _failed(self, batch: list[int], exc: Exception) -> None:
         if is_transient(exc):
@@ -132,9 +133,10 @@ class ProcessingWorker(PendingIds):
         # start-up's backfill queues them again.
         logger.error("processing images %s failed", batch, exc_info=exc)
 
-    def _done(self) -> None:
+    def _done(self, batch: list[int]) -> None:
         with self._changed:
             self._in_flight -= 1
+            self._in_flight_ids -= len(batch)
             self._changed.notify_all()
 
     def _backfill(self, find_pending: StartupFn) -> None:
@@ -175,7 +177,15 @@ class ProcessingWorker(PendingIds):
             batch = [self._order.popleft() for _ in range(min(self._batch_size, len(self._order)))]
             self._pending.difference_update(batch)
             self._in_flight += 1
+            self._in_flight_ids += len(batch)
             return batch
+
+    @property
+    def queued(self) -> int:
+        """Ids not handled yet: waiting, and in batches being prepared or embedded (a batch of
+        images deleted meanwhile still has its results to store, and its thumbnails to remove)."""
+        with self._changed:
+            return len(self._pending) + self._in_flight_ids
 
 
 class InlineWorker:
