@@ -1,4 +1,4 @@
-"""Sets a photographer keeps whole: exposure brackets, told from EXIF.
+"""Sets a photographer keeps whole: exposure brackets, focus stacks and panorama sweeps.
 
 A bracket is a run of consecutive frames of one camera body, each at most
 BRACKET_GAP_SECONDS after the one before, whose exposure compensation (EXIF ExposureBiasValue)
