@@ -20,6 +20,8 @@ processing.panorama.sweeps_in on the looks (`look_of`) of consecutive frames.
   background sharp / all sharp); and made pans that follow a subject: a window sliding 25% of
   its width per frame over one photo with another photo's centre pasted as a subject that stays
   in the middle (a third of the frame).
+Last, the time step_between takes per pair of neighbours (what analyze adds per pair that EXIF
+leaves as a sweep candidate), on one scene, a sweep and two different photos.
 --steps prints each made sweep's steps (shift, match, unshifted match): what the thresholds
 were chosen from.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 import cv2
@@ -158,6 +161,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         subject = photos[names[(i + 7) % len(names)]]
         called += bool(sweeps_in([look(f) for f in subject_pan(photos[name], subject, rng)]))
     print(f"Made pans following a subject (3 frames) called sweeps: {called}/{len(names)}")
+    time_per_pair(photos, rng)
+
+
+def time_per_pair(photos: dict[str, Image.Image], rng: np.random.Generator) -> None:
+    """What analyze pays per pair of neighbours that EXIF leaves as sweep candidates."""
+    imgs = list(photos.values())
+    pairs = {
+        "one scene (a burst)": [
+            (look(keeper.noisy(img, 3, rng)), look(keeper.noisy(img, 3, rng))) for img in imgs
+        ],
+        "a sweep": [
+            tuple(look(f) for f in sweep(img, 2, 0.35, seed=k)) for k, img in enumerate(imgs)
+        ],
+        "two photos": [(look(a), look(b)) for a, b in zip(imgs, imgs[1:], strict=False)],
+    }
+    print("\nTime per pair of neighbours (step_between), mean of 20 rounds:")
+    for name, found in pairs.items():
+        start = time.perf_counter()
+        for _ in range(20):
+            for a, b in found:
+                step_between(a, b)
+        each = (time.perf_counter() - start) / (20 * len(found))
+        print(f"  {name:22s} {each * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

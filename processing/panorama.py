@@ -76,6 +76,11 @@ def look_array(look: bytes) -> NDArray[np.float64] | None:
 
 def step_between(first: NDArray[np.float64], second: NDArray[np.float64]) -> Step:
     """The shift that lays `second` on `first` best, by phase correlation."""
+    unshifted = overlap_match(first, second, 0, 0)
+    if unshifted > 1.0 - STEP_MIN_GAIN:
+        # No shift can match STEP_MIN_GAIN better: not a step of a sweep (most bursts), and
+        # not worth the search.
+        return Step(0.0, 0.0, unshifted, unshifted)
     a, b = first - first.mean(), second - second.mean()
     cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
     surface = np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-9)))
@@ -91,7 +96,7 @@ def step_between(first: NDArray[np.float64], second: NDArray[np.float64]) -> Ste
                 if match > best[0]:
                     best = (match, sx, sy)
     match, sx, sy = best
-    return Step(sx / width, sy / height, match, overlap_match(first, second, 0, 0))
+    return Step(sx / width, sy / height, match, unshifted)
 
 
 def overlap_match(
