@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from bench import scratch
 from bench.embedding import save_vits16
 from bench.scratch import scratch_postgres
 from processing.feature_extraction import (
@@ -92,55 +93,16 @@ class Server:
 
 @contextmanager
 def running_server(code: Path, model: ModelSetup, database_url: str, root: Path) -> Iterator[str]:
-    import socket
-    import subprocess
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    storage = root / "storage"
     env = {k: v for k, v in os.environ.items() if k != "TORCH_THREADS"}
     env.update(
         DATABASE_URL=database_url,
-        STORAGE_ROOT=str(storage),
+        STORAGE_ROOT=str(root / "storage"),
         EMBEDDING_DEVICE="cpu",
         API_KEY="",
-        PYTHONUNBUFFERED="1",
         **model.env,
     )
-    log = root / "server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
-            cwd=code,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while not _model_ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with scratch.running_server(code, env, root / "server.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _model_ready(url: str) -> bool:
-    try:
-        answer = httpx.get(f"{url}/health", timeout=5)
-    except httpx.HTTPError:
-        return False
-    model = answer.json().get("model") or {}
-    return answer.status_code == 200 and bool(model.get("active_model"))
 
 
 def _pending(client: httpx.Client) -> int:
