@@ -104,12 +104,12 @@ def resolve_folder(roots: Sequence[Path], path: str) -> Path:
     raise Forbidden(f"{path!r} is not under an import root (IMPORT_ROOTS).")
 
 
-def _unresolvable(path: str, exc: OSError) -> InvalidInput | Forbidden:
+def _unresolvable(path: str, exc: OSError) -> NotFound | InvalidInput | Forbidden:
     """What a path the file system refuses to look up is, as a client error."""
-    if exc.errno == errno.ENAMETOOLONG:
-        return InvalidInput(
-            f"The path is too long for the file system (a name over 255 bytes, or the whole "
-            f"over 4,096): {path[:100]!r}..."
+    if exc.errno == errno.ENAMETOOLONG:  # the schema allows it; no folder can be there
+        return NotFound(
+            f"No folder at {path[:100]!r}... under the import roots: the path is too long for "
+            f"the file system (a name over 255 bytes, or the whole over 4,096)."
         )
     if exc.errno == errno.ELOOP:
         return InvalidInput(f"{path!r} goes round in a loop of symbolic links.")
