@@ -683,9 +683,18 @@ class Presenter:
         names = [n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS]
         return [*names, "embedding_model"]
 
-    def _image_builder(self, columns: Sequence[str]) -> Callable[[Member], dict[str, Any]]:
-        """Member tuple (*MEMBER_FIELDS, *values of `columns`) -> ImageResponse dict."""
-        index = {name: at + len(MEMBER_FIELDS) for at, name in enumerate(columns)}
+    def images(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> Response:
+        """A list of images from plain rows of the values of `columns` (crud_image.image_rows),
+        encoded once: no model validated per image."""
+        build = self._image_builder(columns, first=0)
+        return json_response([build(row) for row in rows])
+
+    def _image_builder(
+        self, columns: Sequence[str], first: int = len(MEMBER_FIELDS)
+    ) -> Callable[[Member], dict[str, Any]]:
+        """Member tuple (*MEMBER_FIELDS, *values of `columns`) -> ImageResponse dict; the
+        image's values start at `first` (a bare image row: 0)."""
+        index = {name: at + first for at, name in enumerate(columns)}
         stored = [n for n in ImageResponse.model_fields if n in index]
         stored = [n for n in stored if n not in _DERIVED_IMAGE_FIELDS]
         getter = itemgetter(*(index[n] for n in stored))

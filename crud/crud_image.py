@@ -52,11 +52,22 @@ def get_image_by_hash(session: Session, image_hash: str) -> Image | None:
     return session.scalars(query.limit(1)).one_or_none()
 
 
-def list_images(session: Session, offset: int = 0, limit: int | None = None) -> Sequence[Image]:
-    query = select(Image).order_by(Image.id).offset(offset)
+def image_column_names(image_columns: Sequence[str]) -> list[str]:
+    """Of these names, those of the image table's columns, "id" first, each once."""
+    table = Image.__table__
+    return [name for name in dict.fromkeys(["id", *image_columns]) if name in table.c]
+
+
+def image_rows(
+    session: Session, image_columns: Sequence[str], offset: int = 0, limit: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A page of images by id as plain rows of the columns named (image_column_names, which it
+    returns): no ORM objects, and not the vectors (a 100-image page read 12.5 ms as objects)."""
+    names = image_column_names(image_columns)
+    query = select(*(Image.__table__.c[name] for name in names)).order_by(Image.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return session.scalars(query).all()
+    return names, [tuple(row) for row in session.connection().execute(query)]
 
 
 def count_images(session: Session) -> int:
