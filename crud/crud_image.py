@@ -115,15 +115,21 @@ def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[i
     """Of these ids, those of existing images, locked against a delete (FOR KEY SHARE, in id
     order) until the transaction ends: a membership inserted for them cannot then fail its
     foreign key. (SQLite: no row locks; its single writer has the same effect.)"""
+    return set(lock_images_with_models(session, image_ids))
+
+
+def lock_images_with_models(session: Session, image_ids: Collection[int]) -> dict[int, str | None]:
+    """lock_images_for_share, with each locked image's embedding model (read by the same
+    scan: a new batch's counts need no second pass over its images)."""
     if not image_ids:
-        return set()
+        return {}
     query = (
-        select(Image.id)
+        select(Image.id, Image.embedding_model)
         .where(_id_in(session, image_ids))
         .order_by(Image.id)
         .with_for_update(read=True, key_share=True)
     )
-    return set(session.scalars(query))
+    return {row[0]: row[1] for row in session.execute(query)}
 
 
 def lock_image_for_update(session: Session, image_id: int) -> Image | None:

@@ -190,3 +190,24 @@ def test_group_paging_is_refused_outside_the_summary(client: TestClient) -> None
         assert "view=summary" in refused.json()["detail"]
     too_many = {"view": "summary", "group_limit": 5_001}
     assert client.get(f"/batches/{batch_id}", params=too_many).status_code == 422
+
+
+def test_a_new_batchs_summary_counts_what_its_page_holds(client: TestClient, db: Session) -> None:
+    ids = _many_images(db, 10)
+    active = client.get("/health").json()["model"]["active_model"]
+    assert active is not None
+    for image_id, model in zip(ids, [active] * 3 + ["another-model"] * 2, strict=False):
+        db.execute(update(Image).where(Image.id == image_id).values(embedding_model=model))
+    db.flush()
+    chosen = [ids[9], *ids[:7], ids[0]]  # out of order, one twice
+
+    created = client.post(
+        "/batches/", params={"view": "summary"}, json={"name": "ten", "image_ids": chosen}
+    )
+
+    assert created.status_code == 201, created.text
+    summary = created.json()
+    page = client.get(f"/batches/{summary['id']}").json()
+    assert summary == _without_members(page)
+    assert (summary["image_count"], summary["embedded_count"]) == (8, 3)
+    assert summary["preview_image_ids"] == ids[:4]
