@@ -182,12 +182,14 @@ def test_analyze_summary_lists_the_groups_asked(client: TestClient) -> None:
     assert response.headers["X-Total-Groups"] == str(len(page["groups"]))
 
 
-def test_group_paging_is_refused_outside_the_summary(client: TestClient) -> None:
-    batch_id = new_batch(client, [])
-    for params in ({"group_limit": 5}, {"view": "full", "group_offset": 0}):
-        refused = client.get(f"/batches/{batch_id}", params=params)
-        assert refused.status_code == 400
-        assert "view=summary" in refused.json()["detail"]
+def test_the_full_page_lists_every_group_whatever_the_window(
+    client: TestClient, db: Session
+) -> None:
+    batch_id, _ = _batch_of_groups(client, db, 12)
+    window = {"group_offset": 3, "group_limit": 2}
+    page = client.get(f"/batches/{batch_id}", params={"view": "full", **window})
+    assert page.status_code == 200
+    assert [g["label"] for g in page.json()["groups"]] == [f"Group {n}" for n in range(1, 13)]
     too_many = {"view": "summary", "group_limit": 5_001}
     assert client.get(f"/batches/{batch_id}", params=too_many).status_code == 422
 
