@@ -8,7 +8,8 @@ Before and after in the same run: the code at `--before` (a git revision, unpack
 with the same `--rows` image rows inserted directly (384-d photo-like vectors). Then, in
 interleaved rounds (the machine is shared):
 - `GET /images/?limit=100` p50 (the list plus its `X-Total-Count`), before vs after;
-- `POST /batches/` with every id, before vs after (full answer), and after with `view=summary`;
+- `POST /batches/` with every id, before vs after, full answer and `view=summary` (a `before`
+  without the summary view answers the full page there: see its answer's size);
 - this checkout only: `PUT /batches/{id}/analyze?view=summary` on the whole library, and the
   size of the full page (`GET /batches/{id}`: the same body as analyze's default answer)
   against the summary (`GET /batches/{id}?view=summary`), whose groups must equal the page's.
@@ -185,17 +186,14 @@ def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
         full_count, kept_count = count_queries(new_url)
         line("count(*) vs counter read (in-process)", ms(full_count), ms(kept_count), "-")
 
-        creates: dict[str, list[float]] = {"before": [], "after": [], "summary": []}
+        names = ("before", "after", "summary", "summary before")
+        creates: dict[str, list[float]] = {name: [] for name in names}
         sizes: dict[str, int] = {}
-        ids = {"before": old_ids, "after": new_ids, "summary": new_ids}
+        ids = {"before": old_ids, "after": new_ids, "summary": new_ids, "summary before": old_ids}
         for round_ in range(max(1, rounds // 2)):
-            for name in (
-                ("before", "after", "summary")
-                if round_ % 2 == 0
-                else ("summary", "after", "before")
-            ):
-                client = clients["before" if name == "before" else "after"]
-                view = "?view=summary" if name == "summary" else ""
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                client = clients["before" if name.endswith("before") else "after"]
+                view = "?view=summary" if name.startswith("summary") else ""
                 body = {"name": f"bench {name} {round_}", "image_ids": ids[name]}
                 seconds, content = timed(client, "POST", f"/batches/{view}", json=body)
                 creates[name].append(seconds)
@@ -210,9 +208,10 @@ def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
         )
         line(
             f"POST /batches/?view=summary {rows} ids",
-            "-",
+            f"{statistics.median(creates['summary before']):.2f} s",
             f"{statistics.median(creates['summary']):.2f} s",
-            f"answer {sizes['summary'] / 1e3:.1f} KB (full: {sizes['after'] / 1e6:.1f} MB)",
+            f"answer {sizes['summary'] / 1e3:.1f} KB (full: {sizes['after'] / 1e6:.1f} MB; "
+            f"before: {sizes['summary before'] / 1e3:.1f} KB)",
         )
         labelled_groups(clients["after"], new_url, new_ids)
         if analyze:
