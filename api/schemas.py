@@ -233,6 +233,11 @@ class Metadata(JudgeParts):
     exposure_mode: int | None = Field(
         default=None, description="EXIF ExposureMode: 0 auto, 1 manual, 2 auto bracket."
     )
+    focus_distance: float | None = Field(
+        default=None,
+        description="The distance focused at, in metres (EXIF SubjectDistance); null when "
+        "the camera did not write it, wrote 0 (unknown) or infinity.",
+    )
 
     @model_validator(mode="after")
     def _shot_at_in_camera_offset(self) -> Self:
@@ -258,10 +263,11 @@ class ImageAssociation(BaseModel):
     suggested_rank: int | None = Field(
         default=None, description="The judge's own rank (quality alone); 1 = its suggestion."
     )
-    group_kind: Literal["burst", "bracket", "focus_stack"] | None = Field(
+    group_kind: Literal["burst", "bracket", "focus_stack", "panorama"] | None = Field(
         default=None,
-        description="burst: one keeper suggested; bracket: an exposure bracket, and "
-        "focus_stack: frames focused at stepping distances, kept whole (every frame a keeper). "
+        description="burst: one keeper suggested; bracket: an exposure bracket, "
+        "focus_stack: frames focused at stepping distances, and panorama: a sweep of "
+        "overlapping frames, kept whole (every frame a keeper). "
         "Null for Ungrouped images.",
     )
     pick: Literal["keep", "reject"] | None = Field(

@@ -256,12 +256,30 @@ _FRAME_COLUMNS = (
     Image.exposure_bias,
     Image.exposure_mode,
     Image.focus_tiles,
+    Image.focal_length,
+    Image.exposure_time,
+    Image.f_number,
+    Image.iso,
+    Image.focus_distance,
 )
 
 
+def looks_of(session: Session, image_ids: Collection[int]) -> dict[int, bytes]:
+    """The stored looks (processing.panorama.look_of) of these images, by id; images without
+    one are left out."""
+    looks: dict[int, bytes] = {}
+    ids = sorted(image_ids)
+    for start in range(0, len(ids), STREAM_ROWS):
+        query = select(Image.id, Image.look).where(
+            Image.id.in_(ids[start : start + STREAM_ROWS]), Image.look.is_not(None)
+        )
+        looks.update({i: bytes(look) for i, look in session.execute(query) if look is not None})
+    return looks
+
+
 def frame_rows(session: Session, batch_id: int) -> list[Any]:
-    """The batch's members as plain rows of their capture time, camera, exposure bias/mode and
-    tile sharpness map."""
+    """The batch's members as plain rows of their capture time, camera, exposure bias/mode,
+    tile sharpness map, focal length, exposure settings and focus distance."""
     query = (
         select(*_FRAME_COLUMNS)
         .join(ImageBatchAssociation, ImageBatchAssociation.image_id == Image.id)

@@ -113,6 +113,8 @@ class Image(Base):
     # 2 auto bracket): exposure brackets are told from them (processing/sets.py).
     exposure_bias: Mapped[float | None] = mapped_column(Float)
     exposure_mode: Mapped[int | None] = mapped_column(Integer)
+    # The distance focused at, in metres (EXIF SubjectDistance): a focus stack steps it.
+    focus_distance: Mapped[float | None] = mapped_column(Float)
 
     # Quality (the judge)
     quality_score: Mapped[float | None] = mapped_column(Float)
@@ -134,6 +136,8 @@ class Image(Base):
     # Each tile's sharpness (rows x columns): a group's frames are compared tile by tile to
     # tell which one focused the subject (processing/group_focus.py).
     focus_tiles: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    # A tiny grey copy (processing.panorama.look_of): neighbours' looks tell a panorama sweep.
+    look: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     # Which version of the judge made these values (processing.quality.QUALITY_VERSION).
     quality_version: Mapped[int | None] = mapped_column(Integer)
     # An original imported in place (services/import_service.py): its absolute path, which

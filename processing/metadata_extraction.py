@@ -46,6 +46,8 @@ _TIMESTAMP_TAGS = (
 )
 # DNG's CameraSerialNumber (IFD0), where a DNG carries the body's serial.
 _DNG_CAMERA_SERIAL = 0xC62F
+# Beyond this many metres SubjectDistance means infinity (written as 0xFFFFFFFF / 1).
+MAX_FOCUS_DISTANCE = 100_000.0
 _DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")
 
@@ -88,6 +90,7 @@ class ImageMetadata:
     rating: int | None = None  # 0..5 stars, -1 rejected
     exposure_bias: float | None = None  # exposure compensation in EV (ExposureBiasValue)
     exposure_mode: int | None = None  # ExposureMode: 0 auto, 1 manual, 2 auto bracket
+    focus_distance: float | None = None  # metres focused at (SubjectDistance); None: unknown
 
     def as_dict(self) -> dict[str, object]:
         """The fields by name (a copy: changing it leaves this object alone)."""
@@ -156,6 +159,7 @@ def _from_sources(src: _Sources, size: tuple[int, int], orientation: int | None)
         rating=_first_not_none(_safe(_xmp_rating, src.xmp), _safe(_exif_rating, src)),
         exposure_bias=_safe(_exposure_bias, src),
         exposure_mode=_safe(_exposure_mode, src),
+        focus_distance=_safe(_focus_distance, src),
     )
 
 
@@ -276,6 +280,12 @@ def _exposure_bias(src: _Sources) -> float | None:
 def _exposure_mode(src: _Sources) -> int | None:
     value = src.get(Base.ExposureMode)
     return value if isinstance(value, int) and 0 <= value <= 2 else None
+
+
+def _focus_distance(src: _Sources) -> float | None:
+    distance = _number(src.get(Base.SubjectDistance))
+    # 0 is "unknown" and 0xFFFFFFFF "infinity" (EXIF 2.3); neither is a distance to step.
+    return round(distance, 3) if 0 < distance < MAX_FOCUS_DISTANCE else None
 
 
 def _iso(src: _Sources) -> int | None:

@@ -1,4 +1,4 @@
-"""Sets a photographer keeps whole: exposure brackets, told from EXIF.
+"""Sets a photographer keeps whole: exposure brackets, focus stacks and panorama sweeps.
 
 A bracket is a run of consecutive frames of one camera body, each at most
 BRACKET_GAP_SECONDS after the one before, whose exposure compensation (EXIF ExposureBiasValue)
@@ -9,14 +9,17 @@ them are keepers (the group's kind is `bracket`).
 
 A focus stack is a group of one framing (its frames' tile sharpness maps line up) shot by one
 camera at one exposure compensation, in which the sharp region moves from frame to frame
-(processing.group_focus.is_focus_stack); its frames are merged into one picture, so all of them
-are keepers too (kind `focus_stack`). Told from looks alone: EXIF's SubjectDistance is rarely
-written and the focus distance lives in each maker's own notes. Measured with
+(processing.group_focus.is_focus_stack), or whose EXIF focus distance (SubjectDistance, where
+the camera writes it) steps one way across at least MIN_STACK_FRAMES frames; its frames are
+merged into one picture, so all of them are keepers too (kind `focus_stack`). Measured with
 python -m bench.focus_stacks (bench/results/focus_stacks.txt).
 
-Not detected: panorama sweeps. EXIF carries no flag for them, and telling them from looks
-(shifted overlap between neighbours) needs the frames' registration, which the server does not
-compute; they are grouped as bursts, or not grouped when their looks differ.
+A panorama sweep is a run of at least MIN_SWEEP_FRAMES consecutive frames of one known body,
+each at most SWEEP_GAP_SECONDS after the one before, at one focal length and one exposure
+(shutter, aperture, ISO, compensation, where EXIF has them), whose neighbours overlap shifted
+a large share of the frame, all the same way (processing.panorama.sweeps_in on their looks);
+stitched into one picture, all of them are keepers (kind `panorama`). Measured with
+python -m bench.panoramas (bench/results/panoramas.txt).
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from datetime import datetime
 
 import numpy as np
 
-from processing.group_focus import is_focus_stack
+from processing.group_focus import MIN_STACK_FRAMES, is_focus_stack
 from processing.grouping import UNGROUPED
+from processing.panorama import MIN_SWEEP_FRAMES, look_array, sweeps_in
 
 BURST = "burst"
 BRACKET = "bracket"
 FOCUS_STACK = "focus_stack"
-GROUP_KINDS = (BURST, BRACKET, FOCUS_STACK)
+PANORAMA = "panorama"
+GROUP_KINDS = (BURST, BRACKET, FOCUS_STACK, PANORAMA)
 # Sets kept whole: every frame a keeper.
-KEPT_WHOLE = (BRACKET, FOCUS_STACK)
+KEPT_WHOLE = (BRACKET, FOCUS_STACK, PANORAMA)
 # The camera's ExposureMode for auto bracketing (EXIF 2.3, tag 0xA402).
 AUTO_BRACKET_MODE = 2
 # A bracket is shot in one go: a camera takes 3 to 9 frames in a second or two, a tripod HDR
@@ -46,6 +51,9 @@ MIN_BRACKET_FRAMES = 3
 # Brackets step by 1/3 EV or more; steps of one bracket are equal up to the camera's rounding.
 MIN_STEP_EV = 0.3
 STEP_TOLERANCE_EV = 0.2
+# A sweep is shot frame after frame, a second or two apart by hand, a few seconds on a tripod
+# with long exposures; further apart, the frames are separate shots.
+SWEEP_GAP_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,16 @@ class Frame:
     exposure_mode: int | None
     # The judge's tile sharpness map (QualityScores.focus_tiles); None before it is judged.
     focus_tiles: list[list[float]] | None = None
+    focal_length: str | None = None
+    exposure_time: str | None = None
+    f_number: float | None = None
+    iso: int | None = None
+    # Metres focused at (EXIF SubjectDistance).
+    focus_distance: float | None = None
+
+    def exposure(self) -> tuple[object, ...]:
+        """What one sweep keeps the same: focal length and exposure settings."""
+        return (self.focal_length, self.exposure_time, self.f_number, self.iso, self.exposure_bias)
 
 
 def find_brackets(
@@ -132,32 +150,71 @@ def _same_ev(a: float | None, b: float) -> bool:
     return a is not None and abs(a - b) < 0.05
 
 
+def sweep_candidates(frames: Sequence[Frame]) -> list[list[Frame]]:
+    """Runs of consecutive frames that may be sweeps by their EXIF alone: one known body, a
+    short gap, one focal length and exposure; their looks decide (find_sweeps)."""
+    candidates: list[list[Frame]] = []
+    known = [f for f in frames if f.camera is not None]
+    for run in _consecutive_runs(known, SWEEP_GAP_SECONDS):
+        piece: list[Frame] = []
+        for frame in [*run, None]:
+            if frame is None or (piece and not _same_settings(piece[-1], frame)):
+                if len(piece) >= MIN_SWEEP_FRAMES:
+                    candidates.append(piece)
+                piece = []
+            if frame is not None:
+                piece.append(frame)
+    return candidates
+
+
+def _same_settings(first: Frame, second: Frame) -> bool:
+    return all(
+        a is None or b is None or a == b
+        for a, b in zip(first.exposure(), second.exposure(), strict=True)
+    )
+
+
+def find_sweeps(frames: Sequence[Frame], looks: Mapping[int, bytes]) -> list[list[int]]:
+    """The panorama sweeps among `frames`, told by their `looks` (look_of, by image id):
+    lists of image ids in capture order."""
+    sweeps: list[list[int]] = []
+    for run in sweep_candidates(frames):
+        arrays = [look_array(looks[f.id]) if f.id in looks else None for f in run]
+        sweeps.extend([run[i].id for i in found] for found in sweeps_in(arrays))
+    return sweeps
+
+
 _GROUP_NUMBER = re.compile(r"^Group (\d+)$")
 
 
 def with_brackets(
-    labels: Mapping[int, str], frames: Sequence[Frame]
+    labels: Mapping[int, str], frames: Sequence[Frame], looks: Mapping[int, bytes] | None = None
 ) -> tuple[dict[int, str], dict[str, str]]:
-    """The labels with each bracket made a group of its own, and each group's kind.
+    """The labels with each bracket and each panorama sweep (told by `looks`, by image id)
+    made a group of its own, and each group's kind.
 
-    A bracket that is already a group keeps its label; otherwise its frames leave their
-    groups (they may have been split by their looks, or joined to a burst) for a new
-    "Group n" after the last one. A group left with one frame becomes Ungrouped."""
+    A set that is already a group keeps its label; otherwise its frames leave their groups
+    (they may have been split by their looks, or joined to a burst) for a new "Group n" after
+    the last one. A group left with one frame becomes Ungrouped."""
     result = dict(labels)
     kinds = {label: BURST for label in result.values() if label != UNGROUPED}
     numbers = [int(m.group(1)) for m in map(_GROUP_NUMBER.match, kinds) if m]
     next_number = max(numbers, default=0) + 1
     shrunk: set[str] = set()
-    for bracket in find_brackets([f for f in frames if f.id in result]):
-        before = {result[i] for i in bracket}
+    members = [f for f in frames if f.id in result]
+    brackets = find_brackets(members)
+    in_bracket = {i for bracket in brackets for i in bracket}
+    sweeps = find_sweeps([f for f in members if f.id not in in_bracket], looks or {})
+    for kind, found in [*((BRACKET, b) for b in brackets), *((PANORAMA, s) for s in sweeps)]:
+        before = {result[i] for i in found}
         label = before.pop() if len(before) == 1 else UNGROUPED
-        if label == UNGROUPED or _size(result, label) != len(bracket):
-            shrunk.update({result[i] for i in bracket})
+        if label == UNGROUPED or _size(result, label) != len(found):
+            shrunk.update({result[i] for i in found})
             label = f"Group {next_number}"
             next_number += 1
-        for image_id in bracket:
+        for image_id in found:
             result[image_id] = label
-        kinds[label] = BRACKET
+        kinds[label] = kind
     for label, kind in _stack_kinds(result, frames).items():
         if kinds.get(label) == BURST:
             kinds[label] = kind
@@ -170,8 +227,11 @@ def with_brackets(
     return result, {label: kinds[label] for label in set(result.values()) if label in kinds}
 
 
-def group_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str, str]:
-    """Each group's kind, its members as they are: `bracket` when they are one bracket."""
+def group_kinds(
+    labels: Mapping[int, str], frames: Sequence[Frame], looks: Mapping[int, bytes] | None = None
+) -> dict[str, str]:
+    """Each group's kind, its members as they are: `bracket` when they are one bracket,
+    `panorama` when they are one sweep (told by `looks`, by image id)."""
     members: dict[str, set[int]] = {}
     for image_id, label in labels.items():
         if label != UNGROUPED:
@@ -179,8 +239,15 @@ def group_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str,
     by_id = {f.id: f for f in frames}
     kinds: dict[str, str] = {}
     for label, ids in members.items():
-        found = find_brackets([by_id[i] for i in ids if i in by_id])
-        kinds[label] = BRACKET if len(found) == 1 and set(found[0]) == ids else BURST
+        group = [by_id[i] for i in ids if i in by_id]
+        brackets = find_brackets(group)
+        sweeps = find_sweeps(group, looks or {})
+        if len(brackets) == 1 and set(brackets[0]) == ids:
+            kinds[label] = BRACKET
+        elif len(sweeps) == 1 and set(sweeps[0]) == ids:
+            kinds[label] = PANORAMA
+        else:
+            kinds[label] = BURST
     for label, kind in _stack_kinds(labels, frames).items():
         if kinds.get(label) == BURST:
             kinds[label] = kind
@@ -204,11 +271,29 @@ def _stack_kinds(labels: Mapping[int, str], frames: Sequence[Frame]) -> dict[str
         # (its frames shift, and each is sharpest somewhere): it stays a burst, as before.
         if len(cameras) != 1 or None in cameras or len({f.exposure_bias for f in group}) != 1:
             continue
-        if all(m is not None for m in maps) and is_focus_stack(
-            [np.asarray(m, dtype=np.float64) for m in maps if m is not None]
+        if _focus_steps(group) or (
+            all(m is not None for m in maps)
+            and is_focus_stack([np.asarray(m, dtype=np.float64) for m in maps if m is not None])
         ):
             kinds[label] = FOCUS_STACK
     return kinds
+
+
+def _focus_steps(group: Sequence[Frame]) -> bool:
+    """Does the EXIF focus distance step one way, frame after frame in capture order, across
+    at least MIN_STACK_FRAMES frames of one focal length?"""
+    if len(group) < MIN_STACK_FRAMES or len({f.focal_length for f in group}) != 1:
+        return False
+    timed = sorted(
+        (f.shot_at, f.id, f.focus_distance)
+        for f in group
+        if f.shot_at is not None and f.focus_distance is not None
+    )
+    if len(timed) != len(group):
+        return False
+    distances = [distance for _, _, distance in timed]
+    steps = np.diff(distances)
+    return bool((steps > 0).all() or (steps < 0).all())
 
 
 def _size(labels: Mapping[int, str], label: str) -> int:

@@ -28,7 +28,7 @@ from processing.grouping import (
     ImageGrouper,
     camera_key,
 )
-from processing.sets import BRACKET, FOCUS_STACK, with_brackets
+from processing.sets import BRACKET, FOCUS_STACK, PANORAMA, with_brackets
 from services import batch_service, ranking
 from services.batch_service import GROUP_NOTES
 from services.clustering_pool import ClusteringPool, SharedRows, fit_shared_labels
@@ -192,9 +192,10 @@ def analyze_batch(
     labels = {image.id: label for image, label in zip(usable, names, strict=True)}
     labels.update({image.id: readiness.UNGROUPED for image in failed})
     grouped = _members_by_label(labels)
-    # Brackets are told from EXIF whatever their looks: each becomes a group kept whole;
-    # a group whose sharp region moves from frame to frame is a focus stack, kept whole too.
-    labels, kinds = with_brackets(labels, ranking.frames(crud_image.frame_rows(session, batch_id)))
+    # Brackets are told from EXIF and sweeps from EXIF and neighbours' overlap, whatever the
+    # grouping made of them: each becomes a group kept whole; a group whose sharp region (or
+    # EXIF focus distance) moves from frame to frame is a focus stack, kept whole too.
+    labels, kinds = with_brackets(labels, *ranking.batch_frames(session, batch_id))
     ranking.rank_labelled(session, batch_id, labels, kinds)
     # Notes only on the groups brackets left as the grouping made them.
     kept = {label for label, ids in _members_by_label(labels).items() if grouped.get(label) == ids}
@@ -220,6 +221,7 @@ def analyze_batch(
         "groups": len({label for label in labels.values() if readiness.is_grouped(label)}),
         "brackets": sum(kind == BRACKET for kind in kinds.values()),
         "focus_stacks": sum(kind == FOCUS_STACK for kind in kinds.values()),
+        "panoramas": sum(kind == PANORAMA for kind in kinds.values()),
         "single_cluster_fallback": result.used_single_cluster_fallback,
         # How sure each group is (processing.grouping.GroupNote); the batch page's `groups`.
         GROUP_NOTES: notes,

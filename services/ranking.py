@@ -24,7 +24,7 @@ from processing.group_focus import GroupJudged, judged_in_group, member
 from processing.grouping import camera_key
 from processing.judge_fit import order_key, weight_vector
 from processing.quality import Judged, rank_reason
-from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds
+from processing.sets import BURST, KEPT_WHOLE, Frame, group_kinds, sweep_candidates
 
 # Below the shown keeper: the judge's suggestion the photographer passed over, and an image
 # the photographer rejected.
@@ -122,9 +122,22 @@ def frames(rows: Sequence[Any]) -> list[Frame]:
             row.exposure_bias,
             row.exposure_mode,
             row.focus_tiles,
+            row.focal_length,
+            row.exposure_time,
+            row.f_number,
+            row.iso,
+            row.focus_distance,
         )
         for row in rows
     ]
+
+
+def batch_frames(session: Session, batch_id: int) -> tuple[list[Frame], dict[int, bytes]]:
+    """The batch's members as frames, and the looks of those that may be panorama sweeps
+    (read only for them: most members are not)."""
+    found = frames(crud_image.frame_rows(session, batch_id))
+    candidates = {frame.id for run in sweep_candidates(found) for frame in run}
+    return found, crud_image.looks_of(session, candidates)
 
 
 def rank_labelled(
@@ -133,7 +146,7 @@ def rank_labelled(
     """Rank the members `labels` names (a whole batch, or some of its groups) and store it;
     `kinds`: each group's kind, or None to tell them from the members as they are."""
     if kinds is None:
-        kinds = group_kinds(labels, frames(crud_image.frame_rows(session, batch_id)))
+        kinds = group_kinds(labels, *batch_frames(session, batch_id))
     judged = {row.id: row for row in crud_image.judged_rows(session, batch_id)}
     picks = crud_decision.user_picks(session, batch_id)
     fitted = crud_judge.fitted_weights(session)

@@ -308,3 +308,30 @@ def blank_png(width: int, height: int, bit_depth: int = 16, colour_type: int = 0
         + png_chunk(b"IDAT", idat)
         + png_chunk(b"IEND", b"")
     )
+
+
+def sweep(
+    img: Image.Image, frames: int, shift: float, across: bool = False, seed: int = 0
+) -> list[Image.Image]:
+    """A panorama sweep cut from one real photo: `frames` windows of 45% of its width (height
+    with `across`), each `shift` of a window on from the one before, drifting up to 3% across,
+    turned up to 1.5 degrees, each with its own exposure (within 5%) and sensor noise."""
+    rng = np.random.default_rng(seed)
+    if across:
+        img = img.transpose(Image.Transpose.ROTATE_90)
+    width, height = img.size
+    window = min(round(width * 0.45), int(width / (1 + shift * (frames - 1))))
+    step = round(window * shift)
+    room = round(0.06 * height)
+    result = []
+    for k in range(frames):
+        top = int(rng.integers(0, room + 1))
+        box = (k * step, top, k * step + window, top + height - room)
+        # Turned about the window's centre, drawn from the photo around it: no empty corners.
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        frame = img.rotate(float(rng.uniform(-1.5, 1.5)), Image.Resampling.BILINEAR, center=centre)
+        pixels = np.asarray(frame.crop(box), dtype=np.float32) * float(rng.uniform(0.95, 1.05))
+        noise = rng.normal(0.0, 3.0, pixels.shape[:2])[..., None]
+        frame = Image.fromarray(np.clip(pixels + noise + 0.5, 0, 255).astype(np.uint8))
+        result.append(frame.transpose(Image.Transpose.ROTATE_270) if across else frame)
+    return result

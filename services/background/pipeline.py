@@ -22,6 +22,7 @@ from database import readiness
 from database.models import Image
 from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
+from processing.panorama import look_of
 from processing.photo import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
 from services.background.handoff import decode_shelf
@@ -110,6 +111,7 @@ def _thumbnail_and_quality(settings: StorageLayout, job: _Job, img: PILImage.Ima
         job.values["has_thumbnail"] = True
     if job.needs_quality:
         job.values.update(assess_quality(img).columns())
+        job.values["look"] = look_of(img)
 
 
 def _embed(embedder: Embedder, jobs: list[_Job], images: list[PILImage.Image]) -> None:

@@ -467,6 +467,7 @@ def test_as_dict_has_every_field() -> None:
         "rating",
         "exposure_bias",
         "exposure_mode",
+        "focus_distance",
     ]
     assert as_dict["tags"] == ["a"]
     assert as_dict["tags"] is not meta.tags
@@ -485,3 +486,15 @@ def test_absurd_exposure_bias_and_mode_are_dropped() -> None:
     with Image.open(io.BytesIO(jpeg_bytes(exif=exif))) as img:
         meta = extract_metadata(img)
     assert (meta.exposure_bias, meta.exposure_mode) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [((3, 2), 1.5), ((0, 1), None), ((0xFFFFFFFF, 1), None), ((1, 0), None)],
+)
+def test_subject_distance_is_the_focus_distance_unless_unknown_or_infinite(
+    written: tuple[int, int], read: float | None
+) -> None:
+    exif = build_exif(exif_ifd={Base.SubjectDistance: rational(written)})
+    with Image.open(io.BytesIO(jpeg_bytes(exif=exif))) as img:
+        assert extract_metadata(img).focus_distance == read
