@@ -21,6 +21,8 @@ from xml.etree import ElementTree
 from PIL import Image, TiffImagePlugin
 from PIL.ExifTags import GPS, IFD, Base
 
+from processing.maker_notes import exif_blob_serial, with_body_serial
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -183,7 +185,11 @@ def _read_sources(img: Image.Image) -> _Sources:
         exif = img.getexif()
     except Exception:
         return _Sources({}, {}, {}, xmp)
-    return _Sources(exif, _sub_ifd(exif, IFD.Exif), _sub_ifd(exif, IFD.GPSInfo), xmp)
+    # Nikon, Canon and Fujifilm bodies keep their serial in the maker note (processing/maker_notes).
+    exif_ifd = with_body_serial(
+        _sub_ifd(exif, IFD.Exif), lambda: exif_blob_serial(img.info.get("exif"))
+    )
+    return _Sources(exif, exif_ifd, _sub_ifd(exif, IFD.GPSInfo), xmp)
 
 
 def _sub_ifd(exif: Image.Exif, tag: int) -> Mapping[int, Any]:

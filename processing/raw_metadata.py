@@ -6,8 +6,9 @@ A RAW keeps its EXIF in TIFF-structured IFDs; only where they are differs:
 - CR3 (ISO-BMFF): the CMT1 (IFD0), CMT2 (Exif IFD) and CMT4 (GPS IFD) boxes inside Canon's
   'uuid' box in 'moov', each a complete little TIFF;
 - RAF: the APP1 Exif segment of the JPEG preview the RAF header points at.
-Nikon keeps the body's serial in its maker note (itself a little TIFF): read from there when
-the Exif IFD has no BodySerialNumber.
+Nikon, Canon and Fujifilm keep the body's serial in their maker notes: read from there
+(processing/maker_notes.py; in a CR3 the Canon maker note is the CMT3 box) when the Exif IFD has
+no BodySerialNumber.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from typing import Any, BinaryIO
 from PIL import Image
 from PIL.ExifTags import IFD, Base
 
+from processing.maker_notes import (
+    body_serial,
+    bytes_reader,
+    canon_note_serial,
+    exif_blob_serial,
+    file_reader,
+    with_body_serial,
+)
 from processing.metadata_extraction import ImageMetadata, metadata_from_tags
 from processing.raw import RawHeader
 
@@ -28,10 +37,19 @@ _TIFF_ORDER = {b"II": "<", b"MM": ">"}
 # Bytes read at most for one container piece: a CMT box, a RAF preview's leading segments.
 _MAX_PIECE = 1024 * 1024
 _MAX_BOXES = 256
-_NIKON_SERIAL = 0x001D
+_CMT_BOXES = (b"CMT1", b"CMT2", b"CMT3", b"CMT4")  # IFD0, Exif IFD, Canon maker note, GPS IFD
 _EMPTY: Mapping[int, Any] = {}
 # What Pillow's IFD parser raises on a damaged IFD; a RAW's metadata never fails its upload.
-_PARSE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, KeyError, TypeError, IndexError)
+_PARSE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    struct.error,
+    KeyError,
+    TypeError,
+    IndexError,
+    UserWarning,  # Pillow's "Metadata Warning" on a mistyped tag, when warnings are errors
+)
 
 
 def extract_raw_metadata(path: Path, header: RawHeader) -> ImageMetadata:
@@ -42,10 +60,6 @@ def extract_raw_metadata(path: Path, header: RawHeader) -> ImageMetadata:
             ifd0, exif, gps = _read_tags(file, header.kind)
     except _PARSE_ERRORS:
         ifd0, exif, gps = _EMPTY, _EMPTY, _EMPTY
-    if Base.BodySerialNumber not in exif:
-        serial = _nikon_serial(exif)
-        if serial:
-            exif = {**exif, Base.BodySerialNumber: serial}
     size = (header.width, header.height)
     return metadata_from_tags(ifd0, exif, gps, size, header.orientation)
 
@@ -67,7 +81,8 @@ def _tiff_tags(file: BinaryIO) -> _Tags:
     exif = Image.Exif()
     exif.endian = order  # a standard header of this byte order stands for ORF's and RW2's
     exif.load_from_fp(file, struct.unpack(order + "I", head[4:8])[0])
-    return _split(exif)
+    ifd0, exif_ifd, gps = _split(exif)
+    return ifd0, with_body_serial(exif_ifd, lambda: body_serial(file_reader(file))), gps
 
 
 def _split(exif: Image.Exif) -> _Tags:
@@ -94,15 +109,21 @@ def _cr3_tags(file: BinaryIO) -> _Tags:
         return _EMPTY, _EMPTY, _EMPTY
     start, end = canon
     boxes = dict(_child_boxes(file, start, end))
-    tags = []
-    for name in (b"CMT1", b"CMT2", b"CMT4"):
-        span = boxes.get(name)
-        if span is None or span[1] - span[0] > _MAX_PIECE:
-            tags.append(_EMPTY)
-            continue
-        file.seek(span[0])
-        tags.append(_little_tiff(file.read(span[1] - span[0])))
-    return tags[0], tags[1], tags[2]
+    cmt1, cmt2, cmt3, cmt4 = (_box_bytes(file, boxes.get(name)) for name in _CMT_BOXES)
+    ifd0 = _little_tiff(cmt1) if cmt1 else _EMPTY
+    model = ifd0.get(Base.Model)
+    exif = with_body_serial(
+        _little_tiff(cmt2) if cmt2 else _EMPTY,
+        lambda: canon_note_serial(bytes_reader(cmt3), model if isinstance(model, str) else ""),
+    )
+    return ifd0, exif, _little_tiff(cmt4) if cmt4 else _EMPTY
+
+
+def _box_bytes(file: BinaryIO, span: tuple[int, int] | None) -> bytes:
+    if span is None or span[1] - span[0] > _MAX_PIECE:
+        return b""
+    file.seek(span[0])
+    return file.read(span[1] - span[0])
 
 
 def _find_box(file: BinaryIO, path: list[bytes], uuid: bytes) -> tuple[int, int] | None:
@@ -155,7 +176,8 @@ def _raf_tags(file: BinaryIO) -> _Tags:
         return _EMPTY, _EMPTY, _EMPTY
     exif = Image.Exif()
     exif.load(segment)
-    return _split(exif)
+    ifd0, exif_ifd, gps = _split(exif)
+    return ifd0, with_body_serial(exif_ifd, lambda: exif_blob_serial(segment)), gps
 
 
 def _jpeg_exif_segment(jpeg: bytes) -> bytes | None:
@@ -173,14 +195,3 @@ def _jpeg_exif_segment(jpeg: bytes) -> bytes | None:
             return payload
         offset += 2 + length
     return None
-
-
-def _nikon_serial(exif: Mapping[int, Any]) -> str | None:
-    note = exif.get(IFD.MakerNote)
-    if not isinstance(note, bytes) or not note.startswith(b"Nikon\x00\x02"):
-        return None
-    try:
-        serial = _little_tiff(note[10:]).get(_NIKON_SERIAL)
-    except _PARSE_ERRORS:
-        return None
-    return serial.strip("\x00 ") or None if isinstance(serial, str) else None
