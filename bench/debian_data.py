@@ -7,6 +7,9 @@ nothing is installed and nothing is fetched twice. The cache is `PIXAL_BENCH_DAT
 Packages used by the benchmarks:
 - `opencv-doc`: real videos and photo sequences under `usr/share/doc/opencv-doc/examples/data`
 - `mate-backgrounds`, `gnome-backgrounds`: real photographs under `usr/share/backgrounds`
+- `lomiri-wallpapers-16.04`, `lomiri-wallpapers-20.04`: the Ubuntu community's wallpaper
+  contest photographs (other photographers and cameras; CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0 each,
+  as their copyright file says), under `usr/share/backgrounds`
 """
 
 from __future__ import annotations
@@ -53,4 +56,12 @@ def background_photos() -> list[Path]:
         photos += sorted(
             p for p in base.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}
         )
+    return photos
+
+
+def lomiri_photos() -> list[Path]:
+    """The Ubuntu wallpaper contest's pictures shipped by Lomiri (photographs and artwork)."""
+    photos: list[Path] = []
+    for package in ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"):
+        photos += sorted((package_root(package) / BACKGROUNDS).glob("*.jpg"))
     return photos

@@ -39,12 +39,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from bench.debian_data import background_photos, opencv_data
+from bench.debian_data import background_photos, lomiri_photos, opencv_data
 from bench.pypi_data import carphone_frames, upright
 from processing.eyes import eyes_states
 from processing.quality import (
@@ -86,6 +87,25 @@ WALLPAPER_PHOTOS = (
     "YellowFlower.jpg",
     "Blinds.jpg",
 )
+# The Ubuntu wallpaper contest's photographs (Lomiri's packages; the digital artwork and the
+# abstract texture analogpattern are left out): a third source, other photographers and
+# cameras, for bench/keeper_group.py's held-out figure.
+CONTEST_PHOTOS = (
+    "Bridge_by_Sander_Klootwijk.jpg",
+    "Dragonfly_by_Bolly.jpg",
+    "Picture_0B_by_freespace.jpg",
+    "Picture_1A_by_freespace.jpg",
+    "Wine_by_Jakkub_Mede.jpg",
+    "aitzgorri_by_Aitzol_Berasategi.jpg",
+    "free_by_Peter_Nerlich.jpg",
+    "friends_by_Aitzol_Berasategi.jpg",
+    "greentock_by_Peter_Nerlich.jpg",
+    "life_by_Aitzol_Berasategi.jpg",
+    "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+    "seeding_by_Clements_Engelhardt.jpg",
+    "sunset_by_Aitzol_Berasategi.jpg",
+    "Kleiber_by_Lukas_Baubkus.jpg",
+)
 REAL_BLURRED = {
     "text_defocus.jpg": "defocus",
     "text_motion.jpg": "motion",
@@ -116,16 +136,31 @@ def real_photos() -> dict[str, Image.Image]:
         photos[name] = Image.open(data / name).convert("RGB")
     wallpapers = {p.name: p for p in background_photos()}
     for name in WALLPAPER_PHOTOS:
-        img = Image.open(wallpapers[name]).convert("RGB")
-        img.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
-        photos[name] = img
-    # The worker judges a decode of QUALITY_SIDE on the longest side: so does the benchmark.
+        photos[name] = wallpaper(wallpapers[name])
+    return judged_size(photos)
+
+
+def contest_photos() -> dict[str, Image.Image]:
+    """CONTEST_PHOTOS, at the size the worker judges."""
+    found = {p.name: p for p in lomiri_photos()}
+    return judged_size({name: wallpaper(found[name]) for name in CONTEST_PHOTOS})
+
+
+def wallpaper(path: Path) -> Image.Image:
+    img = Image.open(path).convert("RGB")
+    img.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
+    return img
+
+
+def judged_size(photos: dict[str, Image.Image]) -> dict[str, Image.Image]:
+    """The worker judges a decode of QUALITY_SIDE on the longest side: so does the benchmark."""
+    sized = {}
     for name, img in photos.items():
         scale = QUALITY_SIDE / max(img.size)
-        photos[name] = img.resize(
+        sized[name] = img.resize(
             (round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS
         )
-    return photos
+    return sized
 
 
 def noisy(img: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:

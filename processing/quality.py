@@ -41,7 +41,7 @@ from PIL import Image
 from processing.eyes import FaceEyes, read_eyes
 
 # Bump when the score changes: images scored by an older version are re-scored at start-up.
-QUALITY_VERSION = 6
+QUALITY_VERSION = 7
 
 # Longest side of the grey image every score is measured on.
 QUALITY_SIDE = 512
@@ -69,6 +69,11 @@ NOISE_LEVELS = (16.0, 240.0)
 # The estimate runs 10-20% low on real photos with added noise of known strength (the lowest
 # tiles are picked, and noise is clipped near black and white), so a margin is subtracted too.
 NOISE_MARGIN = 1.25
+# ... and its error stays about this share of the noise it measures (10-20% before the margin):
+# a tile whose detail, noise taken off, is below that share of the noise is counted as none.
+# A soft high-ISO frame otherwise keeps a few grainy tiles of flat sky or water "sharper" than
+# the in-focus frame's, which the side-by-side judge took for a compact subject (version 7).
+NOISE_DETAIL_SHARE = 0.2
 
 # Motion blur: agreement below MOTION_FLOOR is what most steady frames show (their content has
 # some preferred direction: horizons, text lines); above it the score is docked.
@@ -320,7 +325,10 @@ def tile_sharpness(grey: NDArray[np.float32]) -> NDArray[np.float64]:
         return np.zeros((1, 1))
     laplacian = _laplacian(grey)
     energy = _tile_means(laplacian * laplacian, TILE)
-    return np.maximum(0.0, energy - noise_variance(grey))
+    noise = noise_variance(grey)
+    detail = energy - noise
+    # What stays within the noise estimate's own error of zero is grain, not detail.
+    return np.where(detail > NOISE_DETAIL_SHARE * noise, detail, 0.0)
 
 
 def subject_region_value(tiles: NDArray[np.float64]) -> float:
