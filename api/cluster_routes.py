@@ -17,8 +17,11 @@ from api.deps import (
 )
 from api.image_routes import UploadFiles, incoming, report_rejections
 from api.schemas import (
+    DEFAULT_SUMMARY_GROUPS,
     MAX_SAFE_INTEGER,
+    MAX_SUMMARY_GROUPS,
     AnalyzeRequest,
+    AnswerView,
     BatchCreate,
     BatchRename,
     BatchResponse,
@@ -62,6 +65,35 @@ BatchViewQuery = Annotated[
 ]
 
 
+def batch_view(
+    view: BatchViewQuery = "full",
+    group_offset: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_SAFE_INTEGER,
+            description="`view=summary`: groups skipped (0); not used by `view=full`.",
+        ),
+    ] = None,
+    group_limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_SUMMARY_GROUPS,
+            description=f"`view=summary`: groups listed at most ({DEFAULT_SUMMARY_GROUPS}); "
+            "`X-Total-Groups` gives how many the batch has.",
+        ),
+    ] = None,
+) -> AnswerView:
+    """What a batch answer holds; the summary's groups a page at a time. The full page, the
+    frontend's, always lists every group: there the window is not used (refusing it would
+    refuse requests the published schema admits)."""
+    return AnswerView(view, group_offset or 0, group_limit or DEFAULT_SUMMARY_GROUPS)
+
+
+BatchViewDep = Annotated[AnswerView, Depends(batch_view)]
+
+
 @router.post(
     "/",
     operation_id="createBatch",
@@ -70,13 +102,13 @@ BatchViewQuery = Annotated[
     responses=error_responses(400, 404),
 )
 def create_batch(
-    body: BatchCreate, session: SessionDep, present: PresenterDep, view: BatchViewQuery = "full"
+    body: BatchCreate, session: SessionDep, present: PresenterDep, view: BatchViewDep
 ) -> Response:
     """Create a batch from existing images."""
     answer = batch_service.create_batch(
-        session, body.name, body.image_ids, view, present.image_columns(), present.active_model
+        session, body.name, body.image_ids, view.kind, present.image_columns(), present.active_model
     )
-    return present.batch_answer(answer, status_code=status.HTTP_201_CREATED)
+    return present.batch_answer(answer, view, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/", operation_id="getAllBatches", response_model=list[BatchResponse])
@@ -108,13 +140,13 @@ def get_all_batches(
     responses=error_responses(404),
 )
 def get_batch(
-    batch_id: RowId, session: ReadSessionDep, present: PresenterDep, view: BatchViewQuery = "full"
+    batch_id: RowId, session: ReadSessionDep, present: PresenterDep, view: BatchViewDep
 ) -> Response:
     """One batch; images ordered by group, then quality rank, then id."""
     answer = batch_service.batch_answer(
-        session, batch_id, view, present.image_columns(), present.active_model
+        session, batch_id, view.kind, present.image_columns(), present.active_model
     )
-    return present.batch_answer(answer)
+    return present.batch_answer(answer, view)
 
 
 @router.put(
@@ -201,8 +233,8 @@ def analyze_batch(
     session: SessionDep,
     present: PresenterDep,
     pool: ClusteringPoolDep,
+    view: BatchViewDep,
     body: AnalyzeRequest | None = None,
-    view: BatchViewQuery = "full",
 ) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
@@ -218,9 +250,9 @@ def analyze_batch(
             params.use_capture_time,
         ),
         present.image_columns(),
-        view,
+        view.kind,
     )
-    return present.batch_answer(page)
+    return present.batch_answer(page, view)
 
 
 @router.put(

@@ -108,14 +108,16 @@ def upload_images(
 def get_all_images(
     session: ReadSessionDep,
     present: PresenterDep,
-    response: Response,
     offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Response:
     """List images ordered by id; `X-Total-Count` gives the total for pagination."""
-    images, total = image_service.list_images(session, offset, limit)
-    response.headers["X-Total-Count"] = str(total)
-    return json_response([present.image(image) for image in images], headers=response.headers)
+    columns, rows, total = image_service.list_images(
+        session, present.image_columns(), offset, limit
+    )
+    answer = present.images(columns, rows)
+    answer.headers["X-Total-Count"] = str(total)
+    return answer
 
 
 @router.get(

@@ -168,6 +168,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=[
             "X-Total-Count",
+            "X-Total-Groups",
             "X-Rejected-Files",
             "X-Rejected-Count",
             "Retry-After",

@@ -31,6 +31,7 @@ from services.batch_service import (
     PREVIEW_IMAGES,
     BatchMembers,
     BatchOverview,
+    BatchView,
     split_ids,
 )
 
@@ -624,6 +625,21 @@ def _batch_body(
     return body
 
 
+# Groups a `view=summary` answer lists by default, and at most: ~100 bytes each, so a summary
+# stays under 1 MB however many groups (12,500 groups of 8 in a 100k batch made 1.28 MB).
+DEFAULT_SUMMARY_GROUPS = 1000
+MAX_SUMMARY_GROUPS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerView:
+    """What a batch answer holds (`kind`), and which of the summary's groups it lists."""
+
+    kind: BatchView = "full"
+    group_offset: int = 0
+    group_limit: int = DEFAULT_SUMMARY_GROUPS
+
+
 # A membership in page order: (*MEMBER_FIELDS, *image values by column).
 Member = tuple[Any, ...]
 
@@ -673,9 +689,18 @@ class Presenter:
         names = [n for n in ImageResponse.model_fields if n not in _DERIVED_IMAGE_FIELDS]
         return [*names, "embedding_model"]
 
-    def _image_builder(self, columns: Sequence[str]) -> Callable[[Member], dict[str, Any]]:
-        """Member tuple (*MEMBER_FIELDS, *values of `columns`) -> ImageResponse dict."""
-        index = {name: at + len(MEMBER_FIELDS) for at, name in enumerate(columns)}
+    def images(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> Response:
+        """A list of images from plain rows of the values of `columns` (crud_image.image_rows),
+        encoded once: no model validated per image."""
+        build = self._image_builder(columns, first=0)
+        return json_response([build(row) for row in rows])
+
+    def _image_builder(
+        self, columns: Sequence[str], first: int = len(MEMBER_FIELDS)
+    ) -> Callable[[Member], dict[str, Any]]:
+        """Member tuple (*MEMBER_FIELDS, *values of `columns`) -> ImageResponse dict; the
+        image's values start at `first` (a bare image row: 0)."""
+        index = {name: at + first for at, name in enumerate(columns)}
         stored = [n for n in ImageResponse.model_fields if n in index]
         stored = [n for n in stored if n not in _DERIVED_IMAGE_FIELDS]
         getter = itemgetter(*(index[n] for n in stored))
@@ -739,29 +764,35 @@ class Presenter:
         ]
         return json_response(body, headers={"X-Total-Count": str(total)})
 
-    def batch_overview(self, overview: BatchOverview, status_code: int = 200) -> Response:
-        """A batch's `view=summary` answer: counts, covers and groups, no memberships (the
-        analysis's notes are in `groups`, not repeated in `parameters`)."""
+    def batch_overview(
+        self, overview: BatchOverview, view: AnswerView, status_code: int = 200
+    ) -> Response:
+        """A batch's `view=summary` answer: counts, covers and the groups of the view's window,
+        no memberships (the analysis's notes are in `groups`, not repeated in `parameters`);
+        `X-Total-Groups` says how many groups there are."""
         summary = overview.summary
+        start = view.group_offset
+        window = dict(list(overview.group_sizes.items())[start : start + view.group_limit])
         body = _batch_body(
             summary.batch,
             image_count=summary.image_count,
             embedded_count=summary.embedded_count,
             preview_image_ids=summary.preview_image_ids,
             image_associations=[],
-            groups=noted_groups(summary.batch.parameters, overview.group_sizes, overview.labels_of),
+            groups=noted_groups(summary.batch.parameters, window, overview.labels_of),
         )
         if body["parameters"] is not None:
             body["parameters"] = {k: v for k, v in body["parameters"].items() if k != GROUP_NOTES}
-        return json_response(body, status_code=status_code)
+        headers = {"X-Total-Groups": str(len(overview.group_sizes))}
+        return json_response(body, status_code=status_code, headers=headers)
 
     def batch_answer(
-        self, answer: BatchMembers | BatchOverview, status_code: int = 200
+        self, answer: BatchMembers | BatchOverview, view: AnswerView, status_code: int = 200
     ) -> Response:
         """The page of a batch, or its overview (`view=summary`)."""
         if isinstance(answer, BatchMembers):
             return self.batch_page(answer, status_code)
-        return self.batch_overview(answer, status_code)
+        return self.batch_overview(answer, view, status_code)
 
     def batch(
         self,

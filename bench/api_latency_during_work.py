@@ -3,33 +3,32 @@
 Run by hand, never in the tests:
     python -m bench.api_latency_during_work                      # 1 round, 32 uploads, 50k rows
     python -m bench.api_latency_during_work --rounds 2 --uploads 32 --rows 50000
+    python -m bench.api_latency_during_work --code /tmp/main,. --configs process --rounds 3
 
 One scratch PostgreSQL database (bench/scratch.py), a random-weight DINOv3 ViT-S/16 (the
 default model's shape and cost, bench/embedding.py), and a real `uvicorn api.main:app` started
-afresh for each configuration, in turn, in the same run: `thread` (EMBEDDING_ISOLATION=thread,
-the model on the worker's thread of the API process, as before) and `process` (the model in a
-process of its own, the default now). For each: `--uploads` 1600x1200 JPEGs posted in one
-request, then another client polls `GET /images/?limit=100` every 50 ms until every image has
-its thumbnail, quality and vector ("embedding"); then `PUT /batches/{id}/analyze` of `--rows`
-rows inserted with vectors ("analysis"). p50/p99/max per phase; the ratios compare each to
-`thread`.
+afresh for each code tree (--code: two trees compare two versions of the server) and each
+configuration, in turn, interleaved round by round in the same run. The configurations are
+EMBEDDING_ISOLATION values: `thread` (the model on the worker's thread of the API process, as
+before) and `process` (the model in a process of its own, the default now). For each server:
+`--uploads` 1600x1200 JPEGs posted in one request, then another client polls
+`GET /images/?limit=100` every 50 ms until every image has its thumbnail, quality and vector
+("embedding"); then `PUT /batches/{id}/analyze` of `--rows` rows inserted with vectors
+("analysis"). p50/p99/max per phase; the ratios compare each to the first server.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session
 from bench.analyze_scale import insert_photo_like
 from bench.embedding import save_vits16
 from bench.ingest import read_while
-from bench.scratch import scratch_postgres
+from bench.scratch import running_server, scratch_postgres
 from database.models import ImageBatch
 from processing.quality import QUALITY_VERSION
 from tests.factories import jpeg_bytes
@@ -49,39 +48,6 @@ POLL_SECONDS = 0.05
 # EMBEDDING_ISOLATION of each configuration: the model on the worker's thread of the API
 # process (before), or in a process of its own (now).
 CONFIGS = ("thread", "process")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(env: dict[str, str]) -> Iterator[str]:
-    port = str(_free_port())
-    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", port]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=5).json()["model"]["loaded"]:
-                    break
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.5)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def _embed_uploads(base: str, photos: list[bytes]) -> None:
@@ -102,28 +68,31 @@ def _figures(latencies: list[float]) -> tuple[float, float, float, int]:
 
 
 def _one_server(
-    url: str, model_dir: Path, storage: Path, name: str, seed: int, uploads: int, rows: int
+    url: str, code: Path, model_dir: Path, scratch_dir: Path, name: str, seed: int, args: Any
 ) -> dict[str, list[float]]:
-    """Both phases against a new server in configuration `name`; latencies by phase."""
+    """Both phases against a new server from tree `code` in configuration `name`; latencies
+    by phase."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "STORAGE_ROOT": str(storage),
+        "STORAGE_ROOT": str(scratch_dir / "storage"),
         "EMBEDDING_MODEL": str(model_dir),
         "EMBEDDING_DEVICE": "cpu",
         "EMBEDDING_ISOLATION": name,
         "API_KEY": "",
     }
-    photos = [jpeg_bytes((1600, 1200), seed=seed + n) for n in range(uploads)]
-    with _server(env) as base:
+    photos = [jpeg_bytes((1600, 1200), seed=seed + n) for n in range(args.uploads)]
+    with running_server(code, env, scratch_dir / "server.log") as base:
         start = time.perf_counter()
         embedding = read_while(base, functools.partial(_embed_uploads, base, photos), POLL_SECONDS)
-        print(f"{name}: {uploads} uploads processed in {time.perf_counter() - start:.1f} s")
-        batch_id = _analysis_batch(url, base, rows)
+        print(f"{name}: {args.uploads} uploads processed in {time.perf_counter() - start:.1f} s")
+        batch_id = _analysis_batch(url, base, args.rows)
         analyze = functools.partial(
             httpx.put, f"{base}/batches/{batch_id}/analyze", json={}, timeout=3600
         )
+        start = time.perf_counter()
         analysis = read_while(base, lambda: analyze().raise_for_status(), POLL_SECONDS)
+        print(f"{name}: analysis of {args.rows} rows in {time.perf_counter() - start:.1f} s")
     return {"embedding": embedding, "analysis": analysis}
 
 
@@ -151,45 +120,53 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--uploads", type=int, default=32)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--code", default=".", help="comma-separated server code trees")
     args = parser.parse_args(argv)
     print(
         "command: python -m bench.api_latency_during_work "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        + shlex.join(sys.argv[1:] if argv is None else argv)
+        + f"   (load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)",
         flush=True,
     )
-    names = args.configs.split(",")
+    trees = [Path(code).resolve() for code in args.code.split(",")]
+    servers = [
+        (f"{tree.name}/{name}" if len(trees) > 1 else name, tree, name)
+        for tree in trees
+        for name in args.configs.split(",")
+    ]
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as scratch_dir, scratch_postgres(migrate=True) as url:
         model_dir = save_vits16(Path(scratch_dir) / "vits16")
         for round_no in range(args.rounds):
-            for at, name in enumerate(names):
+            for at, (label, tree, name) in enumerate(servers):
                 by_phase = _one_server(
                     url,
+                    tree,
                     model_dir,
-                    Path(scratch_dir) / "storage",
+                    Path(scratch_dir),
                     name,
                     seed=10_000 * round_no + 1000 * at,
-                    uploads=args.uploads,
-                    rows=args.rows,
+                    args=args,
                 )
                 for phase, latencies in by_phase.items():
-                    results.setdefault((name, phase), []).extend(latencies)
+                    results.setdefault((label, phase), []).extend(latencies)
                     p50, p99, worst, count = _figures(latencies)
                     print(
-                        f"round {round_no + 1} {name:12} {phase:9}: p50 {p50:5.0f} ms, p99 "
+                        f"round {round_no + 1} {label:16} {phase:9}: p50 {p50:5.0f} ms, p99 "
                         f"{p99:5.0f} ms, max {worst:5.0f} ms, {count} requests "
                         f"(load {os.getloadavg()[0]:.1f})",
                         flush=True,
                     )
     print("all rounds:")
+    first = servers[0][0]
     for phase in ("embedding", "analysis"):
-        before = results.get(("thread", phase))
-        for name in names:
-            p50, p99, worst, count = _figures(results[(name, phase)])
-            ratio = f", p99 {p99 / _figures(before)[1]:.2f}x thread" if before else ""
+        before = _figures(results[(first, phase)])
+        for label, _, _ in servers:
+            p50, p99, worst, count = _figures(results[(label, phase)])
             print(
-                f"  {phase:9} {name:12}: p50 {p50:5.0f} ms, p99 {p99:5.0f} ms, max "
-                f"{worst:5.0f} ms, {count} requests{ratio}"
+                f"  {phase:9} {label:16}: p50 {p50:5.0f} ms, p99 {p99:5.0f} ms, max "
+                f"{worst:5.0f} ms, {count} requests; p50 {p50 / before[0]:.2f}x, "
+                f"p99 {p99 / before[1]:.2f}x {first}"
             )
 
 

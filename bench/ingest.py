@@ -16,6 +16,12 @@ input, with --threads torch threads (default: every core). Ratio = end to end / 
 DINOv3 is the ViT-S/16 architecture with random weights (no real weights offline): speed
 only. --latency adds a round per server with a client reading `GET /images/?limit=100` in a
 loop during the embedding, and prints its p50/p99.
+
+CPU beside wall time (the machine is shared, and wall time there is mostly waiting for a
+core): the CPU the server's processes (API and model) used per image in each round, read from
+/proc, against the bound's own CPU (`time.process_time` around it, torch threads included).
+The client polls `/health` every 50 ms (each answer costs the server some milliseconds of CPU:
+polling every 20 ms took a sixth of a core from the work it was timing).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from bench import scratch
 from bench.embedding import save_vits16
 from bench.scratch import scratch_postgres
 from processing.feature_extraction import (
@@ -52,7 +59,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BATCH = 8
 CLIENTS = 2
 FILES_PER_REQUEST = 4
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -87,60 +94,60 @@ class Server:
     process: object = None
     log: Path = Path()
     rounds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
 
 
 @contextmanager
 def running_server(code: Path, model: ModelSetup, database_url: str, root: Path) -> Iterator[str]:
-    import socket
-    import subprocess
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    storage = root / "storage"
     env = {k: v for k, v in os.environ.items() if k != "TORCH_THREADS"}
     env.update(
         DATABASE_URL=database_url,
-        STORAGE_ROOT=str(storage),
+        STORAGE_ROOT=str(root / "storage"),
         EMBEDDING_DEVICE="cpu",
         API_KEY="",
-        PYTHONUNBUFFERED="1",
         **model.env,
     )
-    log = root / "server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
-            cwd=code,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while not _model_ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with scratch.running_server(code, env, root / "server.log") as url:
         yield url
-    finally:
-        process.terminate()
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of `pid` and each of its descendants, by pid (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    todo = [pid]
+    while todo:
+        current = todo.pop()
         try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            found[current] = (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
-def _model_ready(url: str) -> bool:
-    try:
-        answer = httpx.get(f"{url}/health", timeout=5)
-    except httpx.HTTPError:
-        return False
-    model = answer.json().get("model") or {}
-    return answer.status_code == 200 and bool(model.get("active_model"))
+def server_pid(url: str) -> int:
+    """The pid of the uvicorn serving `url` (started by `running_server`)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in argv and port in argv:
+            return int(entry.name)
+    raise RuntimeError(f"no uvicorn serving {url}")
+
+
+def cpu_used(pid: int, before: dict[int, float]) -> float:
+    """CPU seconds the process tree of `pid` used since `before` (a `tree_cpu_seconds`)."""
+    after = tree_cpu_seconds(pid)
+    return sum(seconds - before.get(p, 0.0) for p, seconds in after.items())
 
 
 def _pending(client: httpx.Client) -> int:
@@ -203,8 +210,9 @@ def read_while(url: str, busy: Callable[[], object], interval: float = 0.01) -> 
     return latencies
 
 
-def bound_ms(embedder: _TorchEmbedder, paths: list[Path]) -> tuple[float, float]:
-    """(draft decode, bare batched forward) ms per image, on these files."""
+def bound_ms(embedder: _TorchEmbedder, paths: list[Path]) -> tuple[float, float, float]:
+    """(draft decode, bare batched forward, CPU of both) ms per image, on these files."""
+    cpu_start = time.process_time()
     start = time.perf_counter()
     images = [load_oriented_rgb(path, embedder.input_size) for path in paths]
     decode = time.perf_counter() - start
@@ -218,7 +226,9 @@ def bound_ms(embedder: _TorchEmbedder, paths: list[Path]) -> tuple[float, float]
             start = time.perf_counter()
             embedder._forward(model, batch)
             forward += time.perf_counter() - start
-    return 1000 * decode / len(paths), 1000 * forward / len(paths)
+    cpu = time.process_time() - cpu_start
+    n = len(paths)
+    return 1000 * decode / n, 1000 * forward / n, 1000 * cpu / n
 
 
 def model_setups(names: list[str], vits16: Callable[[], Path]) -> list[ModelSetup]:
@@ -311,7 +321,7 @@ def main() -> None:
                         ],
                     )
                     servers.append(server)
-                bounds: list[tuple[float, float]] = []
+                bounds: list[tuple[float, float, float]] = []
                 for round_no in range(args.rounds):
                     bounds.append(bound_ms(embedder, paths))
                     for n, server in enumerate(servers):
@@ -319,10 +329,16 @@ def main() -> None:
                             (f"r{round_no}-{i}.jpg", with_comment(data, f"{round_no}/{n}/{i}"))
                             for i, data in enumerate(photos)
                         ]
+                        pid = server_pid(server.url)
+                        before = tree_cpu_seconds(pid)
                         server.rounds.append(1000 * upload_and_wait(server.url, files) / len(files))
+                        server.cpu.append(1000 * cpu_used(pid, before) / len(files))
                     print(
-                        f"{setup.name} round {round_no}: bound {sum(bounds[-1]):.0f} ms, "
-                        + ", ".join(f"{s.rounds[-1]:.0f} ms" for s in servers),
+                        f"{setup.name} round {round_no}: bound {sum(bounds[-1][:2]):.0f} ms "
+                        f"(CPU {bounds[-1][2]:.0f}), "
+                        + ", ".join(
+                            f"{s.rounds[-1]:.0f} ms (CPU {s.cpu[-1]:.0f})" for s in servers
+                        ),
                         file=sys.stderr,
                     )
                 bounds.append(bound_ms(embedder, paths))
@@ -335,10 +351,11 @@ def main() -> None:
                         server.latencies = read_while(
                             server.url, lambda s=server, f=files: upload_and_wait(s.url, f)
                         )
-            decode = [d for d, _ in bounds]
-            forward = [f for _, f in bounds]
-            bound = [d + f for d, f in bounds]
-            rows.append((setup, servers, decode, forward, bound))
+            decode = [d for d, _, _ in bounds]
+            forward = [f for _, f, _ in bounds]
+            bound = [d + f for d, f, _ in bounds]
+            bound_cpu = [c for _, _, c in bounds]
+            rows.append((setup, servers, decode, forward, bound, bound_cpu))
 
     print(f"command: python -m bench.ingest {' '.join(sys.argv[1:])}".rstrip())
     print(
@@ -346,11 +363,12 @@ def main() -> None:
         f"{CLIENTS} clients x {FILES_PER_REQUEST} files/request; bound with {args.threads} "
         f"torch threads, batch {BATCH}; load average {os.getloadavg()[0]:.1f}"
     )
-    for setup, servers, decode, forward, bound in rows:
+    for setup, servers, decode, forward, bound, bound_cpu in rows:
         b_min, b_med = min(bound), statistics.median(bound)
         print(
             f"\n{setup.name}: bound = draft decode {min(decode):.1f} + forward "
-            f"{min(forward):.1f} = {b_min:.1f} ms/img (min; median {b_med:.1f})"
+            f"{min(forward):.1f} = {b_min:.1f} ms/img (min; median {b_med:.1f}); "
+            f"CPU {min(bound_cpu):.1f} ms/img (min)"
         )
         for server in servers:
             e_min, e_med = min(server.rounds), statistics.median(server.rounds)
@@ -358,6 +376,11 @@ def main() -> None:
                 f"  server {server.code}: end to end {e_min:.1f} / {e_med:.1f} ms/img "
                 f"(min / median); ratio {e_min / b_min:.2f} (min/min), "
                 f"{e_med / b_med:.2f} (median/median)"
+            )
+            print(
+                f"    CPU of the server's processes {min(server.cpu):.1f} / "
+                f"{statistics.median(server.cpu):.1f} ms/img (min / median); "
+                f"{min(server.cpu) / min(bound_cpu):.2f}x the bound's CPU (min/min)"
             )
             if server.latencies:
                 print(

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
-from crud.crud_image import STREAM_ROWS, id_list
+from crud.crud_image import STREAM_ROWS, id_list, image_column_names
 from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
@@ -108,7 +108,7 @@ def member_rows(
     query and without ORM objects: a 5,000-image page is read in milliseconds.
     Returns the image columns read ("id" first; names that are not columns are skipped)."""
     table = Image.__table__
-    names = [name for name in dict.fromkeys(["id", *image_columns]) if name in table.c]
+    names = image_column_names(image_columns)
     query = select(
         ImageBatchAssociation.batch_id,
         *(getattr(ImageBatchAssociation, name) for name in MEMBER_FIELDS),

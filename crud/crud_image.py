@@ -52,11 +52,22 @@ def get_image_by_hash(session: Session, image_hash: str) -> Image | None:
     return session.scalars(query.limit(1)).one_or_none()
 
 
-def list_images(session: Session, offset: int = 0, limit: int | None = None) -> Sequence[Image]:
-    query = select(Image).order_by(Image.id).offset(offset)
+def image_column_names(image_columns: Sequence[str]) -> list[str]:
+    """Of these names, those of the image table's columns, "id" first, each once."""
+    table = Image.__table__
+    return [name for name in dict.fromkeys(["id", *image_columns]) if name in table.c]
+
+
+def image_rows(
+    session: Session, image_columns: Sequence[str], offset: int = 0, limit: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A page of images by id as plain rows of the columns named (image_column_names, which it
+    returns): no ORM objects, and not the vectors (a 100-image page read 12.5 ms as objects)."""
+    names = image_column_names(image_columns)
+    query = select(*(Image.__table__.c[name] for name in names)).order_by(Image.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return session.scalars(query).all()
+    return names, [tuple(row) for row in session.connection().execute(query)]
 
 
 def count_images(session: Session) -> int:
@@ -104,15 +115,21 @@ def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[i
     """Of these ids, those of existing images, locked against a delete (FOR KEY SHARE, in id
     order) until the transaction ends: a membership inserted for them cannot then fail its
     foreign key. (SQLite: no row locks; its single writer has the same effect.)"""
+    return set(lock_images_with_models(session, image_ids))
+
+
+def lock_images_with_models(session: Session, image_ids: Collection[int]) -> dict[int, str | None]:
+    """lock_images_for_share, with each locked image's embedding model (read by the same
+    scan: a new batch's counts need no second pass over its images)."""
     if not image_ids:
-        return set()
+        return {}
     query = (
-        select(Image.id)
+        select(Image.id, Image.embedding_model)
         .where(_id_in(session, image_ids))
         .order_by(Image.id)
         .with_for_update(read=True, key_share=True)
     )
-    return set(session.scalars(query))
+    return {row[0]: row[1] for row in session.execute(query)}
 
 
 def lock_image_for_update(session: Session, image_id: int) -> Image | None:

@@ -159,6 +159,15 @@ def reduce_factor(size: tuple[int, int], longest_side: int) -> int:
     return max(1, max(size) // (2 * longest_side))
 
 
+def model_input(img: Image.Image, input_size: int) -> Image.Image:
+    """`img` box-reduced as far as it goes while its longest side stays at least twice the
+    model's `input_size`: the model's antialiased resize then starts from about the size a
+    draft decode at that input size gives, and a quarter of the pixels (the shared decode
+    serves the 512-pixel thumbnail) cross to the model process and through its float resize."""
+    factor = reduce_factor(img.size, input_size)
+    return img if factor < 2 else img.reduce(factor)
+
+
 @contextmanager
 def decoded(img: ImageFile.ImageFile, longest_side: int) -> Iterator[int]:
     """Decode `img` through the decode gate; yield the factor `reduced_rgb` should use.

@@ -7,11 +7,11 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -319,9 +319,13 @@ def get_image(session: Session, image_id: int) -> Image:
     return image
 
 
-def list_images(session: Session, offset: int, limit: int | None) -> tuple[list[Image], int]:
-    images = list(crud_image.list_images(session, offset, limit))
-    return images, crud_image.count_images(session)
+def list_images(
+    session: Session, image_columns: Sequence[str], offset: int, limit: int | None
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """A page of images as plain rows of `image_columns` (the names read, the rows) and how
+    many images there are."""
+    names, rows = crud_image.image_rows(session, image_columns, offset, limit)
+    return names, rows, crud_image.count_images(session)
 
 
 def original_file(session: Session, settings: StorageLayout, image_id: int) -> tuple[Path, Image]:

@@ -10,6 +10,7 @@ refused. A file that changes or disappears later is reported (`GET /imports/{id}
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -86,14 +87,35 @@ def resolve_folder(roots: Sequence[Path], path: str) -> Path:
     real_roots = [root.resolve() for root in roots]
     candidates = [Path(path)] if Path(path).is_absolute() else [r / path for r in real_roots]
     for candidate in candidates:
-        real = candidate.resolve()
-        if any(real.is_relative_to(root) for root in real_roots):
+        try:
+            real = candidate.resolve()
+            if not any(real.is_relative_to(root) for root in real_roots):
+                continue
             if not real.exists():
                 raise NotFound(f"No folder at {path!r} under the import roots.")
-            if not real.is_dir():
-                raise InvalidInput(f"{path!r} is not a folder.")
-            return real
+            is_dir = real.is_dir()
+        except RuntimeError as exc:  # Path.resolve's symlink loop (Python 3.11)
+            raise InvalidInput(f"{path!r} goes round in a loop of symbolic links.") from exc
+        except OSError as exc:
+            raise _unresolvable(path, exc) from exc
+        if not is_dir:
+            raise InvalidInput(f"{path!r} is not a folder.")
+        return real
     raise Forbidden(f"{path!r} is not under an import root (IMPORT_ROOTS).")
+
+
+def _unresolvable(path: str, exc: OSError) -> NotFound | InvalidInput | Forbidden:
+    """What a path the file system refuses to look up is, as a client error."""
+    if exc.errno == errno.ENAMETOOLONG:  # the schema allows it; no folder can be there
+        return NotFound(
+            f"No folder at {path[:100]!r}... under the import roots: the path is too long for "
+            f"the file system (a name over 255 bytes, or the whole over 4,096)."
+        )
+    if exc.errno == errno.ELOOP:
+        return InvalidInput(f"{path!r} goes round in a loop of symbolic links.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return Forbidden(f"The server may not read {path!r} under the import roots.")
+    raise exc
 
 
 def start_import(

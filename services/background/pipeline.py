@@ -22,6 +22,7 @@ from database import readiness
 from database.models import Image
 from processing.decode_gate import DecodeBusy
 from processing.feature_extraction import Embedder
+from processing.imaging import model_input
 from processing.panorama import look_of
 from processing.photo import load_oriented_rgb
 from processing.quality import QUALITY_SIDE, assess_quality
@@ -199,7 +200,7 @@ def _prepare_each(settings: StorageLayout, prepared: PreparedImages, embed_side:
         # it propagates, nothing is recorded, and the image stays pending for a retry.
         _thumbnail_and_quality(settings, job, img)
         if job.needs_embedding:
-            prepared.to_embed.append((job, img))
+            prepared.to_embed.append((job, model_input(img, embed_side)))
 
 
 def finish_images(

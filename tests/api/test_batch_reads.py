@@ -17,7 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic_core import to_json
-from sqlalchemy import Connection, Engine, event, insert, text, update
+from sqlalchemy import Connection, Engine, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -100,6 +100,24 @@ def validated(db: Session, present: Presenter, batch_id: int) -> dict:
         groups=[GroupSummary(label=label, size=size) for label, size in sizes.items()],
     ).model_dump_json()
     return json.loads(response)  # type: ignore[no-any-return]
+
+
+def test_image_list_equals_the_validated_models(client: TestClient, db: Session) -> None:
+    ids = shoot(client, 6, seed=20)
+    db.execute(update(Image).where(Image.id == ids[1]).values(embedding_model="another-model"))
+    db.execute(update(Image).where(Image.id == ids[2]).values(quality_score=float("nan")))
+    face = {"x": 0.1, "y": 0.2, "width": 0.3, "height": 0.4, "eyes": "open", "sharpness": 0.5}
+    faces = [{**face, "eye_sharpness": None}]  # as the judge stores them: every field
+    db.execute(update(Image).where(Image.id == ids[3]).values(faces=faces, face_count=1))
+    db.commit()
+    present = Presenter(active_model=client.get("/health").json()["model"]["active_model"])
+
+    listed = client.get("/images/", params={"offset": 1, "limit": 4})
+
+    assert listed.status_code == 200
+    assert listed.headers["X-Total-Count"] == "6"
+    images = db.scalars(select(Image).where(Image.id.in_(ids[1:5])).order_by(Image.id))
+    assert listed.json() == [json.loads(present.image(image).model_dump_json()) for image in images]
 
 
 def test_batch_page_equals_the_validated_models(client: TestClient, db: Session) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, update
+from sqlalchemy import String, cast, insert, select, update
 from sqlalchemy.orm import Session
 
-from database.models import Image, ImageBatch
+from database.models import Image, ImageBatch, ImageBatchAssociation
 from tests.api.helpers import new_batch, upload
 from tests.factories import REAL_PHOTOS, burst, real_photo
 
@@ -139,3 +139,77 @@ def test_create_answers_the_full_page_by_default_and_404s_unknown_ids(
     assert refused.status_code == 404
     assert refused.json()["missing_ids"] == unknown[1:]
     assert client.get("/batches/").headers["X-Total-Count"] == "1"
+
+
+def _batch_of_groups(client: TestClient, db: Session, groups: int) -> tuple[int, list[int]]:
+    """A batch of `groups` images, each labelled a group of its own."""
+    ids = _many_images(db, groups)
+    batch_id = new_batch(client, ids)
+    number = ImageBatchAssociation.image_id - ids[0] + 1
+    db.execute(
+        update(ImageBatchAssociation)
+        .where(ImageBatchAssociation.batch_id == batch_id)
+        .values(group_label="Group " + cast(number, String), quality_rank=1)
+    )
+    db.flush()
+    return batch_id, ids
+
+
+def test_a_summary_lists_its_groups_a_page_at_a_time(client: TestClient, db: Session) -> None:
+    batch_id, _ = _batch_of_groups(client, db, 1_001)
+    page = client.get(f"/batches/{batch_id}").json()
+    assert len(page["groups"]) == 1_001  # the full page, the frontend's, lists every group
+
+    first = client.get(f"/batches/{batch_id}", params={"view": "summary"})
+    assert first.status_code == 200
+    assert first.headers["X-Total-Groups"] == "1001"
+    assert first.json()["groups"] == page["groups"][:1_000]
+    assert first.json()["image_count"] == 1_001
+
+    window = {"view": "summary", "group_offset": 998, "group_limit": 5}
+    rest = client.get(f"/batches/{batch_id}", params=window)
+    assert rest.json()["groups"] == page["groups"][998:]
+    assert rest.headers["X-Total-Groups"] == "1001"
+
+
+def test_analyze_summary_lists_the_groups_asked(client: TestClient) -> None:
+    batch_id, _, _ = _analysed_batch(client)
+    window = {"view": "summary", "group_offset": 1, "group_limit": 1}
+    response = client.put(f"/batches/{batch_id}/analyze", params=window, json=GROUPING)
+    assert response.status_code == 200, response.text
+    page = client.get(f"/batches/{batch_id}").json()
+    assert response.json()["groups"] == page["groups"][1:2]
+    assert response.headers["X-Total-Groups"] == str(len(page["groups"]))
+
+
+def test_the_full_page_lists_every_group_whatever_the_window(
+    client: TestClient, db: Session
+) -> None:
+    batch_id, _ = _batch_of_groups(client, db, 12)
+    window = {"group_offset": 3, "group_limit": 2}
+    page = client.get(f"/batches/{batch_id}", params={"view": "full", **window})
+    assert page.status_code == 200
+    assert [g["label"] for g in page.json()["groups"]] == [f"Group {n}" for n in range(1, 13)]
+    too_many = {"view": "summary", "group_limit": 5_001}
+    assert client.get(f"/batches/{batch_id}", params=too_many).status_code == 422
+
+
+def test_a_new_batchs_summary_counts_what_its_page_holds(client: TestClient, db: Session) -> None:
+    ids = _many_images(db, 10)
+    active = client.get("/health").json()["model"]["active_model"]
+    assert active is not None
+    for image_id, model in zip(ids, [active] * 3 + ["another-model"] * 2, strict=False):
+        db.execute(update(Image).where(Image.id == image_id).values(embedding_model=model))
+    db.flush()
+    chosen = [ids[9], *ids[:7], ids[0]]  # out of order, one twice
+
+    created = client.post(
+        "/batches/", params={"view": "summary"}, json={"name": "ten", "image_ids": chosen}
+    )
+
+    assert created.status_code == 201, created.text
+    summary = created.json()
+    page = client.get(f"/batches/{summary['id']}").json()
+    assert summary == _without_members(page)
+    assert (summary["image_count"], summary["embedded_count"]) == (8, 3)
+    assert summary["preview_image_ids"] == ids[:4]

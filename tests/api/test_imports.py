@@ -154,6 +154,29 @@ def test_paths_out_of_the_roots_are_refused(
     assert importing_client.get("/batches/").json() == []  # no half-made batch
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        # Schema-valid paths no folder can have: 404 (schemathesis: a 500, then ST202 as 400)
+        ("0" * 4096, 404, "too long"),  # one name of 4,096 bytes
+        ("é" * 200, 404, "too long"),  # 200 characters, 400 bytes: over a name's 255
+        ("card/" * 819 + "x", 404, "too long"),  # 4,096 bytes, the root's before: over PATH_MAX
+        ("loop/a", 400, "symbolic links"),  # a link to itself
+    ],
+)
+def test_paths_the_file_system_cannot_resolve_are_4xx(
+    importing_client: TestClient, import_root: Path, path: str, status: int, reason: str
+) -> None:
+    (import_root / "card").mkdir()
+    (import_root / "loop").mkdir()
+    (import_root / "loop/a").symlink_to(import_root / "loop/b")
+    (import_root / "loop/b").symlink_to(import_root / "loop/a")
+    response = importing_client.post("/imports", json={"path": path, "batch_name": "b"})
+    assert response.status_code == status, response.text
+    assert reason in response.json()["detail"]
+    assert importing_client.get("/batches/").json() == []
+
+
 def test_an_unknown_import_is_404(importing_client: TestClient) -> None:
     assert importing_client.get("/imports/12345").status_code == 404
 

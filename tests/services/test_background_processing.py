@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,13 +22,13 @@ from api.main import create_app
 from config import Settings
 from database.database import create_db_engine
 from database.models import Image
-from processing.feature_extraction import ManagedEmbedder
+from processing.feature_extraction import Embedder, ManagedEmbedder
 from services.background.handoff import decode_shelf
 from services.background.inline import ProcessingWorker
 from services.background.pipeline import finish_images, prepare_images, process_images
 from services.background.retry import Backoff
 from services.background.startup import STALE_SECONDS, StorageLease, reconcile_storage
-from tests.factories import jpeg_bytes
+from tests.factories import jpeg_bytes, png_bytes
 from utils.file_handling import ensure_storage_dirs
 
 
@@ -355,3 +356,44 @@ def test_a_batch_whose_results_cannot_be_stored_leaves_no_thumbnail_of_a_deleted
     # Which image was deleted could not be asked: neither thumbnail is recorded, both go, and
     # the retry makes the live one again.
     assert list((storage_root / "thumbnails").iterdir()) == []
+
+
+class _SizeOnlyEmbedder:
+    """What the decode stage reads of an embedder: its id and its input size."""
+
+    model_id = "size-only"
+    input_size = 224
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "decoded"),
+    [
+        # JPEG drafted at 1/4 for the 512-pixel thumbnail: 1000x750.
+        ("big.jpg", jpeg_bytes((4000, 3000), seed=31), (1000, 750)),
+        # A PNG has no draft: decoded whole.
+        ("big.png", png_bytes((1400, 1050), seed=32), (1400, 1050)),
+    ],
+)
+def test_the_model_gets_the_shared_decode_reduced_to_twice_its_input(
+    live_client: TestClient,
+    settings: Settings,
+    engine: Engine,
+    name: str,
+    data: bytes,
+    decoded: tuple[int, int],
+) -> None:
+    """The one decode serves the 512-pixel thumbnail; the model's own resize needs a quarter
+    of those pixels (or less), and they cross to the model process: box-reduced first."""
+    [item] = post_files(live_client, (name, data))
+    wait_for_worker(live_client)
+    with Session(engine) as session, session.begin():
+        # The thumbnail to make again: the decode is then at its 512 pixels.
+        session.execute(update(Image).values(has_thumbnail=False))
+    factory = sessionmaker(engine)
+    embedder = cast("Embedder", _SizeOnlyEmbedder())
+    prepared = prepare_images(factory, settings, embedder, [item["id"]])
+    [(_, pixels)] = prepared.to_embed
+    factor = max(decoded) // (2 * 224)
+    assert pixels.size == (-(-decoded[0] // factor), -(-decoded[1] // factor))
+    assert min(pixels.size) >= 224
+    assert max(pixels.size) >= 2 * 224
