@@ -9,12 +9,22 @@ from pydantic import BaseModel, Field, field_validator
 from api.schemas import BatchName, _strip_non_blank
 from database.models import FolderImport
 
+# One name of a path that is not the parent ('..'): empty, '.', or a name that does not start
+# with two dots and end there; no NUL. Written without look-ahead, so that pydantic's regex
+# engine, ECMA-262 (the published schema) and schemathesis' generator all read it alike.
+_NAME = r"(?:[^/\x00.][^/\x00]*|\.(?:[^/\x00.][^/\x00]*)?|\.\.[^/\x00]+)?"
+# A path whose names are none of them '..' and hold no NUL: services.import_service refuses
+# those too (for the command line); here they are 422, as the published schema says.
+IMPORT_PATH_PATTERN = rf"^{_NAME}(?:/{_NAME})*$"
+
 
 class ImportRequest(BaseModel):
     path: str = Field(
         min_length=1,
         max_length=4096,
-        description="A folder under one of IMPORT_ROOTS: absolute, or relative to a root.",
+        pattern=IMPORT_PATH_PATTERN,
+        description="A folder under one of IMPORT_ROOTS: absolute, or relative to a root. No "
+        "'..' name and no NUL.",
     )
     batch_name: str = BatchName
 
