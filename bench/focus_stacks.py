@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from bench import keeper
 from bench.pypi_data import carphone_frames
@@ -78,15 +78,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     called = total = 0
     for img in photos.values():
-        steady = [
-            keeper.noisy(img, 3, rng),
-            keeper.noisy(keeper.shaken(img, 9, 30.0), 3, rng),
-            keeper.noisy(img.filter(ImageFilter.GaussianBlur(2)), 3, rng),
-        ]
-        mask, _ = keeper.subject_mask(img)
-        soft = img.filter(ImageFilter.GaussianBlur(4))
-        refocused = [Image.composite(img, soft, mask), Image.composite(soft, img, mask), img]
-        for burst in (steady, refocused):
+        for burst in keeper.made_bursts(img, rng):
             total += 1
             called += is_focus_stack([tiles(f) for f in burst])
     print(f"\nMade bursts of 3 called stacks: {called}/{total}")

@@ -433,3 +433,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def made_bursts(img: Image.Image, rng: np.random.Generator) -> list[list[Image.Image]]:
+    """Two made bursts of 3 frames of one photo, neither a set kept whole: a steady one (noise,
+    a 9 px shake, a soft frame) and a refocused one (subject sharp, background sharp, both)."""
+    steady = [
+        noisy(img, 3, rng),
+        noisy(shaken(img, 9, 30.0), 3, rng),
+        noisy(img.filter(ImageFilter.GaussianBlur(2)), 3, rng),
+    ]
+    mask, _ = subject_mask(img)
+    soft = img.filter(ImageFilter.GaussianBlur(4))
+    refocused = [Image.composite(img, soft, mask), Image.composite(soft, img, mask), img]
+    return [steady, refocused]

@@ -142,15 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     called = total = 0
     for img in photos.values():
-        steady = [
-            keeper.noisy(img, 3, rng),
-            keeper.noisy(keeper.shaken(img, 9, 30.0), 3, rng),
-            keeper.noisy(img.filter(ImageFilter.GaussianBlur(2)), 3, rng),
-        ]
-        mask, _ = keeper.subject_mask(img)
-        soft = img.filter(ImageFilter.GaussianBlur(4))
-        refocused = [Image.composite(img, soft, mask), Image.composite(soft, img, mask), img]
-        for burst in (steady, refocused):
+        for burst in keeper.made_bursts(img, rng):
             total += 1
             called += bool(sweeps_in([look(f) for f in burst]))
     print(f"\nMade bursts of 3 called sweeps: {called}/{total}")
