@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
@@ -14,19 +15,28 @@ from database.models import FolderImport
 # engine, ECMA-262 (the published schema) and schemathesis' generator all read it alike.
 _NAME = r"(?:[^/\x00.][^/\x00]*|\.(?:[^/\x00.][^/\x00]*)?|\.\.[^/\x00]+)?"
 # A path whose names are none of them '..' and hold no NUL: services.import_service refuses
-# those too (for the command line); here they are 422, as the published schema says.
+# those too (for the command line); here they are 422, as the published schema says. Published
+# as the pattern, checked by a validator that says what is wrong in words (as BatchName).
 IMPORT_PATH_PATTERN = rf"^{_NAME}(?:/{_NAME})*$"
+_IMPORT_PATH = re.compile(IMPORT_PATH_PATTERN)
 
 
 class ImportRequest(BaseModel):
     path: str = Field(
         min_length=1,
         max_length=4096,
-        pattern=IMPORT_PATH_PATTERN,
+        json_schema_extra={"pattern": IMPORT_PATH_PATTERN},
         description="A folder under one of IMPORT_ROOTS: absolute, or relative to a root. No "
         "'..' name and no NUL.",
     )
     batch_name: str = BatchName
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if not _IMPORT_PATH.fullmatch(value):
+            raise ValueError("must not contain a '..' name (the parent folder) or a NUL character")
+        return value
 
     @field_validator("batch_name")
     @classmethod

@@ -168,6 +168,9 @@ def test_the_published_path_pattern_refuses_what_the_server_refuses(
         assert pattern.search(path) is None, path
     for path in admitted:
         assert pattern.search(path) is not None, path
+    refusal = importing_client.post("/imports", json={"path": "a/../b", "batch_name": "b"})
+    assert refusal.status_code == 422
+    assert "'..' name (the parent folder)" in refusal.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize(
