@@ -77,11 +77,13 @@ class Settings(BaseSettings):
     analysis_workers: int = Field(default=1, ge=1, le=32)
     analysis_queue: int = Field(default=2, ge=0, le=1000)
     analysis_wait_seconds: float = Field(default=0.25, ge=0.0, le=600.0)
-    # process: each worker is a process of its own (the server's request threads never wait
-    # for its GIL); thread: workers are threads of the server (the old way, for comparison).
+    # process: each worker is a process of its own that runs the whole analysis on its own
+    # database connection (reads, clustering, labels, the answer's bytes; the server relays
+    # them); thread: the same analysis on threads of the server (for comparison).
     analysis_isolation: Literal["process", "thread"] = "process"
-    # The worker processes' niceness: above 0, requests get the CPU first on a busy machine
-    # (a 50k analysis then takes longer only while the CPU is short).
+    # The niceness of a worker process's clustering thread: above 0, requests get the CPU
+    # first on a busy machine (a 50k analysis then takes longer only while the CPU is short).
+    # Its reads, ranking and answer run at the server's own niceness, as before they moved.
     analysis_niceness: int = Field(default=10, ge=0, le=19)
 
     # PostgreSQL time bounds (database/deadlines.py): a silent database fails a request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
@@ -28,8 +29,10 @@ from api.schemas import (
     GroupsUpdate,
     ImageIds,
     MessageResponse,
+    Presenter,
     RejectedFile,
     RowId,
+    encoded_batch_answer,
     error_responses,
     json_response,
 )
@@ -230,15 +233,16 @@ def upload_and_add_images_to_batch(
 )
 def analyze_batch(
     batch_id: RowId,
-    session: SessionDep,
-    present: PresenterDep,
+    session: ReadSessionDep,
     pool: ClusteringPoolDep,
     view: BatchViewDep,
     body: AnalyzeRequest | None = None,
 ) -> Response:
     """Group the batch's images into moments (capture time per camera, then looks); rank each."""
     params = body or AnalyzeRequest()
-    page = analysis_service.analyze_batch(
+    # The analysis runs, and its answer is encoded, on the analysis pool (a worker process by
+    # default); this process relays the bytes.
+    answer = analysis_service.analyze_batch(
         session,
         pool,
         batch_id,
@@ -249,10 +253,11 @@ def analyze_batch(
             params.time_gap_seconds,
             params.use_capture_time,
         ),
-        present.image_columns(),
+        Presenter.image_columns(),
         view.kind,
+        functools.partial(encoded_batch_answer, view),
     )
-    return present.batch_answer(page, view)
+    return Response(answer.body, headers=answer.headers, media_type="application/json")
 
 
 @router.put(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,15 +34,13 @@ from processing.feature_extraction import ModelHost
 from services.background.handoff import configure_shelf, restore_shelf
 from services.background.startup import StorageLease, reconcile_storage
 from services.background.wiring import build_embedder, build_worker, shelf_capacity
-from services.clustering_pool import ClusteringPool
+from services.clustering_pool import ClusteringPool, DatabaseTarget, WorkerDatabase
 from services.health_service import health_report
 from services.import_watch import ImportWatch
 from services.similarity_service import EmbeddingIndex
 from utils.file_handling import ensure_storage_dirs, storage_dirs
 
 logger = logging.getLogger(__name__)
-
-SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def create_app(
@@ -92,13 +88,16 @@ def create_app(
         model = embedder or build_embedder(settings)
         worker = build_worker(settings, factory, model, threaded=threaded_worker)
         # ANALYSIS_WORKERS, ANALYSIS_QUEUE, ANALYSIS_WAIT_SECONDS; its workers are
-        # ANALYSIS_ISOLATION (processes or threads), processes at ANALYSIS_NICENESS.
+        # ANALYSIS_ISOLATION: processes on their own engine (their clustering thread at
+        # ANALYSIS_NICENESS), or threads of this process on its sessions.
         clustering = ClusteringPool(
             settings.analysis_workers,
             settings.analysis_queue,
             settings.analysis_wait_seconds,
             isolation=settings.analysis_isolation,
             niceness=settings.analysis_niceness,
+            database=DatabaseTarget(settings.resolved_database_url, settings.database_deadlines),
+            sessions=WorkerDatabase(factory, read_factory),
         )
         clustering.start()
         app.state.settings = settings
@@ -112,16 +111,6 @@ def create_app(
         imports = ImportWatch(factory, settings, settings.import_stale_seconds, alone=lease.alone)
         if settings.import_roots:
             imports.start()
-        # What is built by now lives as long as the server: frozen out of the garbage
-        # collector's sight, full collections no longer walk it. They took ~0.3 s each with the
-        # GIL held (collecting nothing), the longest stalls requests saw during a 50k analysis.
-        gc.collect()
-        gc.freeze()
-        # A thread waiting for the GIL gets it after 1 ms, not 5: a request hands the GIL over
-        # some 20 times (database calls, the event loop), and while an analysis ran its rows
-        # through Python each hand-off cost up to the interval (+100 ms per GET at 5 ms).
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             yield
         finally:
@@ -136,7 +125,6 @@ def create_app(
             Image.MAX_IMAGE_PIXELS = pillow_limit
             restore_decode_gate(previous_gate)
             restore_shelf(previous_shelf)
-            sys.setswitchinterval(switch_interval)
 
     # Swagger UI and ReDoc served from the app (assets bundled in fastapi-offline), not a CDN:
     # the docs open on a machine without internet.

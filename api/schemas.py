@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined, to_json
 
 from crud.crud_batch import MEMBER_FIELDS
 from database import readiness
+from services.analysis_service import EncodedAnswer
 from services.batch_service import (
     GROUP_NOTES,
     PREVIEW_IMAGES,
@@ -500,33 +501,7 @@ def json_response(
     return Response(_encoded(content), status_code, headers, media_type="application/json")
 
 
-# Items of a long list encoded per call. One call for a 50k-image batch page (25 MB) held the
-# GIL for ~170 ms, and every other request waited; 1,000 items take a few ms.
-_PIECE_ITEMS = 1000
-
-
-def _long(value: Any) -> bool:
-    return isinstance(value, list) and len(value) > _PIECE_ITEMS
-
-
-def _holds_long(value: Any) -> bool:
-    return isinstance(value, dict) and any(_long(v) for v in value.values())
-
-
 def _encoded(content: Any) -> bytes:
-    """The JSON of `content` (the bytes of one `to_json`), long lists encoded in pieces."""
-    if _holds_long(content):
-        fields = (to_json(str(key)) + b":" + _encoded(value) for key, value in content.items())
-        return b"{" + b",".join(fields) + b"}"
-    if _long(content):
-        pieces = range(0, len(content), _PIECE_ITEMS)
-        return (
-            b"["
-            + b",".join(_encoded(content[at : at + _PIECE_ITEMS])[1:-1] for at in pieces)
-            + b"]"
-        )
-    if isinstance(content, list) and any(_holds_long(item) for item in content):
-        return b"[" + b",".join(_encoded(item) for item in content) + b"]"
     return to_json(content, inf_nan_mode="null")
 
 
@@ -770,6 +745,13 @@ class Presenter:
         """A batch's `view=summary` answer: counts, covers and the groups of the view's window,
         no memberships (the analysis's notes are in `groups`, not repeated in `parameters`);
         `X-Total-Groups` says how many groups there are."""
+        body, headers = self.overview_values(overview, view)
+        return json_response(body, status_code=status_code, headers=headers)
+
+    def overview_values(
+        self, overview: BatchOverview, view: AnswerView
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """batch_overview's body and headers."""
         summary = overview.summary
         start = view.group_offset
         window = dict(list(overview.group_sizes.items())[start : start + view.group_limit])
@@ -783,8 +765,15 @@ class Presenter:
         )
         if body["parameters"] is not None:
             body["parameters"] = {k: v for k, v in body["parameters"].items() if k != GROUP_NOTES}
-        headers = {"X-Total-Groups": str(len(overview.group_sizes))}
-        return json_response(body, status_code=status_code, headers=headers)
+        return body, {"X-Total-Groups": str(len(overview.group_sizes))}
+
+    def answer_values(
+        self, answer: BatchMembers | BatchOverview, view: AnswerView
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """batch_answer's body and headers."""
+        if isinstance(answer, BatchMembers):
+            return self.batch_values(answer.batch, answer.columns, answer.members), {}
+        return self.overview_values(answer, view)
 
     def batch_answer(
         self, answer: BatchMembers | BatchOverview, view: AnswerView, status_code: int = 200
@@ -815,3 +804,12 @@ class Presenter:
         if rejected:
             body["rejected"] = [file.model_dump() for file in rejected]
         return json_response(body, status_code=status_code, headers=headers)
+
+
+def encoded_batch_answer(
+    view: AnswerView, answer: BatchMembers | BatchOverview, active_model: str
+) -> EncodedAnswer:
+    """The bytes and headers of `Presenter(active_model).batch_answer(answer, view)`: what an
+    analysis's worker sends back (a module-level function: it pickles by name)."""
+    body, headers = Presenter(active_model).answer_values(answer, view)
+    return EncodedAnswer(_encoded(body), headers)

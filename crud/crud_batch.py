@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
-from crud.crud_image import STREAM_ROWS, id_list, image_column_names
+from crud.crud_image import id_list, image_column_names
 from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 
@@ -115,10 +115,8 @@ def member_rows(
         *(table.c[name] for name in names),
     ).join(Image, Image.id == ImageBatchAssociation.image_id)
     query = query.where(ImageBatchAssociation.batch_id.in_(batch_ids))
-    # On the Core connection: Session.execute would wrap every row for the ORM. Streamed: one
-    # fetch of a 50k-image batch held the GIL from other requests for ~0.3 s.
-    result = session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
-    return names, [row for chunk in result.partitions() for row in chunk]
+    # On the Core connection: Session.execute would wrap every row for the ORM.
+    return names, list(session.connection().execute(query).all())
 
 
 def member_counts(
@@ -250,9 +248,9 @@ class MemberRank(NamedTuple):
 def set_member_labels(session: Session, batch_id: int, labels: Mapping[int, MemberRank]) -> None:
     """Set each member's label, ranks, reason and group kind, by image id, no ORM objects.
 
-    PostgreSQL: one UPDATE ... FROM unnest(arrays) per LABEL_PAGE_ROWS rows, a few ms each
-    (executemany took 4 s for 50k rows, most of it holding the GIL from other requests).
-    SQLite: one UPDATE statement executed for every row (in-process, no round trips)."""
+    PostgreSQL: one UPDATE ... FROM unnest(arrays), 50k rows in one statement (executemany
+    took 4 s for 50k rows). SQLite: one UPDATE statement executed for every row (in-process,
+    no round trips)."""
     items = list(labels.items())
     if session.get_bind().dialect.name != "postgresql":
         rows = [
@@ -262,31 +260,24 @@ def set_member_labels(session: Session, batch_id: int, labels: Mapping[int, Memb
         if rows:
             session.execute(update(ImageBatchAssociation), rows)
         return
+    if not items:
+        return
     a = ImageBatchAssociation.__table__
     assert isinstance(a, Table)
     types = (String, Integer, String, Integer, String)
-    for start in range(0, len(items), LABEL_PAGE_ROWS):
-        page = items[start : start + LABEL_PAGE_ROWS]
-        values = (
-            func.unnest(
-                _array([image_id for image_id, _ in page], Integer),
-                *(
-                    _array([ranked[at] for _, ranked in page], kind)
-                    for at, kind in enumerate(types)
-                ),
-            )
-            .table_valued("image_id", *MemberRank._fields)
-            .render_derived()
+    values = (
+        func.unnest(
+            _array([image_id for image_id, _ in items], Integer),
+            *(_array([ranked[at] for _, ranked in items], kind) for at, kind in enumerate(types)),
         )
-        session.execute(
-            update(a)
-            .where(a.c.batch_id == batch_id, a.c.image_id == values.c.image_id)
-            .values({name: values.c[name] for name in MemberRank._fields})
-        )
-
-
-# Rows per UPDATE of set_member_labels on PostgreSQL.
-LABEL_PAGE_ROWS = 5000
+        .table_valued("image_id", *MemberRank._fields)
+        .render_derived()
+    )
+    session.execute(
+        update(a)
+        .where(a.c.batch_id == batch_id, a.c.image_id == values.c.image_id)
+        .values({name: values.c[name] for name in MemberRank._fields})
+    )
 
 
 def _array(values: list[Any], item_type: type[TypeEngine[Any]]) -> BindParameter[Any]:

@@ -1,20 +1,24 @@
-"""A small dedicated pool for clustering, with a bounded queue in front of it.
+"""A small dedicated pool for analyses, with a bounded queue in front of it.
 
 Clustering a large batch takes seconds and hundreds of MB. Run on request threads without a
 bound, sixty concurrent analyses each held a database connection (the batch row locked) while
 they waited for the CPU, and exhausted the connection pool: unrelated requests then failed
-after the pool's 30 s timeout. Here at most `workers` clusterings run at once and `waiting`
+after the pool's 30 s timeout. Here at most `workers` analyses run at once and `waiting`
 more may queue; a request that cannot get a place within `wait_seconds` is told to come back
-(503 with Retry-After), before it has read anything. The analysis service holds no database
-connection while it waits or clusters (see services/analysis_service.py).
+(503 with Retry-After), before it has read anything.
 
-The workers are processes by default (ANALYSIS_ISOLATION=process). On threads of the server's
-own process, the clustering of 50k rows held the GIL for seconds in all, in many short pieces,
-and every request thread waited for it at each of its own GIL hand-offs: `GET /images/` p99
-went from ~30 ms to ~300-500 ms while it ran (bench/analyze_scale.py --http). In a process of
-its own the clustering shares only the CPU. The process is started (and its imports and code
-paths warmed) at start-up, not on a user's first analysis; it exits with the server, also when
-the server is killed.
+The workers are processes by default (ANALYSIS_ISOLATION=process), and a whole analysis runs
+there: the worker opens its own engine on the database URL (never a pickled connection), reads
+the vectors, clusters, ranks, writes the labels and encodes the answer; the server only relays
+the bytes. Run in the server's process, reading 50k rows, ranking them and encoding a 23 MB
+answer held its GIL for seconds in all, and every request thread waited for it at each of its
+own GIL hand-offs. The process is started (and its imports and code paths warmed) at start-up,
+not on a user's first analysis; it exits with the server, also when the server is killed.
+
+Priorities: the worker's main thread (database, ranking, the answer) runs at the server's
+niceness, as that work did in the server before; only the clustering runs on a thread niced
+to `niceness` (on Linux niceness is per thread), as the clustering process was before. With
+ANALYSIS_ISOLATION=thread the same analysis runs on a thread of the server, on its sessions.
 """
 
 from __future__ import annotations
@@ -22,28 +26,34 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.shared_memory import SharedMemory
 from typing import Literal, ParamSpec, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
+from sqlalchemy.orm import Session, sessionmaker
 
-from processing.grouping import Capture, GroupingResult, ImageGrouper
+from database.database import (
+    create_db_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
+from database.deadlines import DatabaseDeadlines
+from processing.grouping import ImageGrouper
 from processing.parent_watch import exit_with_parent
 from services.errors import Unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
+J = TypeVar("J")
 Isolation = Literal["process", "thread"]
 
 
 class Busy(Unavailable):
-    """Every clustering place is taken. `retry_after` (seconds) is for a Retry-After header;
+    """Every analysis place is taken. `retry_after` (seconds) is for a Retry-After header;
     it is in the body too."""
 
     def __init__(self, message: str, retry_after: int) -> None:
@@ -51,9 +61,44 @@ class Busy(Unavailable):
         self.retry_after = retry_after
 
 
-class WorkerLost(RuntimeError):
-    """The clustering process ended in the middle of a task (killed, out of memory, crashed).
-    The pool starts a new one for the next task."""
+class WorkerLost(Unavailable):
+    """The analysis process ended in the middle of a task (killed, out of memory, crashed): a
+    fault, not a defect (503). Its transaction died with it, so nothing it wrote is kept. The
+    pool starts a new one for the next task."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """Where a worker process connects: the URL and the time bounds (plain values, pickled)."""
+
+    url: str
+    deadlines: DatabaseDeadlines | None = None
+
+
+class WorkerDatabase:
+    """What an analysis is run with: write and read sessions, and where clustering runs (in a
+    worker process: a thread at the clustering's niceness)."""
+
+    def __init__(
+        self,
+        write: sessionmaker[Session],
+        read: sessionmaker[Session],
+        clustering: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.write = write
+        self.read = read
+        self._clustering = clustering
+
+    def cluster(self, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """`work` on the clustering thread (here when there is none), its result or error."""
+        if self._clustering is None:
+            return work(*args, **kwargs)
+        return self._clustering.submit(work, *args, **kwargs).result()
+
+
+# The worker process's clustering thread and database (set by _start_worker).
+_clustering: ThreadPoolExecutor | None = None
+_worker_database: WorkerDatabase | None = None
 
 
 def _warm_up() -> None:
@@ -64,61 +109,28 @@ def _warm_up() -> None:
     ImageGrouper(min_cluster_size=2, min_samples=1, large_batch_rows=10).fit_labels(rows)
 
 
-def _start_worker(niceness: int) -> None:
-    # Below the server's request threads: on a small machine, the CPU they need comes first.
-    os.nice(niceness)
+def _start_worker(niceness: int, target: DatabaseTarget | None) -> None:
+    global _clustering, _worker_database
     exit_with_parent()
-    _warm_up()
+    # Below the server's request threads: on a small machine, the CPU they need comes first.
+    # Only the clustering thread (and the threads it starts) is niced; os.nice applies to the
+    # calling thread on Linux.
+    _clustering = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="clustering", initializer=os.nice, initargs=(niceness,)
+    )
+    _clustering.submit(_warm_up).result()
+    if target is not None:
+        engine = create_db_engine(target.url, deadlines=target.deadlines)
+        _worker_database = WorkerDatabase(
+            create_session_factory(engine), create_read_session_factory(engine), _clustering
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class SharedRows:
-    """A float32 matrix in shared memory, by name: what a worker process is handed instead of
-    the rows themselves. Pickling 50k x 384 rows into the pipe held the server's GIL for
-    ~0.3 s in one call; the server fills this matrix row by row instead."""
-
-    name: str
-    shape: tuple[int, int]
-
-    @classmethod
-    @contextmanager
-    def create(cls, rows: Sequence[bytes]) -> Iterator[SharedRows]:
-        """The rows (each the bytes of a float32 vector, all one length) in a new shared
-        matrix, removed on exit."""
-        width = len(rows[0]) // 4 if rows else 0
-        if any(len(row) != width * 4 for row in rows):
-            raise ValueError("the vectors do not all have the same length")
-        memory = SharedMemory(create=True, size=max(1, len(rows) * width * 4))
-        try:
-            matrix = np.ndarray((len(rows), width), dtype=np.float32, buffer=memory.buf)
-            for at, row in enumerate(rows):  # short steps: other threads get the GIL between
-                matrix[at] = np.frombuffer(row, dtype=np.float32)
-            del matrix  # no view may outlive the memory
-            yield cls(memory.name, (len(rows), width))
-        finally:
-            memory.close()
-            memory.unlink()
-
-    def copy(self) -> NDArray[np.float32]:
-        """The matrix, copied out of the shared memory (in whichever process asks)."""
-        memory = SharedMemory(name=self.name)
-        try:
-            view = np.ndarray(self.shape, dtype=np.float32, buffer=memory.buf)
-            matrix = view.copy()
-            del view
-            return matrix
-        finally:
-            memory.close()
-
-
-def fit_shared_labels(
-    grouper: ImageGrouper,
-    rows: SharedRows,
-    captures: Sequence[Capture] | None = None,
-    time_gap_seconds: float | None = None,
-) -> GroupingResult:
-    """`grouper.fit_labels` of the shared rows (run on a worker)."""
-    return grouper.fit_labels(rows.copy(), captures, time_gap_seconds)
+def _on_worker_database(work: Callable[[WorkerDatabase, J], R], job: J) -> R:
+    """`work(database, job)` with the worker process's own database (run in the worker)."""
+    if _worker_database is None:
+        raise RuntimeError("this analysis process was started without a database")
+    return work(_worker_database, job)
 
 
 class ClusteringPool:
@@ -131,12 +143,18 @@ class ClusteringPool:
         *,
         isolation: Isolation = "thread",
         niceness: int = 0,
+        database: DatabaseTarget | None = None,
+        sessions: WorkerDatabase | None = None,
     ) -> None:
+        """`database`: where worker processes connect; `sessions`: what an analysis on a
+        thread of this process uses (isolation="thread")."""
         self.workers = workers
         self.wait_seconds = wait_seconds
         self.retry_after = retry_after
         self.isolation = isolation
         self.niceness = niceness
+        self.database = database
+        self.sessions = sessions
         self._places = threading.BoundedSemaphore(workers + waiting)
         self._lock = threading.Lock()
         self._executor = self._new_executor()
@@ -149,7 +167,7 @@ class ClusteringPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.niceness,),
+            initargs=(self.niceness, self.database),
         )
 
     def start(self) -> None:
@@ -164,7 +182,7 @@ class ClusteringPool:
     @contextmanager
     def place(self) -> Iterator[None]:
         """Hold one of the workers + waiting places for the length of an analysis, or raise
-        Busy. Taken before the analysis reads its vectors, so at most that many batches'
+        Busy. Taken before the analysis reads anything, so at most that many batches'
         vectors are in memory at once."""
         if not self._places.acquire(timeout=self.wait_seconds):
             raise Busy(
@@ -190,9 +208,18 @@ class ClusteringPool:
                     self._executor = self._new_executor()
             executor.shutdown(wait=False, cancel_futures=True)
             raise WorkerLost(
-                "The clustering process ended unexpectedly (killed or out of memory); "
+                "The analysis process ended unexpectedly (killed or out of memory); "
                 "a new one is started: analyze again."
             ) from exc
+
+    def run_with_database(self, work: Callable[[WorkerDatabase, J], R], job: J) -> R:
+        """`run` of `work(database, job)`: in a worker process with that process's own
+        database, on a thread with `sessions`."""
+        if self.isolation == "thread":
+            if self.sessions is None:
+                raise RuntimeError("this pool was made without sessions for its threads")
+            return self.run(work, self.sessions, job)
+        return self.run(_on_worker_database, work, job)
 
     def shutdown(self) -> None:
         """Stop the workers: queued work is cancelled, running work finishes first."""

@@ -31,6 +31,18 @@ class AppError(Exception):
         self.message = message
         self.extra = extra or {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (an analysis raises these in its worker process): its class, message,
+        # extra fields and any a subclass adds, whatever the subclass's constructor takes.
+        return _restored, (type(self), self.args, self.__dict__)
+
+
+def _restored(kind: type[AppError], args: tuple[Any, ...], state: dict[str, Any]) -> AppError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(AppError):
     status_code = 400

@@ -5,10 +5,8 @@ read-only transactions that never take SQLite's write lock."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import get_type_hints
 
 import pytest
@@ -16,14 +14,13 @@ from fastapi import Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api import cluster_routes, image_routes
 from api.deps import get_read_session, get_session
-from api.schemas import BatchResponse, GroupSummary, ImageAssociation, Presenter, json_response
+from api.schemas import BatchResponse, GroupSummary, ImageAssociation, Presenter
 from database.database import create_read_session_factory, create_session_factory
 from database.models import Image, ImageBatchAssociation
 from database.readiness import is_keeper
@@ -296,20 +293,3 @@ def test_routes_that_write_return_a_finished_response() -> None:
         returned = get_type_hints(route.endpoint)["return"]
         assert issubclass(returned, Response), f"{route.path} returns {returned}"
         assert get_read_session not in _calls(route.dependant)
-
-
-def test_long_lists_are_encoded_in_pieces_into_the_bytes_of_one_encoding() -> None:
-    taken = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    members = [
-        {
-            "image": {"id": i, "name": f"{i}.jpg", "score": math.nan if i == 3 else i / 7},
-            "shot_at": taken,
-            "group_label": None if i % 2 else f"Group {i}",
-        }
-        for i in range(2500)
-    ]
-    page = {"id": 1, "image_associations": members, "tags": ["a"], "parameters": {"n": 1}}
-    listing = [page, {"id": 2, "image_associations": []}]
-
-    for content in (page, listing, members, {"empty": []}, []):
-        assert json_response(content).body == to_json(content, inf_nan_mode="null")

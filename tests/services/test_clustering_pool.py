@@ -8,20 +8,14 @@ import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from processing.grouping import Capture, ImageGrouper
-from services.clustering_pool import (
-    Busy,
-    ClusteringPool,
-    SharedRows,
-    WorkerLost,
-    fit_shared_labels,
-)
+from services.clustering_pool import Busy, ClusteringPool, WorkerLost
 from services.errors import Unavailable
 
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
@@ -95,23 +89,37 @@ def test_a_worker_process_gives_the_labels_of_the_server_process(
     grouper = ImageGrouper(min_cluster_size=2, min_samples=1)
     here = grouper.fit_labels(rows, captures, 10.0)
 
-    with SharedRows.create([row.tobytes() for row in rows]) as shared:
-        there = process_pool.run(fit_shared_labels, grouper, shared, captures, 10.0)
+    there = process_pool.run(grouper.fit_labels, rows, captures, 10.0)
 
     assert there == here
     assert here.n_groups == 10
     assert process_pool.run(os.getpid) != os.getpid()
 
 
-def test_shared_rows_hold_the_vectors_and_are_removed_on_exit() -> None:
-    rows, _ = bursts(12, 4)
-    with SharedRows.create([row.tobytes() for row in rows]) as shared:
-        assert np.array_equal(shared.copy(), rows)
-        name = shared.name
-    with pytest.raises(FileNotFoundError):
-        SharedMemory(name=name)
-    with pytest.raises(ValueError, match="same length"), SharedRows.create([b"\0" * 8, b"\0"]):
-        pass
+def thread_niceness() -> dict[str, int]:
+    """In a worker process: the niceness of its main thread and of its clustering thread, as
+    the kernel has them (/proc/self/task/<tid>/stat, field 19)."""
+    found = {}
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.name.startswith("clustering"):
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            name = "main" if thread is threading.main_thread() else "clustering"
+            found[name] = int(stat.rsplit(")", 1)[1].split()[16])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread niceness: Linux")
+def test_only_the_clustering_thread_of_a_worker_process_is_niced() -> None:
+    """The analysis reads, ranks and encodes at the server's niceness; only the clustering
+    yields the CPU (ANALYSIS_NICENESS), as when it was the only work of the process."""
+    pool = ClusteringPool(workers=1, waiting=0, wait_seconds=1.0, isolation="process", niceness=7)
+    try:
+        niceness = pool.run(thread_niceness)
+    finally:
+        pool.shutdown()
+
+    ours = os.nice(0)
+    assert niceness == {"main": ours, "clustering": min(19, ours + 7)}
 
 
 def test_a_killed_worker_is_a_clear_error_and_the_next_task_gets_a_new_one(

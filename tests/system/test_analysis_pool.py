@@ -8,7 +8,9 @@ server ends."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from database.models import Image
+from database.models import Image, ImageBatchAssociation
 from tests.factories import jpeg_bytes
 from tests.system.conftest import ServerProcess
 
@@ -147,3 +149,61 @@ def test_the_clustering_worker_process_ends_with_the_server(
     server.stop() if ending == "stop" else server.kill()
 
     assert wait_for(lambda: not any(running(pid) for pid in workers)), workers
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system clock ticks the process has used (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def busiest_child(pid: int, seconds: float = 0.5) -> int:
+    """The child of `pid` that used the most CPU over `seconds`."""
+    before = {child: cpu_ticks(child) for child in children(pid) if running(child)}
+    time.sleep(seconds)
+    return max(before, key=lambda child: cpu_ticks(child) - before[child])
+
+
+def test_the_analysis_process_killed_mid_analysis_is_a_json_503_and_writes_nothing(
+    server: ServerProcess, clean_database: Engine
+) -> None:
+    """SIGKILL (the OOM killer's) of the process running an analysis: the request answers a
+    JSON 503 with Retry-After, no label is written, and the next analysis gets a new process."""
+    assert server.process is not None
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+        first = client.post(
+            "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=1), "image/jpeg"))]
+        )
+        server.wait_until_processed()
+        with Session(clean_database) as session:
+            model, features = session.execute(
+                select(Image.embedding_model, Image.features).where(
+                    Image.id == first.json()[0]["id"]
+                )
+            ).one()
+        ids = add_embedded_images(clean_database, model, len(features) // 4, 20_000)
+        batch_id = client.post("/batches/", json={"name": "killed", "image_ids": ids}).json()["id"]
+
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(client.put, f"/batches/{batch_id}/analyze", json={})
+            time.sleep(1.0)  # the analysis is under way: its process is the busy one
+            worker = busiest_child(server.process.pid)
+            os.kill(worker, signal.SIGKILL)
+            lost = answer.result()
+
+        assert lost.status_code == 503, lost.text
+        assert lost.headers["Retry-After"].isdigit()
+        assert "ended unexpectedly" in lost.json()["detail"]
+        with Session(clean_database) as session:
+            labels = session.scalars(
+                select(ImageBatchAssociation.group_label).where(
+                    ImageBatchAssociation.batch_id == batch_id
+                )
+            ).all()
+        assert set(labels) == {None}
+        assert len(labels) == 20_000
+
+        again = client.put(f"/batches/{batch_id}/analyze?view=summary", json={})
+        assert again.status_code == 200, again.text
+        assert again.json()["status"] == "complete"
+        assert worker not in children(server.process.pid)
