@@ -60,23 +60,27 @@ def add_embedded_images(engine: Engine, model: str, dims: int, count: int) -> li
         return list(session.scalars(select(Image.id).where(Image.filename.like(f"{tag}-%"))))
 
 
+def embedded_like(server: ServerProcess, client: httpx.Client, engine: Engine) -> tuple[str, int]:
+    """The model id and vector length of an image the server has embedded (one upload)."""
+    first = client.post(
+        "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=1), "image/jpeg"))]
+    )
+    assert first.status_code == 200, first.text
+    server.wait_until_processed()
+    image_id = first.json()[0]["id"]
+    with Session(engine) as session:
+        model, features = session.execute(
+            select(Image.embedding_model, Image.features).where(Image.id == image_id)
+        ).one()
+    return model, len(features) // 4
+
+
 def test_sixty_concurrent_analyses_never_exhaust_the_connection_pool(
     server: ServerProcess, clean_database: Engine
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        first = client.post(
-            "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=1), "image/jpeg"))]
-        )
-        assert first.status_code == 200, first.text
-        server.wait_until_processed()
-        with Session(clean_database) as session:
-            model, features = session.execute(
-                select(Image.embedding_model, Image.features).where(
-                    Image.id == first.json()[0]["id"]
-                )
-            ).one()
-        dims = len(features) // 4
-        ids = add_embedded_images(clean_database, model, dims, ROWS)
+        like = embedded_like(server, client, clean_database)
+        ids = add_embedded_images(clean_database, *like, ROWS)
         batch = client.post("/batches/", json={"name": "big", "image_ids": ids})
         assert batch.status_code == 201, batch.text
         batch_id = batch.json()["id"]
@@ -171,17 +175,8 @@ def test_the_analysis_process_killed_mid_analysis_is_a_json_503_and_writes_nothi
     JSON 503 with Retry-After, no label is written, and the next analysis gets a new process."""
     assert server.process is not None
     with httpx.Client(base_url=server.url, timeout=300) as client:
-        first = client.post(
-            "/images/upload", files=[("files", ("a.jpg", jpeg_bytes(seed=1), "image/jpeg"))]
-        )
-        server.wait_until_processed()
-        with Session(clean_database) as session:
-            model, features = session.execute(
-                select(Image.embedding_model, Image.features).where(
-                    Image.id == first.json()[0]["id"]
-                )
-            ).one()
-        ids = add_embedded_images(clean_database, model, len(features) // 4, 20_000)
+        like = embedded_like(server, client, clean_database)
+        ids = add_embedded_images(clean_database, *like, 20_000)
         batch_id = client.post("/batches/", json={"name": "killed", "image_ids": ids}).json()["id"]
 
         with ThreadPoolExecutor(1) as pool:
