@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests import tiff_writer as tw
 from tests.factories import gradient_image
+from tests.lossless_jpeg import lossless_jpeg
 
 # TIFF field types.
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
@@ -318,7 +319,7 @@ def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
 
 
 def _cr2_bytes(spec: DngSpec) -> bytes:
-    raw = tw.Ifd([*_cfa_image(spec, "<")])
+    raw = tw.Ifd(_cr2_raw(spec))
     small = tw.Ifd([*_rgb_thumbnail(spec, "<", (spec.size[0] // 4, spec.size[1] // 4))], raw)
     thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
     thumbnail.next = small
@@ -341,6 +342,18 @@ def _cr2_bytes(spec: DngSpec) -> bytes:
     data = bytearray(laid_out.data)
     struct.pack_into("<I", data, 12, laid_out.offset(raw))
     return bytes(data)
+
+
+def _cr2_raw(spec: DngSpec) -> list[tw.Tag]:
+    """Canon's raw IFD: no size tags (LibRaw reads them from the JPEG frame), the CFA as a
+    lossless JPEG of two components cut in two vertical slices (CR2Slice: one slice this
+    wide, then the last one), each slice's rows one after the other."""
+    cfa = camera_cfa(spec)
+    height, width = cfa.shape
+    first = width // 2 + 4
+    stream = np.concatenate([cfa[:, :first].ravel(), cfa[:, first:].ravel()])
+    jpeg = lossless_jpeg(stream.reshape(height, width), bits=14, components=2)
+    return [tw.short(259, 6), *tw.strips(jpeg), tw.short(0xC640, 1, first, width - first)]
 
 
 def _arw_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
@@ -410,8 +423,7 @@ def _rgb_thumbnail(
 
 def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
     """The raw CFA image: 14-bit RGGB values in 16-bit words, one strip."""
-    # Exposed below the cameras' saturation (LibRaw clips a 5D Mark II at 15600).
-    data = _cfa(scene(spec.size, spec.seed), CAMERA_WHITE).astype(f"{order}u2").tobytes()
+    data = camera_cfa(spec).astype(f"{order}u2").tobytes()
     width, height = spec.size
     return [
         tw.long(256, width),
@@ -425,6 +437,12 @@ def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
         tw.short(33421, 2, 2),  # CFARepeatPatternDim
         tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
     ]
+
+
+def camera_cfa(spec: DngSpec) -> np.ndarray:
+    """The 14-bit RGGB samples a camera RAW of `spec` holds."""
+    # Exposed below the cameras' saturation (LibRaw clips a 5D Mark II at 15600).
+    return _cfa(scene(spec.size, spec.seed), CAMERA_WHITE)
 
 
 def _exif(spec: DngSpec, maker_note: tw.Tag, body_serial: bool = False) -> tw.Ifd:

@@ -10,7 +10,9 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rawpy
 from PIL import Image
 
 from processing.photo import load_oriented_rgb
@@ -19,7 +21,14 @@ from processing.sniff import sniff_file
 from processing.validation import inspect_image_file
 from tests.api.test_xmp_export import EXIFTOOL, needs_exiftool
 from tests.processing.test_raw import exposure, likeness
-from tests.raw_factory import CAMERAS, camera_raw_bytes, camera_spec, scene, write_camera_raw
+from tests.raw_factory import (
+    CAMERAS,
+    camera_cfa,
+    camera_raw_bytes,
+    camera_spec,
+    scene,
+    write_camera_raw,
+)
 
 MAX_PIXELS = 250_000_000
 KINDS = list(CAMERAS)  # NEF, CR2, ARW, PEF
@@ -36,6 +45,16 @@ def test_recognised_by_content_and_stored_with_its_own_extension(tmp_path: Path,
     assert inspected.format == kind
     assert inspected.extension == f".{kind.lower()}"
     assert inspected.mime_type.startswith("image/x-")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_libraw_reads_back_the_exact_sensor_samples(tmp_path: Path, kind: str) -> None:
+    # Raw 14-bit words (NEF, ARW, PEF) or Canon's lossless JPEG in two slices (CR2).
+    spec = camera_spec(kind, size=(602, 398), seed=3)
+    path = write_camera_raw(tmp_path / "a", kind, spec)
+    with rawpy.imread(str(path)) as raw:
+        assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]]  # R G / G B
+        assert np.array_equal(raw.raw_image, camera_cfa(spec))
 
 
 @pytest.mark.parametrize("kind", KINDS)
