@@ -21,7 +21,13 @@ from PIL import Image
 
 from tests import tiff_writer as tw
 from tests.factories import gradient_image
-from tests.lossless_jpeg import lossless_jpeg
+from tests.raw_encoding import (
+    NIKON_14_BIT_LOSSLESS,
+    Huffman,
+    huffman_bits,
+    lossless_jpeg,
+    two_column_differences,
+)
 
 # TIFF field types.
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
@@ -54,6 +60,9 @@ class DngSpec:
     seed: int = 0
     preview_seed: int | None = None  # a preview showing another picture (None: the same)
     preview_orientation: int | None = None  # an EXIF orientation in the preview JPEG itself
+    # NEF, PEF: the maker's lossless Huffman coding (else 14-bit samples in 16-bit words);
+    # CR2 is always a lossless JPEG, ARW and DNG always uncompressed.
+    compressed: bool = True
 
 
 _FLIPS = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM)
@@ -241,7 +250,8 @@ def _point_exif_tag(out: bytearray, exif_at: int) -> None:
 # Camera RAWs that are TIFF containers (NEF, CR2, ARW, PEF), laid out as their makers do
 # (ExifTool's Exif.pm notes on where each keeps its images), written with tests.tiff_writer:
 # - NEF: IFD0 a small RGB thumbnail and the camera tags; SubIFD0 the full JPEG (JpgFromRaw),
-#   SubIFD1 the raw CFA; big-endian; Nikon's maker note is a TIFF of its own (serial 0x001D).
+#   SubIFD1 the raw CFA; big-endian; Nikon's maker note is a TIFF of its own (serial 0x001D,
+#   the NEF compression's predictions 0x0096).
 # - CR2: the "CR" mark and the raw IFD's offset after the header; IFD0 the full JPEG (in a
 #   strip), IFD1 a JPEG thumbnail, IFD2 a small RGB image, IFD3 the raw CFA; Canon's maker note
 #   is a bare IFD (SerialNumber 0x000C, an int32u).
@@ -249,8 +259,11 @@ def _point_exif_tag(out: bytearray, exif_at: int) -> None:
 #   JPEG thumbnail; Sony's maker note starts "SONY DSC ".
 # - PEF: IFD0 the raw CFA itself; IFD1 a JPEG thumbnail; IFD2 the full JPEG (JpgFromRaw);
 #   big-endian; Pentax's maker note starts "AOC\0" and the byte order.
-# The raw data are 14-bit values in 16-bit words of the file's byte order (uncompressed, as
-# these bodies write when compression is off); the body serial is where each maker keeps it.
+# The raw data are 14-bit samples coded as each maker does (tests/raw_encoding.py): Nikon's
+# lossless Huffman code (NEFCompression 3), Pentax's (its table in maker note 0x0220), Canon's
+# lossless JPEG; or, with `compressed=False` and always for ARW, in 16-bit words of the file's
+# byte order (as these bodies write with compression off). The body serial is where each
+# maker keeps it.
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,8 @@ CAMERAS = {
     "PEF": Camera("PENTAX", "PENTAX K-5", ">"),
 }
 THUMBNAIL_SIZE = (160, 120)
+# A PEF carries its own Huffman table: any whose codes are at most 12 bits long does.
+PENTAX_TABLE = NIKON_14_BIT_LOSSLESS
 CAMERA_WHITE = 14000
 
 
@@ -300,10 +315,16 @@ def write_camera_raw(path: Path, kind: str, spec: DngSpec | None = None) -> Path
 
 
 def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
-    note = tw.tiff_bytes(
-        tw.Ifd([tw.undefined(0x0001, b"0210"), tw.ascii(0x001D, spec.serial)]), ">"
-    )
-    images = [tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order)])]
+    note_tags = [tw.undefined(0x0001, b"0210"), tw.ascii(0x001D, spec.serial)]
+    raw = _cfa_image(spec, order)
+    if spec.compressed:
+        # NEFCompression 3 (lossless); 0x0096: version 0x46 0x30 ("lossless"), the four first
+        # predictions (0) and no curve.
+        note_tags += [tw.short(0x0093, 3), tw.undefined(0x0096, b"\x46\x30" + bytes(10))]
+        samples = two_column_differences(camera_cfa(spec))
+        raw = _cfa_image(spec, order, 34713, huffman_bits(samples, NIKON_14_BIT_LOSSLESS))
+    note = tw.tiff_bytes(tw.Ifd(note_tags), ">")
+    images = [tw.Ifd([tw.long(254, 0), *raw])]
     if spec.preview_size is not None:
         preview = preview_jpeg(spec, spec.preview_size)
         images.insert(0, tw.Ifd([tw.long(254, 1), tw.short(259, 6), *tw.jpeg_block(preview)]))
@@ -379,10 +400,16 @@ def _pef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
     if spec.preview_size is not None:
         full = preview_jpeg(spec, spec.preview_size)
         thumbnail.next = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(full)])
-    note = tw.Ifd([tw.short(0x0000, 3)])  # PentaxVersion
+    note_tags = [tw.byte(0x0000, 3, 0, 0, 0)]  # PentaxVersion
+    raw = _cfa_image(spec, order)
+    if spec.compressed:
+        note_tags.append(tw.undefined(0x0220, _pentax_table(PENTAX_TABLE, order)))
+        samples = two_column_differences(camera_cfa(spec))
+        raw = _cfa_image(spec, order, 65535, huffman_bits(samples, PENTAX_TABLE))
+    note = tw.Ifd(note_tags)
     return tw.Ifd(
         [
-            *_cfa_image(spec, order),
+            *raw,
             *_camera_tags(spec),
             tw.exif_ifd(
                 _exif(spec, tw.maker_note(b"AOC\0" + order_mark(order), note), body_serial=True)
@@ -421,9 +448,26 @@ def _rgb_thumbnail(
     ]
 
 
-def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
-    """The raw CFA image: 14-bit RGGB values in 16-bit words, one strip."""
-    data = camera_cfa(spec).astype(f"{order}u2").tobytes()
+def _pentax_table(table: Huffman, order: str) -> bytes:
+    """Pentax's Huffman table (maker note 0x0220) as LibRaw reads it: a count (categories
+    - 12, modulo 16), 12 bytes, each category's code left-aligned in 12 bits, its length."""
+    count = len(table.lengths)
+    codes = [
+        int(code) << (12 - int(length))
+        for code, length in zip(table.codes, table.lengths, strict=True)
+    ]
+    assert max(table.lengths) <= 12
+    head = struct.pack(f"{order}H", (count - 12) % 16) + bytes(12)
+    return head + struct.pack(f"{order}{count}H", *codes) + bytes(int(n) for n in table.lengths)
+
+
+def _cfa_image(
+    spec: DngSpec, order: str, compression: int = 1, data: bytes | None = None
+) -> list[tw.Tag]:
+    """The raw CFA image, one strip: 14-bit RGGB values in 16-bit words, or `data` coded
+    with `compression`."""
+    if data is None:
+        data = camera_cfa(spec).astype(f"{order}u2").tobytes()
     width, height = spec.size
     return [
         tw.long(256, width),

@@ -1,5 +1,6 @@
 """NEF, CR2, ARW and PEF files with their makers' TIFF layouts (tests/raw_factory.py), a real
-body's Make and Model, uncompressed 14-bit CFA data and a JPEG preview: recognised by
+body's Make and Model, 14-bit CFA data coded as the maker does (Nikon's and Pentax's lossless
+Huffman codes, Canon's lossless JPEG; ARW uncompressed) and a JPEG preview: recognised by
 content, decoded by LibRaw from the preview or at half size, turned upright, metadata read.
 ExifTool, reading them independently, names each file's type as the maker's."""
 
@@ -47,10 +48,16 @@ def test_recognised_by_content_and_stored_with_its_own_extension(tmp_path: Path,
     assert inspected.mime_type.startswith("image/x-")
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_libraw_reads_back_the_exact_sensor_samples(tmp_path: Path, kind: str) -> None:
-    # Raw 14-bit words (NEF, ARW, PEF) or Canon's lossless JPEG in two slices (CR2).
-    spec = camera_spec(kind, size=(602, 398), seed=3)
+@pytest.mark.parametrize(
+    ("kind", "compressed"),
+    [("NEF", True), ("NEF", False), ("CR2", True), ("ARW", False), ("PEF", True), ("PEF", False)],
+)
+def test_libraw_reads_back_the_exact_sensor_samples(
+    tmp_path: Path, kind: str, compressed: bool
+) -> None:
+    # Nikon's lossless Huffman code (NEFCompression 3), Pentax's (with its table in the maker
+    # note), Canon's lossless JPEG in two slices, or 14-bit samples in 16-bit words.
+    spec = camera_spec(kind, size=(602, 398), seed=3, compressed=compressed)
     path = write_camera_raw(tmp_path / "a", kind, spec)
     with rawpy.imread(str(path)) as raw:
         assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]]  # R G / G B
