@@ -119,3 +119,56 @@ def _jpeg_headers(height: int, width: int, bits: int, components: int) -> bytes:
     scan += b"".join(bytes([index + 1, 0x00]) for index in range(components))
     scan += bytes([1, 0, 0])  # predictor 1, end of selection (unused), no point transform
     return b"\xff\xd8" + _segment(0xFFC4, table) + _segment(0xFFC3, frame) + _segment(0xFFDA, scan)
+
+
+# Sony's ARW2 tone curve (tag 0x7010 of the raw IFD, four knees times 4): 11-bit codes, doubled,
+# run through a curve of slopes 1, 2, 4, 8, 16 between the knees (LibRaw 0.22 keeps the
+# curve's value; dcraw divided it by 4). These knees reach 15,088, above the samples' 14,000.
+SONY_CURVE_KNEES = (2000, 2600, 3200, 3800)
+
+
+def sony_curve() -> np.ndarray:
+    """The 14-bit value of each 11-bit ARW2 code, as LibRaw builds it from the knees."""
+    curve = np.arange(4096, dtype=np.int64)
+    knees = [0, *SONY_CURVE_KNEES, 4095]
+    for slope, (low, high) in enumerate(zip(knees, knees[1:], strict=False)):
+        for index in range(low + 1, high + 1):
+            curve[index] = curve[index - 1] + (1 << slope)
+    return curve[0::2]
+
+
+def sony_arw2(samples: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """`samples` (14-bit; rows a multiple of 32 wide) in Sony's ARW2 code, and the samples
+    LibRaw decodes from it (the code is lossy). Each row is cut into blocks of 16 samples of
+    one colour (every other column of 32); a block of 16 bytes holds its largest and
+    smallest 11-bit codes, their places, and the 14 others as 7-bit steps above the smallest,
+    shifted right by as much as the block's range needs."""
+    height, width = samples.shape
+    assert width % 32 == 0
+    values = sony_curve()
+    codes = np.clip(np.searchsorted(values, samples), 0, 2047)
+    lower = np.clip(codes - 1, 0, 2047)
+    nearer = np.abs(values[lower] - samples) < np.abs(values[codes] - samples)
+    codes = np.where(nearer, lower, codes)
+    blocks = codes.reshape(height, width // 32, 16, 2).transpose(0, 1, 3, 2).reshape(-1, 16)
+    top, bottom = blocks.max(axis=1), blocks.min(axis=1)
+    at_top = blocks.argmax(axis=1)
+    at_bottom = np.where(top == bottom, (at_top + 1) % 16, blocks.argmin(axis=1))
+    shift = sum(((0x80 << k) <= top - bottom).astype(np.int64) for k in range(4))
+    steps = np.minimum((blocks - bottom[:, None]) >> shift[:, None], 0x7F)
+    others = np.ones(blocks.shape, dtype=bool)
+    rows = np.arange(len(blocks))
+    others[rows, at_top] = others[rows, at_bottom] = False
+    decoded = np.minimum((steps << shift[:, None]) + bottom[:, None], 0x7FF)
+    decoded[rows, at_top], decoded[rows, at_bottom] = top, bottom
+    bits = np.zeros((len(blocks), 128), dtype=np.uint8)
+    for value, start, size in [(top, 0, 11), (bottom, 11, 11), (at_top, 22, 4), (at_bottom, 26, 4)]:
+        for bit in range(size):
+            bits[:, start + bit] = (value >> bit) & 1
+    place = 30 + 7 * (np.cumsum(others, axis=1) - 1)
+    owner, column = np.nonzero(others)
+    for bit in range(7):
+        bits[owner, place[owner, column] + bit] = (steps[owner, column] >> bit) & 1
+    data = np.packbits(bits, axis=1, bitorder="little").tobytes()
+    shown = values[decoded].reshape(height, width // 32, 2, 16).transpose(0, 1, 3, 2)
+    return data, shown.reshape(height, width)

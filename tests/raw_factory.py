@@ -23,9 +23,11 @@ from tests import tiff_writer as tw
 from tests.factories import gradient_image
 from tests.raw_encoding import (
     NIKON_14_BIT_LOSSLESS,
+    SONY_CURVE_KNEES,
     Huffman,
     huffman_bits,
     lossless_jpeg,
+    sony_arw2,
     two_column_differences,
 )
 
@@ -60,8 +62,8 @@ class DngSpec:
     seed: int = 0
     preview_seed: int | None = None  # a preview showing another picture (None: the same)
     preview_orientation: int | None = None  # an EXIF orientation in the preview JPEG itself
-    # NEF, PEF: the maker's lossless Huffman coding (else 14-bit samples in 16-bit words);
-    # CR2 is always a lossless JPEG, ARW and DNG always uncompressed.
+    # NEF, PEF: the maker's lossless Huffman coding, ARW: Sony's lossy ARW2 (else 14-bit
+    # samples in 16-bit words); CR2 is always a lossless JPEG, DNG always uncompressed.
     compressed: bool = True
 
 
@@ -255,14 +257,16 @@ def _point_exif_tag(out: bytearray, exif_at: int) -> None:
 # - CR2: the "CR" mark and the raw IFD's offset after the header; IFD0 the full JPEG (in a
 #   strip), IFD1 a JPEG thumbnail, IFD2 a small RGB image, IFD3 the raw CFA; Canon's maker note
 #   is a bare IFD (SerialNumber 0x000C, an int32u).
-# - ARW: IFD0 the preview JPEG (JPEGInterchangeFormat) and a SubIFD with the raw CFA; IFD1 a
+# - ARW: IFD0 the preview JPEG (JPEGInterchangeFormat) and a SubIFD with the raw CFA (rows a
+#   multiple of 32 wide: the default sensor is 608 x 400); IFD1 a
 #   JPEG thumbnail; Sony's maker note starts "SONY DSC ".
 # - PEF: IFD0 the raw CFA itself; IFD1 a JPEG thumbnail; IFD2 the full JPEG (JpgFromRaw);
 #   big-endian; Pentax's maker note starts "AOC\0" and the byte order.
 # The raw data are 14-bit samples coded as each maker does (tests/raw_encoding.py): Nikon's
 # lossless Huffman code (NEFCompression 3), Pentax's (its table in maker note 0x0220), Canon's
-# lossless JPEG; or, with `compressed=False` and always for ARW, in 16-bit words of the file's
-# byte order (as these bodies write with compression off). The body serial is where each
+# lossless JPEG; Sony's lossy ARW2 (8 bits a sample, a tone curve); or, with
+# `compressed=False`, in 16-bit words of the file's byte order (these bodies' uncompressed
+# setting). The body serial is where each
 # maker keeps it.
 
 
@@ -271,12 +275,14 @@ class Camera:
     make: str
     model: str
     order: str  # the byte order the maker writes: "<" II, ">" MM
+    size: tuple[int, int] = (600, 400)  # the sensor's, by default
 
 
 CAMERAS = {
     "NEF": Camera("NIKON CORPORATION", "NIKON D700", ">"),
     "CR2": Camera("Canon", "Canon EOS 5D Mark II", "<"),
-    "ARW": Camera("SONY", "ILCE-7M3", "<"),
+    # Sony's rows are a multiple of 32 wide: ARW2 codes 32 columns at a time.
+    "ARW": Camera("SONY", "ILCE-7M3", "<", (608, 400)),
     "PEF": Camera("PENTAX", "PENTAX K-5", ">"),
 }
 THUMBNAIL_SIZE = (160, 120)
@@ -289,6 +295,7 @@ def camera_spec(kind: str, **changes: object) -> DngSpec:
     """A spec for a `kind` RAW of a real body LibRaw knows (see CAMERAS)."""
     camera = CAMERAS[kind]
     fields: dict[str, object] = {"make": camera.make, "model": camera.model, "serial": "4242"}
+    fields["size"] = camera.size
     return DngSpec(**(fields | changes))  # type: ignore[arg-type]
 
 
@@ -382,6 +389,11 @@ def _arw_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
     preview = preview_jpeg(spec, spec.preview_size or THUMBNAIL_SIZE)
     note = tw.Ifd([tw.short(0xB001, 362)])  # SonyModelID: ILCE-7M3
     raw = tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order, compression=32767)])
+    if spec.compressed:
+        # ARW2: one byte a sample (bits 12 as Sony says), its tone curve's knees in 0x7010.
+        knees = tw.short(0x7010, *(4 * knee for knee in SONY_CURVE_KNEES))
+        data, _ = sony_arw2(camera_cfa(spec))
+        raw = tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order, 32767, data, bits=12), knees])
     return tw.Ifd(
         [
             tw.long(254, 1),
@@ -462,7 +474,7 @@ def _pentax_table(table: Huffman, order: str) -> bytes:
 
 
 def _cfa_image(
-    spec: DngSpec, order: str, compression: int = 1, data: bytes | None = None
+    spec: DngSpec, order: str, compression: int = 1, data: bytes | None = None, bits: int = 14
 ) -> list[tw.Tag]:
     """The raw CFA image, one strip: 14-bit RGGB values in 16-bit words, or `data` coded
     with `compression`."""
@@ -472,7 +484,7 @@ def _cfa_image(
     return [
         tw.long(256, width),
         tw.long(257, height),
-        tw.short(258, 14),
+        tw.short(258, bits),
         tw.short(259, compression),
         tw.short(262, 32803),
         tw.short(277, 1),
@@ -481,6 +493,14 @@ def _cfa_image(
         tw.short(33421, 2, 2),  # CFARepeatPatternDim
         tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
     ]
+
+
+def sensor_samples(kind: str, spec: DngSpec) -> np.ndarray:
+    """The samples LibRaw must read from a `kind` RAW of `spec`: `camera_cfa`, but for Sony's
+    lossy ARW2 code what it keeps of them."""
+    if kind == "ARW" and spec.compressed:
+        return sony_arw2(camera_cfa(spec))[1]
+    return camera_cfa(spec)
 
 
 def camera_cfa(spec: DngSpec) -> np.ndarray:
