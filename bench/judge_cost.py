@@ -21,9 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from bench.debian_data import background_photos, lomiri_photos
@@ -39,7 +36,7 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 Box = tuple[int, int, int, int]
 # (search side, scale step, smallest face in search pixels); the first is the shipped one.
 SEARCHES = (
-    (quality.FACE_SIDE, 1.2, quality.FACE_MIN_SIDE),
+    (quality.FACE_SIDE, quality.FACE_SCALE_STEP, quality.FACE_MIN_SIDE),
     (320, 1.2, 28),
     (320, 1.25, 24),
     (320, 1.3, 24),
@@ -111,23 +108,6 @@ def part_table(images: list[Image.Image], repeats: int) -> list[tuple[str, float
     ]
 
 
-def search(grey: NDArray[np.float32], side: int, step: float, smallest: int) -> list[Box]:
-    """`detect_faces` with another search size, scale step and smallest face."""
-    height, width = grey.shape
-    scale = min(1.0, side / max(height, width))
-    small: NDArray[np.uint8] = grey.astype(np.uint8)
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
-    found = quality._face_cascade().detectMultiScale(
-        small, scaleFactor=step, minNeighbors=4, minSize=(smallest, smallest)
-    )
-    return [
-        (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
-        for x, y, w, h in (found if len(found) else [])
-    ]
-
-
 def overlap(a: Box, b: Box) -> float:
     width = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     height = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -137,14 +117,14 @@ def overlap(a: Box, b: Box) -> float:
 
 def search_table(images: list[Image.Image], repeats: int) -> None:
     greys = [quality.quality_grey(img) for img in images]
-    shipped = [search(grey, *SEARCHES[0]) for grey in greys]
+    shipped = [quality.detect_faces(grey, *SEARCHES[0]) for grey in greys]
     for side, step, smallest in SEARCHES:
         ms = cpu_ms(
-            lambda s=side, t=step, m=smallest: [search(g, s, t, m) for g in greys],
+            lambda s=side, t=step, m=smallest: [quality.detect_faces(g, s, t, m) for g in greys],
             len(greys),
             repeats,
         )
-        found = [search(grey, side, step, smallest) for grey in greys]
+        found = [quality.detect_faces(grey, side, step, smallest) for grey in greys]
         again = sum(
             any(overlap(a, b) > 0.5 for b in new)
             for old, new in zip(shipped, found, strict=True)

@@ -108,6 +108,8 @@ EYE_HALF_POINT = 120.0
 # a face smaller than FACE_MIN_SIDE / FACE_SIDE of the frame is not what a culler decides by.
 FACE_SIDE = 320
 FACE_MIN_SIDE = 24
+# Each size searched is this much larger than the one before.
+FACE_SCALE_STEP = 1.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,18 +399,24 @@ def _face_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_faces(grey: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
-    """Frontal faces as (x, y, width, height) in `grey`'s pixels."""
+def detect_faces(
+    grey: NDArray[np.float32],
+    side: int = FACE_SIDE,
+    step: float = FACE_SCALE_STEP,
+    smallest: int = FACE_MIN_SIDE,
+) -> list[tuple[int, int, int, int]]:
+    """Frontal faces as (x, y, width, height) in `grey`'s pixels, searched on a copy `side`
+    pixels long, at sizes from `smallest` up by `step` (bench.judge_cost tries others)."""
     height, width = grey.shape
-    if min(height, width) < FACE_MIN_SIDE:
+    if min(height, width) < smallest:
         return []
-    scale = min(1.0, FACE_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     small: NDArray[Any] = grey.astype(np.uint8)
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
     found = _face_cascade().detectMultiScale(
-        small, scaleFactor=1.2, minNeighbors=4, minSize=(FACE_MIN_SIDE, FACE_MIN_SIDE)
+        small, scaleFactor=step, minNeighbors=4, minSize=(smallest, smallest)
     )
     return [
         (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
