@@ -22,6 +22,7 @@ from tests.raw_factory import CAMERAS, any_raw_bytes
 from utils.file_handling import make_thumbnail
 
 WIDTH, HEIGHT = 6000, 4000  # 24 MP
+ARW_SIZE = (6048, 4000)  # Sony's rows are a multiple of 32 wide (the ILCE-7M3's: 6048)
 THUMB_SIDE = 512
 TARGET_RATIO = 1.5
 KINDS = ["DNG", *CAMERAS]
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             for preview, label in [(full, "full-size preview"), (None, "half-size")]:
                 path = root / f"{label[:4]}.{kind.lower()}"
-                path.write_bytes(any_raw_bytes(kind, size=full, preview_size=preview))
+                size = ARW_SIZE if kind == "ARW" else full
+                path.write_bytes(any_raw_bytes(kind, size=size, preview_size=preview))
                 ms = _ms(_thumbnail(path), args.repeats)
                 path.unlink()
                 rows.append((f"24 MP {kind}, {label}", ms))

@@ -286,6 +286,7 @@ CAMERAS = {
     "PEF": Camera("PENTAX", "PENTAX K-5", ">"),
 }
 THUMBNAIL_SIZE = (160, 120)
+CR2_RGB_SIZE = (362, 234)  # IFD2's small RGB image, the EOS 5D Mark II's size
 # A PEF carries its own Huffman table: any whose codes are at most 12 bits long does.
 PENTAX_TABLE = NIKON_14_BIT_LOSSLESS
 CAMERA_WHITE = 14000
@@ -348,7 +349,7 @@ def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
 
 def _cr2_bytes(spec: DngSpec) -> bytes:
     raw = tw.Ifd(_cr2_raw(spec))
-    small = tw.Ifd([*_rgb_thumbnail(spec, "<", (spec.size[0] // 4, spec.size[1] // 4))], raw)
+    small = tw.Ifd([*_rgb_thumbnail(spec, "<", CR2_RGB_SIZE)], raw)
     thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
     thumbnail.next = small
     note = tw.Ifd([tw.long(0x000C, int(spec.serial)), tw.long(0x0010, 0x80000218)])
