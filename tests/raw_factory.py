@@ -129,18 +129,8 @@ def _dng_tags(spec: DngSpec) -> list[tw.Tag]:
 def _dng_cfa(spec: DngSpec) -> list[tw.Tag]:
     """The CFA image: 14-bit RGGB samples above the black level in 16-bit words."""
     data = _cfa(scene(spec.size, spec.seed)).astype("<u2").tobytes()
-    width, height = spec.size
     return [
-        tw.long(256, width),
-        tw.long(257, height),
-        tw.short(258, 16),
-        tw.short(259, 1),
-        tw.short(262, 32803),
-        tw.short(277, 1),
-        tw.long(278, height),
-        *tw.strips(data),
-        tw.short(33421, 2, 2),  # CFARepeatPatternDim
-        tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
+        *_cfa_image(spec, "<", data=data, bits=16),
         tw.byte(50710, 0, 1, 2),  # CFAPlaneColor
         tw.short(50711, 1),  # CFALayout: rectangular
         tw.short(50714, BLACK_LEVEL),  # BlackLevel
@@ -151,14 +141,7 @@ def _dng_cfa(spec: DngSpec) -> list[tw.Tag]:
 def _dng_preview(spec: DngSpec, size: tuple[int, int]) -> list[tw.Tag]:
     """A JPEG preview as DNG keeps one: a YCbCr image of one JPEG-compressed strip."""
     return [
-        tw.long(256, size[0]),
-        tw.long(257, size[1]),
-        tw.short(258, 8, 8, 8),
-        tw.short(259, 7),
-        tw.short(262, 6),
-        tw.short(277, 3),
-        tw.long(278, size[1]),
-        *tw.strips(preview_jpeg(spec, size)),
+        *tw.strip_image(size, (8, 8, 8), 7, 6, preview_jpeg(spec, size)),
         tw.short(530, 1, 1),  # YCbCrSubSampling: the JPEG's own (4:4:4)
     ]
 
@@ -363,16 +346,7 @@ def _rgb_thumbnail(
     spec: DngSpec, order: str, size: tuple[int, int] = THUMBNAIL_SIZE
 ) -> list[tw.Tag]:
     pixels = np.asarray(scene(spec.size, spec.seed).resize(size), dtype=np.uint8)
-    return [
-        tw.long(256, size[0]),
-        tw.long(257, size[1]),
-        tw.short(258, 8, 8, 8),
-        tw.short(259, 1),
-        tw.short(262, 2),
-        tw.short(277, 3),
-        tw.long(278, size[1]),
-        *tw.strips(pixels.tobytes()),
-    ]
+    return tw.strip_image(size, (8, 8, 8), 1, 2, pixels.tobytes())
 
 
 def _pentax_table(table: Huffman, order: str) -> bytes:
@@ -395,16 +369,8 @@ def _cfa_image(
     with `compression`."""
     if data is None:
         data = camera_cfa(spec).astype(f"{order}u2").tobytes()
-    width, height = spec.size
     return [
-        tw.long(256, width),
-        tw.long(257, height),
-        tw.short(258, bits),
-        tw.short(259, compression),
-        tw.short(262, 32803),
-        tw.short(277, 1),
-        tw.long(278, height),
-        *tw.strips(data),
+        *tw.strip_image(spec.size, (bits,), compression, 32803, data),
         tw.short(33421, 2, 2),  # CFARepeatPatternDim
         tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
     ]
