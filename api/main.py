@@ -21,7 +21,13 @@ from api.deps import HealthSessionDep, SettingsDep, WorkerDep
 from api.errors import RETRY_AFTER_SECONDS, install_exception_handlers
 from api.guards import BodyPace, RequestGuard
 from api.headers import NoSniffMiddleware, method_not_allowed_handler
-from api.schemas import HealthResponse, RootResponse, document_slow_bodies, error_responses
+from api.schemas import (
+    HealthResponse,
+    RootResponse,
+    document_slow_bodies,
+    encoded_batch_answer,
+    error_responses,
+)
 from config import Settings, get_settings
 from database import unit_of_work
 from database.database import (
@@ -98,6 +104,8 @@ def create_app(
             niceness=settings.analysis_niceness,
             database=DatabaseTarget(settings.resolved_database_url, settings.database_deadlines),
             sessions=WorkerDatabase(factory, read_factory),
+            # The worker encodes answers with api.schemas: imported as it starts (~1 s).
+            preload=(encoded_batch_answer.__module__,),
         )
         clustering.start()
         app.state.settings = settings

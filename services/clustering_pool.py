@@ -23,6 +23,7 @@ ANALYSIS_ISOLATION=thread the same analysis runs on a thread of the server, on i
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import threading
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.database import (
@@ -109,9 +111,11 @@ def _warm_up() -> None:
     ImageGrouper(min_cluster_size=2, min_samples=1, large_batch_rows=10).fit_labels(rows)
 
 
-def _start_worker(niceness: int, target: DatabaseTarget | None) -> None:
+def _start_worker(niceness: int, target: DatabaseTarget | None, preload: tuple[str, ...]) -> None:
     global _clustering, _worker_database
     exit_with_parent()
+    for module in preload:  # what a task will unpickle (the answer's encoder), imported now
+        importlib.import_module(module)
     # Below the server's request threads: on a small machine, the CPU they need comes first.
     # Only the clustering thread (and the threads it starts) is niced; os.nice applies to the
     # calling thread on Linux.
@@ -124,6 +128,11 @@ def _start_worker(niceness: int, target: DatabaseTarget | None) -> None:
         _worker_database = WorkerDatabase(
             create_session_factory(engine), create_read_session_factory(engine), _clustering
         )
+        try:  # the first connection too, not on a user's first analysis
+            with engine.connect():
+                pass
+        except SQLAlchemyError:  # the database is down: the first analysis will say so
+            pass
 
 
 def _on_worker_database(work: Callable[[WorkerDatabase, J], R], job: J) -> R:
@@ -145,9 +154,11 @@ class ClusteringPool:
         niceness: int = 0,
         database: DatabaseTarget | None = None,
         sessions: WorkerDatabase | None = None,
+        preload: tuple[str, ...] = (),
     ) -> None:
         """`database`: where worker processes connect; `sessions`: what an analysis on a
-        thread of this process uses (isolation="thread")."""
+        thread of this process uses (isolation="thread"); `preload`: modules a worker process
+        imports as it starts."""
         self.workers = workers
         self.wait_seconds = wait_seconds
         self.retry_after = retry_after
@@ -155,6 +166,7 @@ class ClusteringPool:
         self.niceness = niceness
         self.database = database
         self.sessions = sessions
+        self.preload = preload
         self._places = threading.BoundedSemaphore(workers + waiting)
         self._lock = threading.Lock()
         self._executor = self._new_executor()
@@ -167,7 +179,7 @@ class ClusteringPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.niceness, self.database),
+            initargs=(self.niceness, self.database, self.preload),
         )
 
     def start(self) -> None:
