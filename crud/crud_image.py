@@ -128,8 +128,8 @@ def lock_images_for_share(session: Session, image_ids: Collection[int]) -> set[i
 
 def image_models(session: Session, image_ids: Collection[int]) -> dict[int, str | None]:
     """Of these ids, those of existing images, with each one's embedding model; not locked
-    (a membership's foreign-key check locks its image: an explicit FOR KEY SHARE of 100k
-    rows first cost 0.2-4 s more)."""
+    (inserting memberships locks their images, in the membership check: an explicit FOR KEY
+    SHARE of 100k rows first cost 0.2-4 s more)."""
     if not image_ids:
         return {}
     query = select(Image.id, Image.embedding_model).where(_id_in(session, image_ids))

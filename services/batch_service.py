@@ -58,8 +58,9 @@ def _sorted(batch: ImageBatch) -> ImageBatch:
 
 def _existing_images(session: Session, image_ids: Collection[int]) -> dict[int, str | None]:
     """The images must exist; returns each one's embedding model. Not locked: inserting their
-    memberships locks them (the foreign-key check), and one deleted between this read and that
-    insert fails the insert, whose retry (retry_on_lost_race) then answers 404."""
+    memberships locks them (the membership check, a foreign key on SQLite), and one deleted
+    between this read and that insert fails the insert, whose retry (retry_on_lost_race)
+    then answers 404."""
     models = crud_image.image_models(session, image_ids)
     missing = set(image_ids) - models.keys()
     if missing:
