@@ -41,9 +41,10 @@ from crud import crud_image
 from database.database import create_db_engine
 from database.models import Image, ImageBatchAssociation
 
-# The revision measured as 'before' by default: main before the second round of issue 22
-# point 5 (the first round started from ab876e0).
-BEFORE = "64b818e"
+# The revision measured as 'before' by default: main before the third round of issue 22
+# point 5 (memberships checked per statement; the first round started from ab876e0, the
+# second from 64b818e).
+BEFORE = "b96635d"
 TARGETS = {
     "list": "GET /images/?limit=100 p50 <= 15 ms at 100k rows",
     "create": "POST /batches/ with 100k ids <= 2 s",
