@@ -22,20 +22,38 @@ tests/data/exiftool as the layout model. Every part shows `tests.raw_factory.sce
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from tests.factories import build_exif, rational
-from tests.raw_factory import BLACK_LEVEL, DngSpec, _cfa, scene
+from tests.raw_factory import BLACK_LEVEL, WHITE_LEVEL, DngSpec, _cfa, scene
+from tests.tiff_writer import (
+    LONG,
+    Block,
+    Ifd,
+    Tag,
+    ascii,
+    exif_ifd,
+    long,
+    short,
+    strips,
+    tiff_bytes,
+    undefined,
+)
+from tests.tiff_writer import rational as rational_tag
 
 # A real body per format, as its files name it (LibRaw's camera tables know them).
 CAMERAS = {
     "RAF": ("FUJIFILM", "GFX 50S"),
     "CR3": ("Canon", "Canon EOS R6"),
+    "ORF": ("OLYMPUS IMAGING CORP.", "E-M10"),
+    "RW2": ("Panasonic", "DC-GH5S"),
 }
 CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
 _EXIF_HEADER = b"Exif\x00\x00"
@@ -44,13 +62,15 @@ _EXIF_HEADER = b"Exif\x00\x00"
 def camera_spec(kind: str, **changes: Any) -> DngSpec:
     """The synthetic picture and metadata of `tests.raw_factory.DngSpec` with `kind`'s body."""
     make, model = CAMERAS[kind]
-    return replace(DngSpec(make=make, model=model), **changes)
+    size = (612, 408) if kind == "RW2" else DngSpec.size  # RW2: whole 9-sample blocks a row
+    return replace(DngSpec(make=make, model=model, size=size), **changes)
 
 
+@functools.lru_cache(maxsize=64)
 def raw_bytes(kind: str, spec: DngSpec | None = None) -> bytes:
-    """A `kind` file ("RAF", "CR3") as bytes."""
-    spec = spec or camera_spec(kind)
-    return _BUILDERS[kind](spec)
+    """A `kind` file ("RAF", "CR3", "ORF", "RW2") as bytes (made once per spec: CR3's
+    entropy coder runs in Python)."""
+    return _BUILDERS[kind](spec or camera_spec(kind))
 
 
 def _exif(spec: DngSpec, extra_ifd0: dict[int, object] | None = None) -> Image.Exif:
@@ -198,14 +218,76 @@ _CRX_PLANES = 4  # R, G1, G2, B: one plane per Bayer site
 _CRX_RGGB = 0  # CMP1's CFA layout code
 
 
-def _crx_sample() -> bytes:
-    """A CRX picture header (tile 0, four planes, one sub-band each: no wavelet levels)
-    whose sub-bands are empty (LibRaw fills such a plane with zeros)."""
-    header = struct.pack(">HHIHH", 0xFF01, 8, 0, 0, 0)  # tile 0, 0 bytes of data
-    for plane in range(_CRX_PLANES):
-        header += struct.pack(">HHIB3x", 0xFF02, 8, 0, plane << 4)  # plane, 0 bytes
-        header += struct.pack(">HHII", 0xFF03, 8, 0, 0)  # sub-band 0, 0 bytes
-    return header
+def _crx_sample(cfa: np.ndarray) -> tuple[bytes, int]:
+    """A CRX picture of the RGGB samples `cfa` and the size of its header: one tile, four
+    planes (one per Bayer site), one sub-band each (no wavelet levels), each plane coded
+    losslessly as LibRaw's crxDecodeTopLine/crxDecodeLine read it back."""
+    planes = [_crx_plane(cfa[row::2, col::2]) for row in (0, 1) for col in (0, 1)]
+    header = struct.pack(">HHIHH", 0xFF01, 8, sum(map(len, planes)), 0, 0)  # tile 0
+    for number, plane in enumerate(planes):
+        # The plane (0x08: read with the previous line as reference), its one sub-band.
+        header += struct.pack(">HHIB3x", 0xFF02, 8, len(plane), number << 4 | 0x08)
+        header += struct.pack(">HHII", 0xFF03, 8, len(plane), 0)
+    return header + b"".join(planes), len(header)
+
+
+_CRX_ESCAPE = 41  # this many leading zeros: the code follows in 21 bits
+
+
+def _crx_plane(samples: np.ndarray) -> bytes:
+    """One plane in CRX's line coding: each sample is predicted from its left neighbour (top
+    line) or the median predictor of left, above, above-left (other lines); the error is an
+    adaptive Golomb-Rice code. Where the decoder would look for a run (flat neighbours), a
+    0 bit says "no run": every sample is coded on its own."""
+    values = samples.astype(np.int64) - (1 << _CRX_BITS - 1)  # CRX codes around the median
+    height, width = values.shape
+    # Each line as the decoder keeps it: [pad, values..., last + 1]; the pad is the first
+    # value of the line above (0 on the top line).
+    lines = np.empty((height, width + 2), dtype=np.int64)
+    lines[:, 1:-1] = values
+    lines[:, -1] = values[:, -1] + 1
+    lines[0, 0] = 0
+    lines[1:, 0] = values[:-1, 0]
+    left = lines[:, :-2]
+    predicted = np.empty_like(values)
+    flagged = np.zeros(values.shape, dtype=bool)  # a "no run" bit precedes the code
+    # What the decoder adds to a code to choose the next k (-1: nothing, the code alone).
+    k_hint = np.full_like(values, -1)
+    # Top line: the left neighbour, or 0 after a "no run" bit where the left one is 0.
+    flagged[0, :-1] = left[0, :-1] == 0
+    predicted[0] = left[0]
+    above_left, above, above_right = lines[:-1, :-2], lines[:-1, 1:-1], lines[:-1, 2:]
+    current_left = left[1:]
+    delta = above - above_left
+    swap = delta < 0
+    index = ((above_left < current_left) ^ swap) * 2 + ((current_left < above) ^ swap)
+    median = np.where(index < 2, current_left + delta, np.where(index == 2, current_left, above))
+    flat = (current_left == above) & (current_left == above_right)
+    flat[:, -1] = False  # the last sample of a line is always median-predicted
+    predicted[1:] = np.where(flat, above, median)
+    flagged[1:] = flat
+    k_hint[1:, :-1] = np.abs(2 * (above_right - above))[:, :-1]
+    error = values - predicted
+    codes = np.where(error >= 0, 2 * error, -2 * error - 1)
+    return _crx_bits(codes.ravel().tolist(), flagged.ravel().tolist(), k_hint.ravel().tolist())
+
+
+def _crx_bits(codes: list[int], flagged: list[bool], hints: list[int]) -> bytes:
+    bits: list[str] = []
+    k = 0
+    for code, flag, hint in zip(codes, flagged, hints, strict=True):
+        if flag:
+            bits.append("0")
+        quotient = code >> k
+        if quotient >= _CRX_ESCAPE:
+            bits.append("0" * _CRX_ESCAPE + "1" + format(code, "021b"))
+        else:
+            bits.append("0" * quotient + "1" + (format(code & (1 << k) - 1, f"0{k}b") if k else ""))
+        chosen = code if hint < 0 else (code + hint) >> 1
+        k = min(k - (chosen < (1 << k >> 1)) + ((chosen >> k) > 2) + ((chosen >> k) > 5), 15)
+    stream = "".join(bits)
+    stream += "0" * (-len(stream) % 32)
+    return int(stream, 2).to_bytes(len(stream) // 8, "big") if stream else b""
 
 
 def _cmp1(size: tuple[int, int], header_size: int) -> bytes:
@@ -229,6 +311,24 @@ def _cmp1(size: tuple[int, int], header_size: int) -> bytes:
     return _box(b"CMP1", payload.ljust(60, b"\0"))
 
 
+# Canon's ColorData (maker-note tag 0x4001) as the EOS R5/R6 write it: 3656 shorts, the
+# white balance as shot at 0x55 and the black and white levels at 0x326 (LibRaw's
+# ColorDataVer 10, ExifTool's ColorData10).
+_COLOR_DATA_SHORTS = 3656
+_COLOR_DATA_SUB_VERSION = 33
+_AS_SHOT_WB, _CHANNEL_BLACK, _WHITE_LEVELS = 0x55, 0x326, 0x32A
+
+
+def _canon_maker_note() -> bytes:
+    """CMT3: a little TIFF whose IFD is Canon's maker note, here its ColorData."""
+    shorts = [0] * _COLOR_DATA_SHORTS
+    shorts[0] = _COLOR_DATA_SUB_VERSION
+    shorts[_AS_SHOT_WB : _AS_SHOT_WB + 4] = [1024] * 4  # RGGB levels: neutral
+    shorts[_CHANNEL_BLACK : _CHANNEL_BLACK + 4] = [BLACK_LEVEL] * 4
+    shorts[_WHITE_LEVELS : _WHITE_LEVELS + 2] = [WHITE_LEVEL] * 2  # normal, specular
+    return tiff_bytes(Ifd([short(0x4001, *shorts)]))
+
+
 def _thmb(picture: Image.Image) -> bytes:
     jpeg = _jpeg(picture)
     return _box(b"THMB", struct.pack(">4xHHIHH", *picture.size, len(jpeg), 1, 0) + jpeg)
@@ -238,7 +338,7 @@ def _cr3(spec: DngSpec) -> bytes:
     width, height = spec.size
     preview_size = spec.preview_size or spec.thumbnail_size
     preview = _jpeg(_preview(spec, preview_size))
-    sample = _crx_sample()
+    sample, header_size = _crx_sample(_cfa(scene(spec.size, spec.seed)))
     ifd0 = _exif(spec, {256: width, 257: height})  # LibRaw's CR3 orientation: this IFD's
     exif_ifd = Image.Exif()
     exif_ifd.endian = "<"
@@ -246,6 +346,7 @@ def _cr3(spec: DngSpec) -> bytes:
     canon = CANON_UUID + _box(b"CNCV", b"CanonCR3_001/00.09.00")
     canon += _box(b"CMT1", _tiff(_without_exif_pointer(ifd0)))
     canon += _box(b"CMT2", _tiff(exif_ifd))
+    canon += _box(b"CMT3", _canon_maker_note())
     canon += _thmb(_preview(spec, (160, 120)))
     ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
 
@@ -253,7 +354,7 @@ def _cr3(spec: DngSpec) -> bytes:
         jpeg_at = mdat_at + 8
         tracks = _track(preview_size, _box(b"JPEG", b""), jpeg_at, len(preview))
         tracks += _track(
-            spec.size, _cmp1(spec.size, len(sample)), jpeg_at + len(preview), len(sample)
+            spec.size, _cmp1(spec.size, header_size), jpeg_at + len(preview), len(sample)
         )
         return _box(b"moov", _box(b"uuid", canon) + tracks)
 
@@ -269,4 +370,183 @@ def _without_exif_pointer(exif: Image.Exif) -> Image.Exif:
     return ifd0
 
 
-_BUILDERS = {"RAF": _raf, "CR3": _cr3}
+# --- ORF and RW2 (TIFF containers with their own magic) ---------------------------------
+
+
+def _exif_tags(spec: DngSpec) -> list[Tag]:
+    """The Exif IFD's tags as cameras write them (capture time, exposure, lens, serial)."""
+    return [
+        rational_tag(0x829A, spec.exposure),
+        rational_tag(0x829D, spec.f_number),
+        short(0x8827, spec.iso),
+        ascii(0x9003, spec.shot_at),
+        ascii(0x9011, spec.offset),
+        rational_tag(0x920A, spec.focal_length),
+        ascii(0x9291, spec.subsec),
+        ascii(0xA431, spec.serial),
+        ascii(0xA434, spec.lens),
+    ]
+
+
+def _camera_tags(spec: DngSpec) -> list[Tag]:
+    return [
+        ascii(271, spec.make),
+        ascii(272, spec.model),
+        short(274, spec.orientation),
+        ascii(306, spec.shot_at),
+    ]
+
+
+_OLYMPUS_NOTE = b"OLYMPUS\0II\x03\x00"  # Olympus' second maker-note layout, little-endian
+_ORF_MAGIC = 0x4F52  # "IIRO"
+_ORF_BITS = 12
+
+
+def _olympus_maker_note(preview: bytes | None) -> bytes:
+    """Olympus' maker note: its header, then an IFD whose offsets count from the note's start:
+    CameraSettings (0x2020: the preview JPEG's place) and ImageProcessing (0x2040: the raw
+    data's valid bits and black levels), the preview JPEG stored inside the note."""
+    settings = Ifd([long(0x0100, 0)])  # PreviewImageValid: no
+    if preview is not None:
+        settings = Ifd(
+            [
+                long(0x0100, 1),
+                Tag(0x0101, LONG, Block(preview)),  # PreviewImageStart
+                long(0x0102, len(preview)),  # PreviewImageLength
+            ]
+        )
+    processing = Ifd(
+        [
+            short(0x0600, *[BLACK_LEVEL >> 14 - _ORF_BITS] * 4),  # BlackLevel2 (RGGB)
+            short(0x0611, _ORF_BITS, _ORF_BITS),  # ValidBits
+        ]
+    )
+    note = Ifd(
+        [
+            undefined(0x0000, b"0100"),  # MakerNoteVersion
+            Tag(0x2020, LONG, settings),
+            Tag(0x2040, LONG, processing),
+        ]
+    )
+    # A TIFF header of the same length (12 bytes: the first IFD at 12) stands for the note's.
+    data = tiff_bytes(note, "<", magic=3, header_extra=bytes(4))
+    assert struct.unpack_from("<I", data, 4)[0] == len(_OLYMPUS_NOTE)
+    return _OLYMPUS_NOTE + data[len(_OLYMPUS_NOTE) :]
+
+
+def _packed_12_bit(samples: np.ndarray) -> bytes:
+    """12-bit samples as Olympus' uncompressed ORFs keep them (LibRaw's packed_load_raw with
+    load_flags 24): a most-significant-bit-first stream cut into 32-bit little-endian words."""
+    values = samples.astype(np.uint16).ravel()
+    pairs = values.reshape(-1, 2).astype(np.uint32)
+    three = np.empty((pairs.shape[0], 3), dtype=np.uint8)  # two 12-bit values in 3 bytes
+    three[:, 0] = pairs[:, 0] >> 4
+    three[:, 1] = (pairs[:, 0] & 0xF) << 4 | pairs[:, 1] >> 8
+    three[:, 2] = pairs[:, 1] & 0xFF
+    stream = three.tobytes()
+    assert len(stream) % 4 == 0
+    return np.frombuffer(stream, dtype=">u4").astype("<u4").tobytes()
+
+
+def _orf(spec: DngSpec) -> bytes:
+    width, height = spec.size
+    samples = _cfa(scene(spec.size, spec.seed)) >> 14 - _ORF_BITS
+    data = _packed_12_bit(samples)
+    preview = _jpeg(_preview(spec, spec.preview_size)) if spec.preview_size else None
+    exif = Ifd([*_exif_tags(spec), undefined(0x927C, _olympus_maker_note(preview))])
+    ifd0 = Ifd(
+        [
+            long(254, 0),  # NewSubfileType: the main image
+            long(256, width),
+            long(257, height),
+            short(258, _ORF_BITS),
+            short(259, 1),  # uncompressed
+            short(262, 32803),  # CFA
+            *_camera_tags(spec),
+            *strips(data),
+            short(277, 1),
+            long(278, height),
+            exif_ifd(exif),
+        ]
+    )
+    return tiff_bytes(ifd0, "<", magic=_ORF_MAGIC)
+
+
+_RW2_MAGIC = 0x55  # "IIU"
+# The 16 bytes after a RW2's header (the first IFD at 24), as in every Panasonic RW2.
+_RW2_HEADER = bytes.fromhex("88e774d8f8251d4d947a6e77822b5d6a")
+_RW2_BITS = 14
+_RW2_PER_BLOCK = 9  # 14-bit samples per 16-byte block (RawFormat 5)
+_PANA_ROTATE = 0x2008  # LibRaw reads each 16 KiB chunk from this offset on, then wraps
+
+
+def _panasonic_packed(samples: np.ndarray) -> bytes:
+    """14-bit samples in Panasonic's RawFormat 5 (DC-GH5S; LibRaw's panasonic_load_raw):
+    each 16-byte block holds 9 samples, least-significant bits first; the stream is cut in
+    16 KiB chunks, each stored rotated as LibRaw reads it back (0x2008 bytes on)."""
+    height, width = samples.shape
+    assert width % _RW2_PER_BLOCK == 0, "a row is a whole number of blocks"
+    groups = samples.astype(np.uint64).reshape(-1, _RW2_PER_BLOCK)
+    low = np.zeros(len(groups), dtype=np.uint64)  # bits 0..63 of each 128-bit block
+    high = np.zeros(len(groups), dtype=np.uint64)
+    for index in range(_RW2_PER_BLOCK):
+        shift = index * _RW2_BITS
+        value = groups[:, index]
+        if shift < 64:
+            low |= value << np.uint64(shift)
+            if shift + _RW2_BITS > 64:
+                high |= value >> np.uint64(64 - shift)
+        else:
+            high |= value << np.uint64(shift - 64)
+    blocks = np.stack([low, high], axis=1).astype("<u8").tobytes()
+    chunk = 0x4000
+    stream = blocks.ljust(-(-len(blocks) // chunk) * chunk, b"\0")
+    return b"".join(
+        stream[at + _PANA_ROTATE : at + chunk] + stream[at : at + _PANA_ROTATE]
+        for at in range(0, len(stream), chunk)
+    )
+
+
+def _rw2(spec: DngSpec) -> bytes:
+    width, height = spec.size
+    data = _panasonic_packed(_cfa(scene(spec.size, spec.seed)))
+    exif = _exif(spec)
+    exif.get_ifd(0x8769)[0xA431] = spec.serial
+    previews = [] if spec.preview_size is None else [_jpeg(_preview(spec, spec.preview_size), exif)]
+    level = 1 << 10  # WB levels: equal (neutral)
+    ifd0 = Ifd(
+        [
+            undefined(0x0001, b"0350"),  # PanasonicRawVersion
+            short(0x0002, width),  # SensorWidth
+            short(0x0003, height),  # SensorHeight
+            short(0x0004, 0),  # SensorTopBorder
+            short(0x0005, 0),  # SensorLeftBorder
+            short(0x0006, height),  # SensorBottomBorder
+            short(0x0007, width),  # SensorRightBorder
+            short(0x0009, 1),  # CFAPattern: RGGB
+            short(0x000A, _RW2_BITS),  # BitsPerSample
+            short(0x000B, 34316),  # Compression: Panasonic RAW
+            short(0x000E, WHITE_LEVEL),  # LinearityLimitRed
+            short(0x000F, WHITE_LEVEL),  # LinearityLimitGreen
+            short(0x0010, WHITE_LEVEL),  # LinearityLimitBlue
+            short(0x0017, spec.iso),  # ISO
+            short(0x001C, BLACK_LEVEL),  # BlackLevelRed
+            short(0x001D, BLACK_LEVEL),  # BlackLevelGreen
+            short(0x001E, BLACK_LEVEL),  # BlackLevelBlue
+            short(0x0024, level),  # WBRedLevel
+            short(0x0025, level),  # WBGreenLevel
+            short(0x0026, level),  # WBBlueLevel
+            short(0x002D, 5),  # RawFormat
+            *(undefined(0x002E, jpeg) for jpeg in previews),  # JpgFromRaw
+            *_camera_tags(spec),
+            short(277, 1),
+            long(278, height),
+            long(279, len(data)),  # StripByteCounts
+            Tag(0x0118, LONG, Block(data)),  # RawDataOffset
+            exif_ifd(Ifd(_exif_tags(spec))),
+        ]
+    )
+    return tiff_bytes(ifd0, "<", magic=_RW2_MAGIC, header_extra=_RW2_HEADER)
+
+
+_BUILDERS = {"RAF": _raf, "CR3": _cr3, "ORF": _orf, "RW2": _rw2}

@@ -53,7 +53,7 @@ def test_a_raw_is_stored_as_itself_and_judged_on_its_preview(
     assert _stored(storage_root) == [item["filename"]]
 
 
-@pytest.mark.parametrize("kind", [kind for kind in KINDS if kind != "CR3"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_raw_with_a_small_preview_is_developed_at_half_size(
     client: TestClient, kind: str
 ) -> None:

@@ -20,9 +20,10 @@ from tests.raw_factory_more import CAMERAS, camera_spec, raw_bytes
 
 MAX_PIXELS = 250_000_000
 KINDS = sorted(CAMERAS)
-# CR3's sensor data is CRX-coded and made empty (see tests/raw_factory_more.py): its decode
-# is tested from the preview, which every real CR3 carries at full size.
-DEVELOPED = [kind for kind in KINDS if kind != "CR3"]
+# A development goes through the real body's colour matrix, while the made sensor data holds
+# the scene's sRGB values: its grey levels match the scene less closely than a preview's
+# (0.89-0.93 measured, against < 0.5 for another picture or a wrong turn).
+DEVELOPED_LIKENESS = 0.8
 TURNS = [
     (6, Image.Transpose.ROTATE_270),
     (8, Image.Transpose.ROTATE_90),
@@ -61,7 +62,7 @@ def test_a_large_preview_is_what_is_decoded(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("preview", [None, (900, 600)], ids=["no-preview", "small-preview"])
-@pytest.mark.parametrize("kind", DEVELOPED)
+@pytest.mark.parametrize("kind", KINDS)
 def test_without_a_large_preview_the_sensor_is_developed_at_half_size(
     tmp_path: Path, kind: str, preview: tuple[int, int] | None
 ) -> None:
@@ -70,15 +71,15 @@ def test_without_a_large_preview_the_sensor_is_developed_at_half_size(
     path.write_bytes(raw_bytes(kind, spec))
     picture = load_raw_rgb(path, 128)
     assert picture.size == (spec.size[0] // 2, spec.size[1] // 2)
-    assert likeness(picture, scene(spec.size, 1)) > 0.9
+    assert likeness(picture, scene(spec.size, 1)) > DEVELOPED_LIKENESS
     assert likeness(picture, scene(spec.size, 2)) < 0.5
 
 
 @pytest.mark.parametrize(("orientation", "turn"), TURNS)
 @pytest.mark.parametrize(
     ("kind", "preview"),
-    [(kind, (1200, 800)) for kind in KINDS] + [(kind, None) for kind in DEVELOPED],
-    ids=[f"{kind}-preview" for kind in KINDS] + [f"{kind}-half-size" for kind in DEVELOPED],
+    [(kind, (1200, 800)) for kind in KINDS] + [(kind, None) for kind in KINDS],
+    ids=[f"{kind}-preview" for kind in KINDS] + [f"{kind}-half-size" for kind in KINDS],
 )
 def test_the_raw_orientation_is_applied(
     tmp_path: Path,
@@ -93,7 +94,8 @@ def test_the_raw_orientation_is_applied(
     picture = load_oriented_rgb(path, 256)  # the entry point every consumer uses
     upright = scene(spec.size, 4).transpose(turn)
     assert (picture.width > picture.height) == (upright.width > upright.height)
-    assert likeness(picture, upright) > 0.9
+    assert likeness(picture, upright) > (0.9 if preview else DEVELOPED_LIKENESS)
+    assert likeness(picture, upright.transpose(Image.Transpose.ROTATE_180)) < 0.5
 
 
 @pytest.mark.parametrize("kind", KINDS)
