@@ -19,6 +19,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from tests import tiff_writer as tw
 from tests.factories import gradient_image
 
 # TIFF field types.
@@ -87,15 +88,8 @@ def dng_bytes(spec: DngSpec | None = None) -> bytes:
             extratags=_cfa_tags(),
         )
         if spec.preview_size is not None:
-            shown = picture if spec.preview_seed is None else scene(spec.size, spec.preview_seed)
-            preview = shown.resize(spec.preview_size)
-            encoded = io.BytesIO()
-            exif = Image.Exif()
-            if spec.preview_orientation is not None:
-                exif[274] = spec.preview_orientation
-            preview.save(encoded, "JPEG", quality=90, subsampling=0, exif=exif.tobytes())
             tif.write(
-                iter([encoded.getvalue()]),
+                iter([preview_jpeg(spec, spec.preview_size)]),
                 shape=(spec.preview_size[1], spec.preview_size[0], 3),
                 dtype=np.uint8,
                 photometric="ycbcr",
@@ -106,6 +100,17 @@ def dng_bytes(spec: DngSpec | None = None) -> bytes:
                 metadata=None,
             )
     return _with_exif_ifd(buffer.getvalue(), spec)
+
+
+def preview_jpeg(spec: DngSpec, size: tuple[int, int]) -> bytes:
+    """The camera's JPEG rendering of the picture at `size` (the preview, the thumbnail)."""
+    shown = scene(spec.size, spec.seed if spec.preview_seed is None else spec.preview_seed)
+    encoded = io.BytesIO()
+    exif = Image.Exif()
+    if spec.preview_orientation is not None:
+        exif[274] = spec.preview_orientation
+    shown.resize(size).save(encoded, "JPEG", quality=90, subsampling=0, exif=exif.tobytes())
+    return encoded.getvalue()
 
 
 @contextmanager
@@ -132,15 +137,15 @@ def write_dng(path: Path, spec: DngSpec | None = None) -> Path:
     return path
 
 
-def _cfa(picture: Image.Image) -> np.ndarray:
-    """RGGB mosaic of `picture` scaled to 14-bit values above the black level."""
+def _cfa(picture: Image.Image, white: int = WHITE_LEVEL) -> np.ndarray:
+    """RGGB mosaic of `picture` scaled to 14-bit values between the black level and `white`."""
     rgb = np.asarray(picture, dtype=np.float64) / 255.0
     cfa = np.empty(rgb.shape[:2], dtype=np.float64)
     cfa[0::2, 0::2] = rgb[0::2, 0::2, 0]
     cfa[0::2, 1::2] = rgb[0::2, 1::2, 1]
     cfa[1::2, 0::2] = rgb[1::2, 0::2, 1]
     cfa[1::2, 1::2] = rgb[1::2, 1::2, 2]
-    return (BLACK_LEVEL + cfa * (WHITE_LEVEL - BLACK_LEVEL)).astype(np.uint16)
+    return (BLACK_LEVEL + cfa * (white - BLACK_LEVEL)).astype(np.uint16)
 
 
 def _ascii(tag: int, text: str) -> tuple[int, int, int, str, bool]:
@@ -230,3 +235,210 @@ def _point_exif_tag(out: bytearray, exif_at: int) -> None:
             struct.pack_into("<HHII", out, entry, _EXIF_IFD, _LONG, 1, exif_at)
             return
     raise AssertionError("IFD0 has no placeholder for the ExifIFD tag")
+
+
+# Camera RAWs that are TIFF containers (NEF, CR2, ARW, PEF), laid out as their makers do
+# (ExifTool's Exif.pm notes on where each keeps its images), written with tests.tiff_writer:
+# - NEF: IFD0 a small RGB thumbnail and the camera tags; SubIFD0 the full JPEG (JpgFromRaw),
+#   SubIFD1 the raw CFA; big-endian; Nikon's maker note is a TIFF of its own (serial 0x001D).
+# - CR2: the "CR" mark and the raw IFD's offset after the header; IFD0 the full JPEG (in a
+#   strip), IFD1 a JPEG thumbnail, IFD2 a small RGB image, IFD3 the raw CFA; Canon's maker note
+#   is a bare IFD (SerialNumber 0x000C, an int32u).
+# - ARW: IFD0 the preview JPEG (JPEGInterchangeFormat) and a SubIFD with the raw CFA; IFD1 a
+#   JPEG thumbnail; Sony's maker note starts "SONY DSC ".
+# - PEF: IFD0 the raw CFA itself; IFD1 a JPEG thumbnail; IFD2 the full JPEG (JpgFromRaw);
+#   big-endian; Pentax's maker note starts "AOC\0" and the byte order.
+# The raw data are 14-bit values in 16-bit words of the file's byte order (uncompressed, as
+# these bodies write when compression is off); the body serial is where each maker keeps it.
+
+
+@dataclass(frozen=True)
+class Camera:
+    make: str
+    model: str
+    order: str  # the byte order the maker writes: "<" II, ">" MM
+
+
+CAMERAS = {
+    "NEF": Camera("NIKON CORPORATION", "NIKON D700", ">"),
+    "CR2": Camera("Canon", "Canon EOS 5D Mark II", "<"),
+    "ARW": Camera("SONY", "ILCE-7M3", "<"),
+    "PEF": Camera("PENTAX", "PENTAX K-5", ">"),
+}
+THUMBNAIL_SIZE = (160, 120)
+CAMERA_WHITE = 14000
+
+
+def camera_spec(kind: str, **changes: object) -> DngSpec:
+    """A spec for a `kind` RAW of a real body LibRaw knows (see CAMERAS)."""
+    camera = CAMERAS[kind]
+    fields: dict[str, object] = {"make": camera.make, "model": camera.model, "serial": "4242"}
+    return DngSpec(**(fields | changes))  # type: ignore[arg-type]
+
+
+def camera_raw_bytes(kind: str, spec: DngSpec | None = None) -> bytes:
+    """A `kind` RAW (NEF, CR2, ARW or PEF) as bytes (see above)."""
+    spec = spec or camera_spec(kind)
+    order = CAMERAS[kind].order
+    if kind == "CR2":
+        return _cr2_bytes(spec)
+    first = {"NEF": _nef_ifd0, "ARW": _arw_ifd0, "PEF": _pef_ifd0}[kind](spec, order)
+    return tw.tiff_bytes(first, order)
+
+
+def any_raw_bytes(kind: str, **changes: object) -> bytes:
+    """A DNG (`DngSpec`) or a camera RAW of CAMERAS (`camera_spec`) with `changes` made."""
+    if kind == "DNG":
+        return dng_bytes(DngSpec(**changes))  # type: ignore[arg-type]
+    return camera_raw_bytes(kind, camera_spec(kind, **changes))
+
+
+def write_camera_raw(path: Path, kind: str, spec: DngSpec | None = None) -> Path:
+    path.write_bytes(camera_raw_bytes(kind, spec))
+    return path
+
+
+def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
+    note = tw.tiff_bytes(
+        tw.Ifd([tw.undefined(0x0001, b"0210"), tw.ascii(0x001D, spec.serial)]), ">"
+    )
+    images = [tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order)])]
+    if spec.preview_size is not None:
+        preview = preview_jpeg(spec, spec.preview_size)
+        images.insert(0, tw.Ifd([tw.long(254, 1), tw.short(259, 6), *tw.jpeg_block(preview)]))
+    return tw.Ifd(
+        [
+            tw.long(254, 1),
+            *_rgb_thumbnail(spec, order),
+            *_camera_tags(spec),
+            tw.sub_ifds(*images),
+            tw.exif_ifd(_exif(spec, tw.undefined(0x927C, b"Nikon\0\x02\x10\0\0" + note))),
+        ]
+    )
+
+
+def _cr2_bytes(spec: DngSpec) -> bytes:
+    raw = tw.Ifd([*_cfa_image(spec, "<")])
+    small = tw.Ifd([*_rgb_thumbnail(spec, "<", (spec.size[0] // 4, spec.size[1] // 4))], raw)
+    thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
+    thumbnail.next = small
+    note = tw.Ifd([tw.long(0x000C, int(spec.serial)), tw.long(0x0010, 0x80000218)])
+    full = spec.preview_size or THUMBNAIL_SIZE  # IFD0 always holds a JPEG; a small one here
+    ifd0 = tw.Ifd(
+        [
+            tw.long(256, full[0]),
+            tw.long(257, full[1]),
+            tw.short(258, 8, 8, 8),
+            tw.short(259, 6),
+            *tw.strips(preview_jpeg(spec, full)),
+            *_camera_tags(spec),
+            tw.exif_ifd(_exif(spec, tw.maker_note(b"", note))),
+        ],
+        thumbnail,
+    )
+    # The header says "CR", version 2.0, then where the raw IFD is (known once laid out).
+    laid_out = tw.tiff_file(ifd0, "<", header_extra=b"CR\x02\x00\0\0\0\0")
+    data = bytearray(laid_out.data)
+    struct.pack_into("<I", data, 12, laid_out.offset(raw))
+    return bytes(data)
+
+
+def _arw_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
+    thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
+    preview = preview_jpeg(spec, spec.preview_size or THUMBNAIL_SIZE)
+    note = tw.Ifd([tw.short(0xB001, 362)])  # SonyModelID: ILCE-7M3
+    raw = tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order, compression=32767)])
+    return tw.Ifd(
+        [
+            tw.long(254, 1),
+            tw.short(259, 6),
+            *tw.jpeg_block(preview),
+            *_camera_tags(spec),
+            tw.sub_ifds(raw),
+            tw.exif_ifd(_exif(spec, tw.maker_note(b"SONY DSC \0\0\0", note), body_serial=True)),
+        ],
+        thumbnail,
+    )
+
+
+def _pef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
+    thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
+    if spec.preview_size is not None:
+        full = preview_jpeg(spec, spec.preview_size)
+        thumbnail.next = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(full)])
+    note = tw.Ifd([tw.short(0x0000, 3)])  # PentaxVersion
+    return tw.Ifd(
+        [
+            *_cfa_image(spec, order),
+            *_camera_tags(spec),
+            tw.exif_ifd(
+                _exif(spec, tw.maker_note(b"AOC\0" + order_mark(order), note), body_serial=True)
+            ),
+        ],
+        thumbnail,
+    )
+
+
+def order_mark(order: str) -> bytes:
+    return b"II" if order == "<" else b"MM"
+
+
+def _camera_tags(spec: DngSpec) -> list[tw.Tag]:
+    return [
+        tw.ascii(271, spec.make),
+        tw.ascii(272, spec.model),
+        tw.short(274, spec.orientation),
+        tw.ascii(306, spec.shot_at),
+    ]
+
+
+def _rgb_thumbnail(
+    spec: DngSpec, order: str, size: tuple[int, int] = THUMBNAIL_SIZE
+) -> list[tw.Tag]:
+    pixels = np.asarray(scene(spec.size, spec.seed).resize(size), dtype=np.uint8)
+    return [
+        tw.long(256, size[0]),
+        tw.long(257, size[1]),
+        tw.short(258, 8, 8, 8),
+        tw.short(259, 1),
+        tw.short(262, 2),
+        tw.short(277, 3),
+        tw.long(278, size[1]),
+        *tw.strips(pixels.tobytes()),
+    ]
+
+
+def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
+    """The raw CFA image: 14-bit RGGB values in 16-bit words, one strip."""
+    # Exposed below the cameras' saturation (LibRaw clips a 5D Mark II at 15600).
+    data = _cfa(scene(spec.size, spec.seed), CAMERA_WHITE).astype(f"{order}u2").tobytes()
+    width, height = spec.size
+    return [
+        tw.long(256, width),
+        tw.long(257, height),
+        tw.short(258, 14),
+        tw.short(259, compression),
+        tw.short(262, 32803),
+        tw.short(277, 1),
+        tw.long(278, height),
+        *tw.strips(data),
+        tw.short(33421, 2, 2),  # CFARepeatPatternDim
+        tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
+    ]
+
+
+def _exif(spec: DngSpec, maker_note: tw.Tag, body_serial: bool = False) -> tw.Ifd:
+    tags = [
+        tw.rational(0x829A, spec.exposure),  # ExposureTime
+        tw.rational(0x829D, spec.f_number),  # FNumber
+        tw.short(0x8827, spec.iso),  # ISOSpeedRatings
+        tw.ascii(0x9003, spec.shot_at),  # DateTimeOriginal
+        tw.ascii(0x9011, spec.offset),  # OffsetTimeOriginal
+        tw.rational(0x920A, spec.focal_length),  # FocalLength
+        maker_note,
+        tw.ascii(0x9291, spec.subsec),  # SubSecTimeOriginal
+        tw.ascii(0xA434, spec.lens),  # LensModel
+    ]
+    if body_serial:
+        tags.append(tw.ascii(0xA431, spec.serial))  # BodySerialNumber
+    return tw.Ifd(tags)

@@ -1,0 +1,129 @@
+"""NEF, CR2, ARW and PEF files with their makers' TIFF layouts (tests/raw_factory.py), a real
+body's Make and Model, uncompressed 14-bit CFA data and a JPEG preview: recognised by
+content, decoded by LibRaw from the preview or at half size, turned upright, metadata read.
+ExifTool, reading them independently, names each file's type as the maker's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from processing.photo import load_oriented_rgb
+from processing.raw import PREVIEW_MIN_SIDE, load_raw_rgb, read_raw_header
+from processing.sniff import sniff_file
+from processing.validation import inspect_image_file
+from tests.api.test_xmp_export import EXIFTOOL, needs_exiftool
+from tests.processing.test_raw import exposure, likeness
+from tests.raw_factory import CAMERAS, camera_raw_bytes, camera_spec, scene, write_camera_raw
+
+MAX_PIXELS = 250_000_000
+KINDS = list(CAMERAS)  # NEF, CR2, ARW, PEF
+# The grey levels of the development follow the picture less closely than a DNG's do: LibRaw
+# applies the body's colour matrix (from its own tables) to our sRGB-like samples.
+SAME, OTHER = 0.85, 0.5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recognised_by_content_and_stored_with_its_own_extension(tmp_path: Path, kind: str) -> None:
+    path = write_camera_raw(tmp_path / "upload", kind)  # no name to go by
+    assert sniff_file(path).raw_kind == kind
+    inspected = inspect_image_file(path, MAX_PIXELS)
+    assert inspected.format == kind
+    assert inspected.extension == f".{kind.lower()}"
+    assert inspected.mime_type.startswith("image/x-")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_large_preview_is_used(tmp_path: Path, kind: str) -> None:
+    # The preview shows another picture than the sensor data: which one comes out tells
+    # which path ran.
+    spec = camera_spec(kind, preview_size=(1200, 800), seed=1, preview_seed=2)
+    path = write_camera_raw(tmp_path / "a", kind, spec)
+    picture = load_raw_rgb(path, 512)
+    assert picture.mode == "RGB"
+    assert 512 <= max(picture.size) <= 1200
+    assert likeness(picture, scene(spec.size, 2)) > 0.9
+    assert likeness(picture, scene(spec.size, 1)) < OTHER
+
+
+@pytest.mark.parametrize("preview", [None, (900, 600)], ids=["no-preview", "small-preview"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_a_large_preview_the_sensor_data_is_developed_at_half_size(
+    tmp_path: Path, kind: str, preview: tuple[int, int] | None
+) -> None:
+    assert preview is None or max(preview) < PREVIEW_MIN_SIDE
+    spec = camera_spec(kind, size=(600, 400), preview_size=preview, seed=1, preview_seed=2)
+    path = write_camera_raw(tmp_path / "a", kind, spec)
+    header = read_raw_header(path, kind)
+    assert 590 <= header.width <= 600  # LibRaw may crop a few columns (the D700's 2)
+    assert header.height == 400
+    picture = load_raw_rgb(path, 128)
+    assert picture.size == ((header.width + 1) // 2, 200)
+    assert likeness(picture, scene(spec.size, 1)) > SAME
+    assert likeness(picture, scene(spec.size, 2)) < OTHER
+
+
+@pytest.mark.parametrize("preview", [(1200, 800), None], ids=["preview", "half-size"])
+@pytest.mark.parametrize(
+    ("orientation", "turn"),
+    [(6, Image.Transpose.ROTATE_270), (8, Image.Transpose.ROTATE_90)],
+)
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_raw_orientation_is_applied(
+    tmp_path: Path,
+    kind: str,
+    preview: tuple[int, int] | None,
+    orientation: int,
+    turn: Image.Transpose,
+) -> None:
+    spec = camera_spec(kind, preview_size=preview, orientation=orientation, seed=4)
+    path = write_camera_raw(tmp_path / "a", kind, spec)
+    picture = load_oriented_rgb(path, 256)
+    upright = scene(spec.size, 4).transpose(turn)
+    assert picture.height > picture.width
+    assert likeness(picture, upright) > SAME
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_metadata_reads_back(tmp_path: Path, kind: str) -> None:
+    spec = camera_spec(kind, orientation=6, serial="3021234")
+    path = write_camera_raw(tmp_path / "upload", kind, spec)
+    meta = inspect_image_file(path, MAX_PIXELS).metadata
+    assert meta.height == 400
+    assert meta.orientation == 6
+    assert (meta.camera_make, meta.camera_model) == (CAMERAS[kind].make, CAMERAS[kind].model)
+    # Canon's maker note holds the serial as a number, which ExifTool prints with 10 digits.
+    assert meta.camera_serial == ("0003021234" if kind == "CR2" else "3021234")
+    assert meta.shot_at == datetime(2024, 5, 6, 7, 8, 9, 250_000, timezone(timedelta(hours=2)))
+    assert meta.lens_model == "Test 50mm F1.8"
+    assert exposure(meta) == (400, "1/250", 2.8, "50mm")
+
+
+@needs_exiftool
+@pytest.mark.parametrize("kind", KINDS)
+def test_exiftool_reads_the_makers_layout(tmp_path: Path, kind: str) -> None:
+    # ExifTool takes a TIFF-based RAW's type from its name (CR2 from its "CR" mark); what
+    # it proves is that it finds the maker note, the serial and the preview where the
+    # maker's files keep them, without a warning.
+    path = tmp_path / f"frame.{kind.lower()}"
+    path.write_bytes(camera_raw_bytes(kind, camera_spec(kind, serial="3021234")))
+    assert EXIFTOOL is not None
+    tags = ["-FileType", "-SerialNumber", "-PreviewImage", "-JpgFromRaw", "-Warning"]
+    out = subprocess.run(
+        [EXIFTOOL, "-j", *tags, str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    [read] = json.loads(out)
+    assert read["FileType"] == kind
+    assert str(read["SerialNumber"]).lstrip("0") == "3021234"
+    assert "Warning" not in read
+    preview = read.get("PreviewImage") or read.get("JpgFromRaw")
+    assert isinstance(preview, str)
+    assert preview.startswith("(Binary data")
