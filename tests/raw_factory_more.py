@@ -1,10 +1,11 @@
 """Small RAF, CR3, ORF and RW2 files with the container structure their cameras write, a
-real body's Make/Model that LibRaw knows, a small sensor image and a large JPEG preview.
+real body's Make/Model that LibRaw knows, a small sensor image and a large JPEG preview
+(tests/raw_factory.py makes DNG, NEF, CR2, ARW and PEF; `camera_raw_bytes` here makes any).
 
 They follow LibRaw's parsers (src/metadata/identify.cpp, fuji.cpp, cr3_parser.cpp, tiff.cpp,
-olympus.cpp; src/decoders/crx.cpp) and ExifTool's tag tables, with the stripped real files in
-tests/data/exiftool as the layout model. Every part shows `tests.raw_factory.scene(size, seed)`
-(the preview may show another seed), so a test can tell which part a decode came from.
+olympus.cpp, canon.cpp; src/decoders/crx.cpp, generic.cpp, decoders_dcraw.cpp) and ExifTool's
+tag tables, with the stripped real files in tests/data/exiftool as the layout model. Every
+part shows `tests.raw_factory.scene(size, seed)` (the preview may show another seed).
 
 - RAF (Fujifilm): the "FUJIFILMCCD-RAW" header points at the preview JPEG (its APP1 Exif,
   with Fujifilm's maker note, is where the metadata lives), at the big-endian CFA header
@@ -12,12 +13,16 @@ tests/data/exiftool as the layout model. Every part shows `tests.raw_factory.sce
   section: a little TIFF whose 0xF000 IFD gives the size, bit depth and offset of 14-bit
   RGGB samples in 16-bit little-endian words (an uncompressed RAF).
 - CR3 (Canon, ISO-BMFF): 'ftyp' with the 'crx ' brand; in 'moov', Canon's 'uuid' box (CNCV,
-  CMT1 IFD0, CMT2 Exif IFD, THMB 160x120 JPEG), a track holding the full-size JPEG and a CRAW
-  track whose CMP1 header describes a 14-bit RGGB sensor in CRX coding; 'mdat' holds both
-  samples. The CRX sample is a valid CRX header (one tile, four planes, no wavelet levels)
-  whose sub-bands are empty: LibRaw unpacks it as a black sensor image. Canon's CRX entropy
-  coder has no encoder we can ship, so the CR3 decode path tested is the preview's (the one a
-  real CR3 always takes: it carries a full-size JPEG), not the half-size development.
+  CMT1 IFD0, CMT2 Exif IFD, CMT3 maker note with ColorData, THMB 160x120 JPEG), a track
+  holding the full-size JPEG and a CRAW track whose CMP1 header describes a 14-bit RGGB
+  sensor; the preview 'uuid' box (PRVW, at most 1620x1080); 'mdat' holds both samples. The
+  sensor data is CRX-coded (Canon's codec; LibRaw's decoder gives back the exact samples),
+  in its simplest form: no wavelet levels, every sample coded on its own.
+- ORF (Olympus): an "IIRO" TIFF; IFD0 the uncompressed 12-bit CFA, packed as Olympus' are;
+  the Olympus maker note (offsets from its own start) holds the preview JPEG and the valid
+  bits and black levels.
+- RW2 (Panasonic): an "IIU" TIFF; IFD0 holds Panasonic's sensor tags, the JpgFromRaw preview
+  and the 14-bit samples in RawFormat 5 blocks.
 """
 
 from __future__ import annotations
@@ -26,82 +31,95 @@ import functools
 import io
 import struct
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from tests.factories import build_exif, rational
-from tests.raw_factory import BLACK_LEVEL, WHITE_LEVEL, DngSpec, _cfa, scene
+from tests import raw_factory
+from tests.raw_factory import (
+    BLACK_LEVEL,
+    WHITE_LEVEL,
+    Camera,
+    DngSpec,
+    _camera_tags,
+    _cfa,
+    _exif,
+    scene,
+)
 from tests.tiff_writer import (
     LONG,
     Block,
     Ifd,
     Tag,
-    ascii,
     exif_ifd,
     long,
+    maker_note,
     short,
     strips,
     tiff_bytes,
     undefined,
 )
-from tests.tiff_writer import rational as rational_tag
 
 # A real body per format, as its files name it (LibRaw's camera tables know them).
-CAMERAS = {
-    "RAF": ("FUJIFILM", "GFX 50S"),
-    "CR3": ("Canon", "Canon EOS R6"),
-    "ORF": ("OLYMPUS IMAGING CORP.", "E-M10"),
-    "RW2": ("Panasonic", "DC-GH5S"),
+MORE_CAMERAS = {
+    "RAF": Camera("FUJIFILM", "GFX 50S", "<"),
+    "CR3": Camera("Canon", "Canon EOS R6", "<"),
+    "ORF": Camera("OLYMPUS IMAGING CORP.", "E-M10", "<"),
+    "RW2": Camera("Panasonic", "DC-GH5S", "<"),
 }
+# Every camera RAW the factories make (DNG aside).
+CAMERAS = raw_factory.CAMERAS | MORE_CAMERAS
+# RW2 rows are whole 16-byte blocks of 9 samples: 612 wide.
+_SIZES = {"RW2": (612, 408)}
+
+
+def camera_spec(kind: str, **changes: Any) -> DngSpec:
+    """A spec for a `kind` RAW of a real body LibRaw knows (see CAMERAS)."""
+    if kind not in MORE_CAMERAS:
+        return raw_factory.camera_spec(kind, **changes)
+    camera = MORE_CAMERAS[kind]
+    spec = DngSpec(make=camera.make, model=camera.model, serial="4242")
+    return replace(spec, size=_SIZES.get(kind, spec.size), **changes)
+
+
+def camera_raw_bytes(kind: str, spec: DngSpec | None = None) -> bytes:
+    """A `kind` RAW of CAMERAS as bytes."""
+    if kind not in MORE_CAMERAS:
+        return raw_factory.camera_raw_bytes(kind, spec)
+    return _made(kind, spec or camera_spec(kind))
+
+
+def write_camera_raw(path: Path, kind: str, spec: DngSpec | None = None) -> Path:
+    path.write_bytes(camera_raw_bytes(kind, spec))
+    return path
+
+
+def any_raw_bytes(kind: str, **changes: Any) -> bytes:
+    """A DNG (`DngSpec`) or a camera RAW of CAMERAS (`camera_spec`) with `changes` made."""
+    if kind not in MORE_CAMERAS:
+        return raw_factory.any_raw_bytes(kind, **changes)
+    return camera_raw_bytes(kind, camera_spec(kind, **changes))
+
+
+@functools.lru_cache(maxsize=64)
+def _made(kind: str, spec: DngSpec) -> bytes:
+    """Made once per spec: CR3's entropy coder runs in Python."""
+    return _BUILDERS[kind](spec)
+
+
 CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
 _EXIF_HEADER = b"Exif\x00\x00"
 
 
-def camera_spec(kind: str, **changes: Any) -> DngSpec:
-    """The synthetic picture and metadata of `tests.raw_factory.DngSpec` with `kind`'s body."""
-    make, model = CAMERAS[kind]
-    size = (612, 408) if kind == "RW2" else DngSpec.size  # RW2: whole 9-sample blocks a row
-    return replace(DngSpec(make=make, model=model, size=size), **changes)
+def _exif_tiff(spec: DngSpec, note: Tag, serial: bool) -> bytes:
+    """A little-endian TIFF of IFD0 (the camera's tags) and its Exif IFD holding the maker
+    `note` (and BodySerialNumber when `serial`): a preview JPEG's APP1 payload."""
+    return tiff_bytes(Ifd([*_camera_tags(spec), exif_ifd(_exif(spec, note, body_serial=serial))]))
 
 
-@functools.lru_cache(maxsize=64)
-def raw_bytes(kind: str, spec: DngSpec | None = None) -> bytes:
-    """A `kind` file ("RAF", "CR3", "ORF", "RW2") as bytes (made once per spec: CR3's
-    entropy coder runs in Python)."""
-    return _BUILDERS[kind](spec or camera_spec(kind))
-
-
-def _exif(spec: DngSpec, extra_ifd0: dict[int, object] | None = None) -> Image.Exif:
-    """IFD0 and Exif IFD as cameras write them (Pillow's TIFF writer, little-endian)."""
-    ifd0: dict[int, object] = {
-        271: spec.make,
-        272: spec.model,
-        274: spec.orientation,
-        306: spec.shot_at,
-        **(extra_ifd0 or {}),
-    }
-    exif_ifd: dict[int, object] = {
-        0x829A: rational(spec.exposure),
-        0x829D: rational(spec.f_number),
-        0x8827: spec.iso,
-        0x9003: spec.shot_at,
-        0x9011: spec.offset,
-        0x9291: spec.subsec,
-        0x920A: rational(spec.focal_length),
-        0xA434: spec.lens,
-    }
-    exif = build_exif(ifd0, exif_ifd)
-    exif.endian = "<"
-    return exif
-
-
-def _tiff(exif: Image.Exif) -> bytes:
-    return exif.tobytes().removeprefix(_EXIF_HEADER)
-
-
-def _jpeg(picture: Image.Image, exif: Image.Exif | None = None) -> bytes:
+def _jpeg(picture: Image.Image, exif: bytes | None = None) -> bytes:
     """A baseline JPEG whose first segment is the APP1 Exif (no JFIF APP0), as cameras
     write their previews: LibRaw reads a RAF preview's Exif at a fixed 12 bytes in."""
     buffer = io.BytesIO()
@@ -111,7 +129,7 @@ def _jpeg(picture: Image.Image, exif: Image.Exif | None = None) -> bytes:
     rest = data[4 + struct.unpack(">H", data[4:6])[0] :]
     if exif is None:
         return b"\xff\xd8" + rest
-    app1 = _EXIF_HEADER + _tiff(exif)
+    app1 = _EXIF_HEADER + exif
     return b"\xff\xd8\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + rest
 
 
@@ -143,8 +161,7 @@ def _fuji_maker_note(serial: str) -> bytes:
 def _raf(spec: DngSpec) -> bytes:
     width, height = spec.size
     picture = scene(spec.size, spec.seed)
-    exif = _exif(spec)
-    exif.get_ifd(0x8769)[0x927C] = _fuji_maker_note(spec.serial)
+    exif = _exif_tiff(spec, undefined(0x927C, _fuji_maker_note(spec.serial)), serial=False)
     jpeg = _jpeg(_preview(spec, spec.preview_size), exif)
     records = [
         (0x0100, struct.pack(">HH", height, width)),  # RawImageFullSize
@@ -329,6 +346,22 @@ def _canon_maker_note() -> bytes:
     return tiff_bytes(Ifd([short(0x4001, *shorts)]))
 
 
+_CANON_NOTE_IN_CMT3 = undefined(0x927C, b"")  # left out of CMT2
+
+
+_PREVIEW_UUID = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")
+_PRVW_MAX = (1620, 1080)
+
+
+def _prvw(picture: Image.Image) -> bytes:
+    """The top-level preview 'uuid' box: 8 bytes, then PRVW (its size and the JPEG's)."""
+    picture = picture.copy()
+    picture.thumbnail(_PRVW_MAX)
+    jpeg = _jpeg(picture)
+    prvw = _box(b"PRVW", struct.pack(">IHHHHI", 0, 1, *picture.size, 1, len(jpeg)) + jpeg)
+    return _box(b"uuid", _PREVIEW_UUID + struct.pack(">II", 0, 1) + prvw)
+
+
 def _thmb(picture: Image.Image) -> bytes:
     jpeg = _jpeg(picture)
     return _box(b"THMB", struct.pack(">4xHHIHH", *picture.size, len(jpeg), 1, 0) + jpeg)
@@ -339,13 +372,13 @@ def _cr3(spec: DngSpec) -> bytes:
     preview_size = spec.preview_size or spec.thumbnail_size
     preview = _jpeg(_preview(spec, preview_size))
     sample, header_size = _crx_sample(_cfa(scene(spec.size, spec.seed)))
-    ifd0 = _exif(spec, {256: width, 257: height})  # LibRaw's CR3 orientation: this IFD's
-    exif_ifd = Image.Exif()
-    exif_ifd.endian = "<"
-    exif_ifd.update({**ifd0.get_ifd(0x8769), 0xA431: spec.serial})
+    # CMT1 is IFD0 (its size: where LibRaw takes a CR3's orientation from), CMT2 the Exif
+    # IFD (the maker note is CMT3), each a TIFF of its own.
+    cmt1 = tiff_bytes(Ifd([*_camera_tags(spec), long(256, width), long(257, height)]))
+    exif = _exif(spec, _CANON_NOTE_IN_CMT3, body_serial=True)
+    cmt2 = tiff_bytes(Ifd([tag for tag in exif.tags if tag is not _CANON_NOTE_IN_CMT3]))
     canon = CANON_UUID + _box(b"CNCV", b"CanonCR3_001/00.09.00")
-    canon += _box(b"CMT1", _tiff(_without_exif_pointer(ifd0)))
-    canon += _box(b"CMT2", _tiff(exif_ifd))
+    canon += _box(b"CMT1", cmt1) + _box(b"CMT2", cmt2)
     canon += _box(b"CMT3", _canon_maker_note())
     canon += _thmb(_preview(spec, (160, 120)))
     ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
@@ -358,43 +391,12 @@ def _cr3(spec: DngSpec) -> bytes:
         )
         return _box(b"moov", _box(b"uuid", canon) + tracks)
 
-    mdat_at = len(ftyp) + len(moov(0))
-    return ftyp + moov(mdat_at) + _box(b"mdat", preview + sample)
-
-
-def _without_exif_pointer(exif: Image.Exif) -> Image.Exif:
-    """IFD0 alone (CR3 keeps the Exif IFD in its own box, CMT2)."""
-    ifd0 = Image.Exif()
-    ifd0.endian = "<"
-    ifd0.update({tag: value for tag, value in exif.items() if tag != 0x8769})
-    return ifd0
+    prvw = _prvw(_preview(spec, preview_size))
+    mdat_at = len(ftyp) + len(moov(0)) + len(prvw)
+    return ftyp + moov(mdat_at) + prvw + _box(b"mdat", preview + sample)
 
 
 # --- ORF and RW2 (TIFF containers with their own magic) ---------------------------------
-
-
-def _exif_tags(spec: DngSpec) -> list[Tag]:
-    """The Exif IFD's tags as cameras write them (capture time, exposure, lens, serial)."""
-    return [
-        rational_tag(0x829A, spec.exposure),
-        rational_tag(0x829D, spec.f_number),
-        short(0x8827, spec.iso),
-        ascii(0x9003, spec.shot_at),
-        ascii(0x9011, spec.offset),
-        rational_tag(0x920A, spec.focal_length),
-        ascii(0x9291, spec.subsec),
-        ascii(0xA431, spec.serial),
-        ascii(0xA434, spec.lens),
-    ]
-
-
-def _camera_tags(spec: DngSpec) -> list[Tag]:
-    return [
-        ascii(271, spec.make),
-        ascii(272, spec.model),
-        short(274, spec.orientation),
-        ascii(306, spec.shot_at),
-    ]
 
 
 _OLYMPUS_NOTE = b"OLYMPUS\0II\x03\x00"  # Olympus' second maker-note layout, little-endian
@@ -453,7 +455,7 @@ def _orf(spec: DngSpec) -> bytes:
     samples = _cfa(scene(spec.size, spec.seed)) >> 14 - _ORF_BITS
     data = _packed_12_bit(samples)
     preview = _jpeg(_preview(spec, spec.preview_size)) if spec.preview_size else None
-    exif = Ifd([*_exif_tags(spec), undefined(0x927C, _olympus_maker_note(preview))])
+    exif = _exif(spec, undefined(0x927C, _olympus_maker_note(preview)), body_serial=True)
     ifd0 = Ifd(
         [
             long(254, 0),  # NewSubfileType: the main image
@@ -473,6 +475,8 @@ def _orf(spec: DngSpec) -> bytes:
 
 
 _RW2_MAGIC = 0x55  # "IIU"
+# Panasonic's maker note: its signature, then an IFD at file offsets (here its version).
+_PANASONIC_NOTE = maker_note(b"Panasonic\0\0\0", Ifd([undefined(0x0001, b"0130")]))
 # The 16 bytes after a RW2's header (the first IFD at 24), as in every Panasonic RW2.
 _RW2_HEADER = bytes.fromhex("88e774d8f8251d4d947a6e77822b5d6a")
 _RW2_BITS = 14
@@ -510,8 +514,7 @@ def _panasonic_packed(samples: np.ndarray) -> bytes:
 def _rw2(spec: DngSpec) -> bytes:
     width, height = spec.size
     data = _panasonic_packed(_cfa(scene(spec.size, spec.seed)))
-    exif = _exif(spec)
-    exif.get_ifd(0x8769)[0xA431] = spec.serial
+    exif = _exif_tiff(spec, _PANASONIC_NOTE, serial=True)
     previews = [] if spec.preview_size is None else [_jpeg(_preview(spec, spec.preview_size), exif)]
     level = 1 << 10  # WB levels: equal (neutral)
     ifd0 = Ifd(
@@ -543,7 +546,7 @@ def _rw2(spec: DngSpec) -> bytes:
             long(278, height),
             long(279, len(data)),  # StripByteCounts
             Tag(0x0118, LONG, Block(data)),  # RawDataOffset
-            exif_ifd(Ifd(_exif_tags(spec))),
+            exif_ifd(_exif(spec, _PANASONIC_NOTE, body_serial=True)),
         ]
     )
     return tiff_bytes(ifd0, "<", magic=_RW2_MAGIC, header_extra=_RW2_HEADER)
