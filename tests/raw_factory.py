@@ -21,6 +21,15 @@ from PIL import Image
 
 from tests import tiff_writer as tw
 from tests.factories import gradient_image
+from tests.raw_encoding import (
+    NIKON_14_BIT_LOSSLESS,
+    SONY_CURVE_KNEES,
+    Huffman,
+    huffman_bits,
+    lossless_jpeg,
+    sony_arw2,
+    two_column_differences,
+)
 
 # TIFF field types.
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
@@ -53,6 +62,9 @@ class DngSpec:
     seed: int = 0
     preview_seed: int | None = None  # a preview showing another picture (None: the same)
     preview_orientation: int | None = None  # an EXIF orientation in the preview JPEG itself
+    # NEF, PEF: the maker's lossless Huffman coding, ARW: Sony's lossy ARW2 (else 14-bit
+    # samples in 16-bit words); CR2 is always a lossless JPEG, DNG always uncompressed.
+    compressed: bool = True
 
 
 _FLIPS = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM)
@@ -240,16 +252,22 @@ def _point_exif_tag(out: bytearray, exif_at: int) -> None:
 # Camera RAWs that are TIFF containers (NEF, CR2, ARW, PEF), laid out as their makers do
 # (ExifTool's Exif.pm notes on where each keeps its images), written with tests.tiff_writer:
 # - NEF: IFD0 a small RGB thumbnail and the camera tags; SubIFD0 the full JPEG (JpgFromRaw),
-#   SubIFD1 the raw CFA; big-endian; Nikon's maker note is a TIFF of its own (serial 0x001D).
+#   SubIFD1 the raw CFA; big-endian; Nikon's maker note is a TIFF of its own (serial 0x001D,
+#   the NEF compression's predictions 0x0096).
 # - CR2: the "CR" mark and the raw IFD's offset after the header; IFD0 the full JPEG (in a
 #   strip), IFD1 a JPEG thumbnail, IFD2 a small RGB image, IFD3 the raw CFA; Canon's maker note
 #   is a bare IFD (SerialNumber 0x000C, an int32u).
-# - ARW: IFD0 the preview JPEG (JPEGInterchangeFormat) and a SubIFD with the raw CFA; IFD1 a
+# - ARW: IFD0 the preview JPEG (JPEGInterchangeFormat) and a SubIFD with the raw CFA (rows a
+#   multiple of 32 wide: the default sensor is 608 x 400); IFD1 a
 #   JPEG thumbnail; Sony's maker note starts "SONY DSC ".
 # - PEF: IFD0 the raw CFA itself; IFD1 a JPEG thumbnail; IFD2 the full JPEG (JpgFromRaw);
 #   big-endian; Pentax's maker note starts "AOC\0" and the byte order.
-# The raw data are 14-bit values in 16-bit words of the file's byte order (uncompressed, as
-# these bodies write when compression is off); the body serial is where each maker keeps it.
+# The raw data are 14-bit samples coded as each maker does (tests/raw_encoding.py): Nikon's
+# lossless Huffman code (NEFCompression 3), Pentax's (its table in maker note 0x0220), Canon's
+# lossless JPEG; Sony's lossy ARW2 (8 bits a sample, a tone curve); or, with
+# `compressed=False`, in 16-bit words of the file's byte order (these bodies' uncompressed
+# setting). The body serial is where each
+# maker keeps it.
 
 
 @dataclass(frozen=True)
@@ -257,15 +275,20 @@ class Camera:
     make: str
     model: str
     order: str  # the byte order the maker writes: "<" II, ">" MM
+    size: tuple[int, int] = (600, 400)  # the sensor's, by default
 
 
 CAMERAS = {
     "NEF": Camera("NIKON CORPORATION", "NIKON D700", ">"),
     "CR2": Camera("Canon", "Canon EOS 5D Mark II", "<"),
-    "ARW": Camera("SONY", "ILCE-7M3", "<"),
+    # Sony's rows are a multiple of 32 wide: ARW2 codes 32 columns at a time.
+    "ARW": Camera("SONY", "ILCE-7M3", "<", (608, 400)),
     "PEF": Camera("PENTAX", "PENTAX K-5", ">"),
 }
 THUMBNAIL_SIZE = (160, 120)
+CR2_RGB_SIZE = (362, 234)  # IFD2's small RGB image, the EOS 5D Mark II's size
+# A PEF carries its own Huffman table: any whose codes are at most 12 bits long does.
+PENTAX_TABLE = NIKON_14_BIT_LOSSLESS
 CAMERA_WHITE = 14000
 
 
@@ -273,6 +296,7 @@ def camera_spec(kind: str, **changes: object) -> DngSpec:
     """A spec for a `kind` RAW of a real body LibRaw knows (see CAMERAS)."""
     camera = CAMERAS[kind]
     fields: dict[str, object] = {"make": camera.make, "model": camera.model, "serial": "4242"}
+    fields["size"] = camera.size
     return DngSpec(**(fields | changes))  # type: ignore[arg-type]
 
 
@@ -299,10 +323,16 @@ def write_camera_raw(path: Path, kind: str, spec: DngSpec | None = None) -> Path
 
 
 def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
-    note = tw.tiff_bytes(
-        tw.Ifd([tw.undefined(0x0001, b"0210"), tw.ascii(0x001D, spec.serial)]), ">"
-    )
-    images = [tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order)])]
+    note_tags = [tw.undefined(0x0001, b"0210"), tw.ascii(0x001D, spec.serial)]
+    raw = _cfa_image(spec, order)
+    if spec.compressed:
+        # NEFCompression 3 (lossless); 0x0096: version 0x46 0x30 ("lossless"), the four first
+        # predictions (0) and no curve.
+        note_tags += [tw.short(0x0093, 3), tw.undefined(0x0096, b"\x46\x30" + bytes(10))]
+        samples = two_column_differences(camera_cfa(spec))
+        raw = _cfa_image(spec, order, 34713, huffman_bits(samples, NIKON_14_BIT_LOSSLESS))
+    note = tw.tiff_bytes(tw.Ifd(note_tags), ">")
+    images = [tw.Ifd([tw.long(254, 0), *raw])]
     if spec.preview_size is not None:
         preview = preview_jpeg(spec, spec.preview_size)
         images.insert(0, tw.Ifd([tw.long(254, 1), tw.short(259, 6), *tw.jpeg_block(preview)]))
@@ -318,8 +348,8 @@ def _nef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
 
 
 def _cr2_bytes(spec: DngSpec) -> bytes:
-    raw = tw.Ifd([*_cfa_image(spec, "<")])
-    small = tw.Ifd([*_rgb_thumbnail(spec, "<", (spec.size[0] // 4, spec.size[1] // 4))], raw)
+    raw = tw.Ifd(_cr2_raw(spec))
+    small = tw.Ifd([*_rgb_thumbnail(spec, "<", CR2_RGB_SIZE)], raw)
     thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
     thumbnail.next = small
     note = tw.Ifd([tw.long(0x000C, int(spec.serial)), tw.long(0x0010, 0x80000218)])
@@ -343,11 +373,28 @@ def _cr2_bytes(spec: DngSpec) -> bytes:
     return bytes(data)
 
 
+def _cr2_raw(spec: DngSpec) -> list[tw.Tag]:
+    """Canon's raw IFD: no size tags (LibRaw reads them from the JPEG frame), the CFA as a
+    lossless JPEG of two components cut in two vertical slices (CR2Slice: one slice this
+    wide, then the last one), each slice's rows one after the other."""
+    cfa = camera_cfa(spec)
+    height, width = cfa.shape
+    first = width // 2 + 4
+    stream = np.concatenate([cfa[:, :first].ravel(), cfa[:, first:].ravel()])
+    jpeg = lossless_jpeg(stream.reshape(height, width), bits=14, components=2)
+    return [tw.short(259, 6), *tw.strips(jpeg), tw.short(0xC640, 1, first, width - first)]
+
+
 def _arw_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
     thumbnail = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(preview_jpeg(spec, THUMBNAIL_SIZE))])
     preview = preview_jpeg(spec, spec.preview_size or THUMBNAIL_SIZE)
     note = tw.Ifd([tw.short(0xB001, 362)])  # SonyModelID: ILCE-7M3
     raw = tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order, compression=32767)])
+    if spec.compressed:
+        # ARW2: one byte a sample (bits 12 as Sony says), its tone curve's knees in 0x7010.
+        knees = tw.short(0x7010, *(4 * knee for knee in SONY_CURVE_KNEES))
+        data, _ = sony_arw2(camera_cfa(spec))
+        raw = tw.Ifd([tw.long(254, 0), *_cfa_image(spec, order, 32767, data, bits=12), knees])
     return tw.Ifd(
         [
             tw.long(254, 1),
@@ -366,10 +413,16 @@ def _pef_ifd0(spec: DngSpec, order: str) -> tw.Ifd:
     if spec.preview_size is not None:
         full = preview_jpeg(spec, spec.preview_size)
         thumbnail.next = tw.Ifd([tw.short(259, 6), *tw.jpeg_block(full)])
-    note = tw.Ifd([tw.short(0x0000, 3)])  # PentaxVersion
+    note_tags = [tw.byte(0x0000, 3, 0, 0, 0)]  # PentaxVersion
+    raw = _cfa_image(spec, order)
+    if spec.compressed:
+        note_tags.append(tw.undefined(0x0220, _pentax_table(PENTAX_TABLE, order)))
+        samples = two_column_differences(camera_cfa(spec))
+        raw = _cfa_image(spec, order, 65535, huffman_bits(samples, PENTAX_TABLE))
+    note = tw.Ifd(note_tags)
     return tw.Ifd(
         [
-            *_cfa_image(spec, order),
+            *raw,
             *_camera_tags(spec),
             tw.exif_ifd(
                 _exif(spec, tw.maker_note(b"AOC\0" + order_mark(order), note), body_serial=True)
@@ -408,15 +461,31 @@ def _rgb_thumbnail(
     ]
 
 
-def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
-    """The raw CFA image: 14-bit RGGB values in 16-bit words, one strip."""
-    # Exposed below the cameras' saturation (LibRaw clips a 5D Mark II at 15600).
-    data = _cfa(scene(spec.size, spec.seed), CAMERA_WHITE).astype(f"{order}u2").tobytes()
+def _pentax_table(table: Huffman, order: str) -> bytes:
+    """Pentax's Huffman table (maker note 0x0220) as LibRaw reads it: a count (categories
+    - 12, modulo 16), 12 bytes, each category's code left-aligned in 12 bits, its length."""
+    count = len(table.lengths)
+    codes = [
+        int(code) << (12 - int(length))
+        for code, length in zip(table.codes, table.lengths, strict=True)
+    ]
+    assert max(table.lengths) <= 12
+    head = struct.pack(f"{order}H", (count - 12) % 16) + bytes(12)
+    return head + struct.pack(f"{order}{count}H", *codes) + bytes(int(n) for n in table.lengths)
+
+
+def _cfa_image(
+    spec: DngSpec, order: str, compression: int = 1, data: bytes | None = None, bits: int = 14
+) -> list[tw.Tag]:
+    """The raw CFA image, one strip: 14-bit RGGB values in 16-bit words, or `data` coded
+    with `compression`."""
+    if data is None:
+        data = camera_cfa(spec).astype(f"{order}u2").tobytes()
     width, height = spec.size
     return [
         tw.long(256, width),
         tw.long(257, height),
-        tw.short(258, 14),
+        tw.short(258, bits),
         tw.short(259, compression),
         tw.short(262, 32803),
         tw.short(277, 1),
@@ -425,6 +494,20 @@ def _cfa_image(spec: DngSpec, order: str, compression: int = 1) -> list[tw.Tag]:
         tw.short(33421, 2, 2),  # CFARepeatPatternDim
         tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
     ]
+
+
+def sensor_samples(kind: str, spec: DngSpec) -> np.ndarray:
+    """The samples LibRaw must read from a `kind` RAW of `spec`: `camera_cfa`, but for Sony's
+    lossy ARW2 code what it keeps of them."""
+    if kind == "ARW" and spec.compressed:
+        return sony_arw2(camera_cfa(spec))[1]
+    return camera_cfa(spec)
+
+
+def camera_cfa(spec: DngSpec) -> np.ndarray:
+    """The 14-bit RGGB samples a camera RAW of `spec` holds."""
+    # Exposed below the cameras' saturation (LibRaw clips a 5D Mark II at 15600).
+    return _cfa(scene(spec.size, spec.seed), CAMERA_WHITE)
 
 
 def _exif(spec: DngSpec, maker_note: tw.Tag, body_serial: bool = False) -> tw.Ifd:

@@ -228,7 +228,7 @@ class _Writer:
         self.place(nested.ifd)
         payload = bytes(self.out[start:])
         del self.out[start:]
-        # Laid out again at the same offset by the caller (its offsets stay right).
+        # The caller writes these bytes back at this same offset, so the offsets inside hold.
         return len(payload), payload
 
     def pack(self, kind: int, values: Iterable[int]) -> bytes:

@@ -1,5 +1,6 @@
 """NEF, CR2, ARW and PEF files with their makers' TIFF layouts (tests/raw_factory.py), a real
-body's Make and Model, uncompressed 14-bit CFA data and a JPEG preview: recognised by
+body's Make and Model, 14-bit CFA data coded as the maker does (Nikon's and Pentax's lossless
+Huffman codes, Canon's lossless JPEG; ARW uncompressed) and a JPEG preview: recognised by
 content, decoded by LibRaw from the preview or at half size, turned upright, metadata read.
 ExifTool, reading them independently, names each file's type as the maker's."""
 
@@ -10,7 +11,9 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rawpy
 from PIL import Image
 
 from processing.photo import load_oriented_rgb
@@ -19,13 +22,24 @@ from processing.sniff import sniff_file
 from processing.validation import inspect_image_file
 from tests.api.test_xmp_export import EXIFTOOL, needs_exiftool
 from tests.processing.test_raw import exposure, likeness
-from tests.raw_factory import CAMERAS, camera_raw_bytes, camera_spec, scene, write_camera_raw
+from tests.raw_factory import (
+    CAMERAS,
+    camera_cfa,
+    camera_raw_bytes,
+    camera_spec,
+    scene,
+    sensor_samples,
+    write_camera_raw,
+)
 
 MAX_PIXELS = 250_000_000
 KINDS = list(CAMERAS)  # NEF, CR2, ARW, PEF
 # The grey levels of the development follow the picture less closely than a DNG's do: LibRaw
 # applies the body's colour matrix (from its own tables) to our sRGB-like samples.
 SAME, OTHER = 0.85, 0.5
+# The picture LibRaw develops where it is not the sensor's (600 x 400; Sony's 608 x 400):
+# LibRaw crops the D700's by 2 columns on each side.
+SENSOR = {"NEF": (596, 400)}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -36,6 +50,27 @@ def test_recognised_by_content_and_stored_with_its_own_extension(tmp_path: Path,
     assert inspected.format == kind
     assert inspected.extension == f".{kind.lower()}"
     assert inspected.mime_type.startswith("image/x-")
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["compressed", "uncompressed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_libraw_reads_back_the_sensor_samples(tmp_path: Path, kind: str, compressed: bool) -> None:
+    # Nikon's lossless Huffman code (NEFCompression 3), Pentax's (with its table in the maker
+    # note), Canon's lossless JPEG in two slices (a CR2 is always compressed), Sony's lossy
+    # ARW2, or 14-bit samples in 16-bit words.
+    width = 608 if kind == "ARW" else 602  # Sony's rows are a multiple of 32 wide
+    spec = camera_spec(kind, size=(width, 398), seed=3, compressed=compressed)
+    path = write_camera_raw(tmp_path / "a", kind, spec)
+    with rawpy.imread(str(path)) as raw:
+        assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]]  # R G / G B
+        samples = raw.raw_image.astype(np.int64)
+    assert np.array_equal(samples, sensor_samples(kind, spec))
+    error = np.abs(samples - camera_cfa(spec))
+    if kind == "ARW" and compressed:  # what ARW2 keeps: 11-bit codes through a tone curve
+        assert error.mean() < 15
+        assert error.max() <= 16 * 2 * 4  # half a code step at the curve's steepest
+    else:
+        assert error.max() == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -57,13 +92,12 @@ def test_without_a_large_preview_the_sensor_data_is_developed_at_half_size(
     tmp_path: Path, kind: str, preview: tuple[int, int] | None
 ) -> None:
     assert preview is None or max(preview) < PREVIEW_MIN_SIDE
-    spec = camera_spec(kind, size=(600, 400), preview_size=preview, seed=1, preview_seed=2)
+    spec = camera_spec(kind, preview_size=preview, seed=1, preview_seed=2)
     path = write_camera_raw(tmp_path / "a", kind, spec)
     header = read_raw_header(path, kind)
-    assert 590 <= header.width <= 600  # LibRaw may crop a few columns (the D700's 2)
-    assert header.height == 400
+    assert (header.width, header.height) == SENSOR.get(kind, spec.size)
     picture = load_raw_rgb(path, 128)
-    assert picture.size == ((header.width + 1) // 2, 200)
+    assert picture.size == (header.width // 2, header.height // 2)
     assert likeness(picture, scene(spec.size, 1)) > SAME
     assert likeness(picture, scene(spec.size, 2)) < OTHER
 
