@@ -53,6 +53,7 @@ from tests.tiff_writer import (
     Block,
     Ifd,
     Tag,
+    ascii,
     exif_ifd,
     long,
     maker_note,
@@ -81,7 +82,7 @@ def camera_spec(kind: str, **changes: Any) -> DngSpec:
         return raw_factory.camera_spec(kind, **changes)
     camera = MORE_CAMERAS[kind]
     spec = DngSpec(make=camera.make, model=camera.model, serial="4242")
-    return replace(spec, size=_SIZES.get(kind, spec.size), **changes)
+    return replace(spec, **({"size": _SIZES.get(kind, spec.size)} | changes))
 
 
 def camera_raw_bytes(kind: str, spec: DngSpec | None = None) -> bytes:
@@ -146,16 +147,21 @@ _RAF_HEADER = 84  # the directory of offsets starts here
 _RAF_DIRECTORY = 12 * 4  # JPEG, CFA header, CFA (offset, length) and reserved words
 
 
+def _own_offsets_note(header: bytes, ifd: Ifd) -> bytes:
+    """A maker note whose 12-byte `header` is followed by a little-endian IFD whose offsets
+    count from the note's start (Fujifilm's, Olympus'): laid out as a TIFF whose header has
+    the same length (the first IFD at 12), then that header replaced."""
+    assert len(header) == 12
+    data = tiff_bytes(ifd, "<", magic=0, header_extra=bytes(4))
+    assert struct.unpack_from("<I", data, 4)[0] == len(header)
+    return header + data[len(header) :]
+
+
 def _fuji_maker_note(serial: str) -> bytes:
-    """Fujifilm's maker note: "FUJIFILM", the IFD's offset from the note's start (12), a
-    little-endian IFD (Version, InternalSerialNumber) whose offsets count from the note."""
-    text = serial.encode() + b"\0"
-    entries = 2
-    values_at = 12 + 2 + 12 * entries + 4
-    ifd = struct.pack("<H", entries)
-    ifd += struct.pack("<HHI4s", 0x0000, 7, 4, b"0130")
-    ifd += struct.pack("<HHII", 0x0010, 2, len(text), values_at)
-    return b"FUJIFILM" + struct.pack("<I", 12) + ifd + struct.pack("<I", 0) + text
+    """Fujifilm's maker note: "FUJIFILM", the IFD's offset (12), Version and
+    InternalSerialNumber."""
+    ifd = Ifd([undefined(0x0000, b"0130"), ascii(0x0010, serial)])
+    return _own_offsets_note(b"FUJIFILM" + struct.pack("<I", 12), ifd)
 
 
 def _raf(spec: DngSpec) -> bytes:
@@ -172,16 +178,18 @@ def _raf(spec: DngSpec) -> bytes:
     cfa_header = struct.pack(">I", len(records))
     cfa_header += b"".join(struct.pack(">HH", tag, len(v)) + v for tag, v in records)
     samples = _cfa(picture).astype("<u2").tobytes()
-    # The CFA section: a little-endian TIFF whose IFD0 points (0xF000) at Fujifilm's raw IFD.
-    raw_ifd_at = 8 + 2 + 12 + 4
-    raw_tags = [(0xF001, width), (0xF002, height), (0xF003, 14), (0xF007, 0), (0xF008, 0)]
-    data_at = raw_ifd_at + 2 + 12 * len(raw_tags) + 4
-    raw_tags[3:] = [(0xF007, data_at), (0xF008, len(samples))]
-    cfa = b"II*\x00" + struct.pack("<I", 8)
-    cfa += struct.pack("<HHHII", 1, 0xF000, 13, 1, raw_ifd_at) + struct.pack("<I", 0)
-    cfa += struct.pack("<H", len(raw_tags))
-    cfa += b"".join(struct.pack("<HHII", tag, 4, 1, value) for tag, value in raw_tags)
-    cfa += struct.pack("<I", 0) + samples
+    # The CFA section: a little-endian TIFF whose IFD0 points (0xF000) at Fujifilm's raw IFD:
+    # full width, height, bits a sample, where the samples are and how many bytes.
+    raw_ifd = Ifd(
+        [
+            long(0xF001, width),
+            long(0xF002, height),
+            long(0xF003, 14),
+            Tag(0xF007, LONG, Block(samples)),
+            long(0xF008, len(samples)),
+        ]
+    )
+    cfa = tiff_bytes(Ifd([Tag(0xF000, LONG, raw_ifd)]))
     header = b"FUJIFILMCCD-RAW " + _RAF_FORMAT + b"FF383501"
     header += spec.model.encode().ljust(32, b"\0") + _RAF_VERSION
     header = header.ljust(_RAF_HEADER, b"\0")
@@ -430,10 +438,7 @@ def _olympus_maker_note(preview: bytes | None) -> bytes:
             Tag(0x2040, LONG, processing),
         ]
     )
-    # A TIFF header of the same length (12 bytes: the first IFD at 12) stands for the note's.
-    data = tiff_bytes(note, "<", magic=3, header_extra=bytes(4))
-    assert struct.unpack_from("<I", data, 4)[0] == len(_OLYMPUS_NOTE)
-    return _OLYMPUS_NOTE + data[len(_OLYMPUS_NOTE) :]
+    return _own_offsets_note(_OLYMPUS_NOTE, note)
 
 
 def _packed_12_bit(samples: np.ndarray) -> bytes:
