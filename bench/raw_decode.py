@@ -1,7 +1,7 @@
-"""Decode 24 MP RAWs to a thumbnail: embedded preview vs half-size, per format (DNG, NEF,
-CR2, ARW, PEF, RAF, CR3, ORF, RW2: the synthetic files of tests/raw_factory.py and
-tests/raw_factory_more.py), and vs the same JPEG.
+"""Decode 24 MP RAWs of each format to a thumbnail: preview vs half-size, vs the same JPEG.
 
+Formats: DNG, NEF, CR2, ARW, PEF, RAF, CR3, ORF, RW2 (the synthetic files of
+tests/raw_factory.py and tests/raw_factory_more.py).
 Run by hand, never in tests:  python -m bench.raw_decode [--repeats N] [--kinds DNG,NEF,...]
 (from the repo root). Target (issue 21): a 24 MP RAW with a full-size preview -> thumbnail
 <= 1.5x the same-size JPEG.

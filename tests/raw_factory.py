@@ -1,22 +1,19 @@
-"""Small DNG files with the structure cameras and converters write, made with tifffile.
+"""Small camera RAW files with the structure cameras and converters write, laid out with
+tests/tiff_writer.py: DNG here, then NEF, CR2, ARW and PEF (see below).
 
-IFD0 holds a small RGB thumbnail and the camera tags; its SubIFDs hold the raw CFA image
-(14-bit values in 16-bit samples, an RGGB Bayer pattern) and, optionally, a JPEG preview. The
-Exif IFD (capture time with sub-seconds and offset, exposure, lens, body serial) is appended
-after tifffile has written the file, since tifffile writes no Exif IFD of its own.
+A DNG's IFD0 holds a small RGB thumbnail, the camera tags and an Exif IFD (capture time with
+sub-seconds and offset, exposure, lens, body serial); its SubIFDs hold the raw CFA image
+(14-bit values in 16-bit samples, an RGGB Bayer pattern) and, optionally, a JPEG preview.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from PIL import Image
 
 from tests import tiff_writer as tw
@@ -31,13 +28,6 @@ from tests.raw_encoding import (
     two_column_differences,
 )
 
-# TIFF field types.
-_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
-_EXIF_IFD = 34665
-# tifffile refuses to write tag 34665 itself: an unknown tag that sorts just after it is
-# written as a placeholder and renumbered once the Exif IFD is appended.
-_PLACEHOLDER = 34666
-_JPEG = 7
 WHITE_LEVEL = 2**14 - 1  # 14-bit sensor
 BLACK_LEVEL = 512
 
@@ -81,37 +71,18 @@ def scene(size: tuple[int, int], seed: int) -> Image.Image:
 def dng_bytes(spec: DngSpec | None = None) -> bytes:
     """A DNG as bytes (see the module docstring)."""
     spec = spec or DngSpec()
-    picture = scene(spec.size, spec.seed)
-    buffer = io.BytesIO()
-    with _pre_encoded_jpeg(), tifffile.TiffWriter(buffer) as tif:
-        tif.write(
-            np.asarray(picture.resize(spec.thumbnail_size)),
-            photometric="rgb",
-            subfiletype=1,
-            subifds=1 if spec.preview_size is None else 2,
-            metadata=None,
-            extratags=_ifd0_tags(spec),
-        )
-        tif.write(
-            _cfa(picture),
-            photometric=32803,
-            subfiletype=0,
-            metadata=None,
-            extratags=_cfa_tags(),
-        )
-        if spec.preview_size is not None:
-            tif.write(
-                iter([preview_jpeg(spec, spec.preview_size)]),
-                shape=(spec.preview_size[1], spec.preview_size[0], 3),
-                dtype=np.uint8,
-                photometric="ycbcr",
-                subsampling=(1, 1),
-                compression=_JPEG,
-                rowsperstrip=spec.preview_size[1],
-                subfiletype=1,
-                metadata=None,
-            )
-    return _with_exif_ifd(buffer.getvalue(), spec)
+    images = [tw.Ifd([tw.long(254, 0), *_dng_cfa(spec)])]
+    if spec.preview_size is not None:
+        images.append(tw.Ifd([tw.long(254, 1), *_dng_preview(spec, spec.preview_size)]))
+    ifd0 = [
+        tw.long(254, 1),
+        *_rgb_thumbnail(spec, "<", spec.thumbnail_size),
+        *_camera_tags(spec),
+        *_dng_tags(spec),
+        tw.sub_ifds(*images),
+        tw.exif_ifd(_exif(spec, body_serial=True)),
+    ]
+    return tw.tiff_bytes(tw.Ifd(ifd0), "<")
 
 
 def preview_jpeg(spec: DngSpec, size: tuple[int, int]) -> bytes:
@@ -123,25 +94,6 @@ def preview_jpeg(spec: DngSpec, size: tuple[int, int]) -> bytes:
         exif[274] = spec.preview_orientation
     shown.resize(size).save(encoded, "JPEG", quality=90, subsampling=0, exif=exif.tobytes())
     return encoded.getvalue()
-
-
-@contextmanager
-def _pre_encoded_jpeg() -> Iterator[None]:
-    """Let tifffile take JPEG strips we encoded (with Pillow) without imagecodecs: it looks
-    the encoder up before it sees that the strips come already encoded, and never calls it."""
-    codecs = tifffile.TIFF.COMPRESSORS._codecs
-    if _JPEG in codecs:
-        yield
-        return
-
-    def never_called(data: bytes, **_: object) -> bytes:
-        raise AssertionError("the JPEG strip is written as encoded")
-
-    codecs[_JPEG] = never_called
-    try:
-        yield
-    finally:
-        codecs.pop(_JPEG, None)
 
 
 def write_dng(path: Path, spec: DngSpec | None = None) -> Path:
@@ -160,93 +112,38 @@ def _cfa(picture: Image.Image, white: int = WHITE_LEVEL) -> np.ndarray:
     return (BLACK_LEVEL + cfa * (white - BLACK_LEVEL)).astype(np.uint16)
 
 
-def _ascii(tag: int, text: str) -> tuple[int, int, int, str, bool]:
-    return (tag, _ASCII, 0, text, True)
-
-
-def _ifd0_tags(spec: DngSpec) -> list[tuple[int, int, int, object, bool]]:
+def _dng_tags(spec: DngSpec) -> list[tw.Tag]:
     # XYZ (D65) -> linear sRGB: the "camera" records sRGB primaries.
     xyz_to_camera = (32406, -15372, -4986, -9689, 18758, 415, 557, -2040, 10570)
-    color_matrix = tuple(v for value in xyz_to_camera for v in (value, 10000))
     return [
-        _ascii(271, spec.make),
-        _ascii(272, spec.model),
-        (274, _SHORT, 1, spec.orientation, True),
-        _ascii(306, spec.shot_at),
-        (50706, _BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
-        (50707, _BYTE, 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
-        _ascii(50708, f"{spec.make} {spec.model}"),  # UniqueCameraModel
-        (50721, _SRATIONAL, 9, color_matrix, True),  # ColorMatrix1
-        (50778, _SHORT, 1, 21, True),  # CalibrationIlluminant1: D65
-        (50728, _RATIONAL, 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral
-        _ascii(50735, spec.serial),  # CameraSerialNumber
-        (_PLACEHOLDER, _LONG, 1, 0, True),  # becomes ExifIFD in _with_exif_ifd
+        tw.byte(50706, 1, 4, 0, 0),  # DNGVersion
+        tw.byte(50707, 1, 1, 0, 0),  # DNGBackwardVersion
+        tw.ascii(50708, f"{spec.make} {spec.model}"),  # UniqueCameraModel
+        tw.srational(50721, *((value, 10000) for value in xyz_to_camera)),  # ColorMatrix1
+        tw.short(50778, 21),  # CalibrationIlluminant1: D65
+        tw.rational(50728, (1, 1), (1, 1), (1, 1)),  # AsShotNeutral
+        tw.ascii(50735, spec.serial),  # CameraSerialNumber
     ]
 
 
-def _cfa_tags() -> list[tuple[int, int, int, object, bool]]:
+def _dng_cfa(spec: DngSpec) -> list[tw.Tag]:
+    """The CFA image: 14-bit RGGB samples above the black level in 16-bit words."""
+    data = _cfa(scene(spec.size, spec.seed)).astype("<u2").tobytes()
     return [
-        (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, _BYTE, 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
-        (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor
-        (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
-        (50714, _SHORT, 1, BLACK_LEVEL, True),  # BlackLevel
-        (50717, _SHORT, 1, WHITE_LEVEL, True),  # WhiteLevel
+        *_cfa_image(spec, "<", data=data, bits=16),
+        tw.byte(50710, 0, 1, 2),  # CFAPlaneColor
+        tw.short(50711, 1),  # CFALayout: rectangular
+        tw.short(50714, BLACK_LEVEL),  # BlackLevel
+        tw.short(50717, WHITE_LEVEL),  # WhiteLevel
     ]
 
 
-def _exif_entries(spec: DngSpec) -> list[tuple[int, int, bytes]]:
-    def text(value: str) -> bytes:
-        return value.encode() + b"\0"
-
-    def ratio(value: tuple[int, int]) -> bytes:
-        return struct.pack("<II", *value)
-
+def _dng_preview(spec: DngSpec, size: tuple[int, int]) -> list[tw.Tag]:
+    """A JPEG preview as DNG keeps one: a YCbCr image of one JPEG-compressed strip."""
     return [
-        (0x829A, _RATIONAL, ratio(spec.exposure)),  # ExposureTime
-        (0x829D, _RATIONAL, ratio(spec.f_number)),  # FNumber
-        (0x8827, _SHORT, struct.pack("<H", spec.iso)),  # ISOSpeedRatings
-        (0x9003, _ASCII, text(spec.shot_at)),  # DateTimeOriginal
-        (0x9011, _ASCII, text(spec.offset)),  # OffsetTimeOriginal
-        (0x920A, _RATIONAL, ratio(spec.focal_length)),  # FocalLength
-        (0x9291, _ASCII, text(spec.subsec)),  # SubSecTimeOriginal
-        (0xA431, _ASCII, text(spec.serial)),  # BodySerialNumber
-        (0xA434, _ASCII, text(spec.lens)),  # LensModel
+        *tw.strip_image(size, (8, 8, 8), 7, 6, preview_jpeg(spec, size)),
+        tw.short(530, 1, 1),  # YCbCrSubSampling: the JPEG's own (4:4:4)
     ]
-
-
-def _with_exif_ifd(data: bytes, spec: DngSpec) -> bytes:
-    """`data` with a little-endian Exif IFD appended and IFD0's ExifIFD tag pointing at it."""
-    assert data[:2] == b"II", "tifffile writes little-endian by default"
-    start = len(data) + (len(data) % 2)
-    entries = _exif_entries(spec)
-    values_at = start + 2 + 12 * len(entries) + 4
-    table, values = b"", b""
-    sizes = {_BYTE: 1, _ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _SRATIONAL: 8}
-    for tag, kind, payload in entries:
-        count = len(payload) // sizes[kind]
-        if len(payload) <= 4:
-            table += struct.pack("<HHI", tag, kind, count) + payload.ljust(4, b"\0")
-        else:
-            offset = values_at + len(values)
-            table += struct.pack("<HHII", tag, kind, count, offset)
-            values += payload + b"\0" * (len(payload) % 2)
-    ifd = struct.pack("<H", len(entries)) + table + struct.pack("<I", 0) + values
-    out = bytearray(data.ljust(start, b"\0") + ifd)
-    _point_exif_tag(out, start)
-    return bytes(out)
-
-
-def _point_exif_tag(out: bytearray, exif_at: int) -> None:
-    (ifd0,) = struct.unpack_from("<I", out, 4)
-    (count,) = struct.unpack_from("<H", out, ifd0)
-    for index in range(count):
-        entry = ifd0 + 2 + 12 * index
-        tag, kind, _ = struct.unpack_from("<HHI", out, entry)
-        if tag == _PLACEHOLDER:
-            struct.pack_into("<HHII", out, entry, _EXIF_IFD, _LONG, 1, exif_at)
-            return
-    raise AssertionError("IFD0 has no placeholder for the ExifIFD tag")
 
 
 # Camera RAWs that are TIFF containers (NEF, CR2, ARW, PEF), laid out as their makers do
@@ -449,16 +346,7 @@ def _rgb_thumbnail(
     spec: DngSpec, order: str, size: tuple[int, int] = THUMBNAIL_SIZE
 ) -> list[tw.Tag]:
     pixels = np.asarray(scene(spec.size, spec.seed).resize(size), dtype=np.uint8)
-    return [
-        tw.long(256, size[0]),
-        tw.long(257, size[1]),
-        tw.short(258, 8, 8, 8),
-        tw.short(259, 1),
-        tw.short(262, 2),
-        tw.short(277, 3),
-        tw.long(278, size[1]),
-        *tw.strips(pixels.tobytes()),
-    ]
+    return tw.strip_image(size, (8, 8, 8), 1, 2, pixels.tobytes())
 
 
 def _pentax_table(table: Huffman, order: str) -> bytes:
@@ -481,16 +369,8 @@ def _cfa_image(
     with `compression`."""
     if data is None:
         data = camera_cfa(spec).astype(f"{order}u2").tobytes()
-    width, height = spec.size
     return [
-        tw.long(256, width),
-        tw.long(257, height),
-        tw.short(258, bits),
-        tw.short(259, compression),
-        tw.short(262, 32803),
-        tw.short(277, 1),
-        tw.long(278, height),
-        *tw.strips(data),
+        *tw.strip_image(spec.size, (bits,), compression, 32803, data),
         tw.short(33421, 2, 2),  # CFARepeatPatternDim
         tw.byte(33422, 0, 1, 1, 2),  # CFAPattern: RGGB
     ]
@@ -510,7 +390,7 @@ def camera_cfa(spec: DngSpec) -> np.ndarray:
     return _cfa(scene(spec.size, spec.seed), CAMERA_WHITE)
 
 
-def _exif(spec: DngSpec, maker_note: tw.Tag, body_serial: bool = False) -> tw.Ifd:
+def _exif(spec: DngSpec, maker_note: tw.Tag | None = None, body_serial: bool = False) -> tw.Ifd:
     tags = [
         tw.rational(0x829A, spec.exposure),  # ExposureTime
         tw.rational(0x829D, spec.f_number),  # FNumber
@@ -518,10 +398,11 @@ def _exif(spec: DngSpec, maker_note: tw.Tag, body_serial: bool = False) -> tw.If
         tw.ascii(0x9003, spec.shot_at),  # DateTimeOriginal
         tw.ascii(0x9011, spec.offset),  # OffsetTimeOriginal
         tw.rational(0x920A, spec.focal_length),  # FocalLength
-        maker_note,
         tw.ascii(0x9291, spec.subsec),  # SubSecTimeOriginal
         tw.ascii(0xA434, spec.lens),  # LensModel
     ]
+    if maker_note is not None:
+        tags.append(maker_note)
     if body_serial:
         tags.append(tw.ascii(0xA431, spec.serial))  # BodySerialNumber
     return tw.Ifd(tags)

@@ -118,6 +118,23 @@ def strips(data: bytes) -> list[Tag]:
     return [offset_to(273, data), long(279, len(data))]
 
 
+def strip_image(
+    size: tuple[int, int], bits: Sequence[int], compression: int, photometric: int, data: bytes
+) -> list[Tag]:
+    """The tags of an image of `size` (width, height) stored as one strip of `data`: one
+    sample per entry of `bits` (their bits), `compression`, `photometric` interpretation."""
+    return [
+        long(256, size[0]),
+        long(257, size[1]),
+        short(258, *bits),
+        short(259, compression),
+        short(262, photometric),
+        short(277, len(bits)),
+        long(278, size[1]),
+        *strips(data),
+    ]
+
+
 def jpeg_block(jpeg: bytes) -> list[Tag]:
     """JPEGInterchangeFormat and its length: a JPEG stored whole, as previews are."""
     return [offset_to(513, jpeg), long(514, len(jpeg))]

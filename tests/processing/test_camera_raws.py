@@ -24,8 +24,8 @@ from tests.api.test_xmp_export import EXIFTOOL, needs_exiftool
 from tests.processing.test_raw import exposure, likeness
 from tests.raw_factory import (
     CAMERAS,
+    any_raw_bytes,
     camera_cfa,
-    camera_raw_bytes,
     camera_spec,
     scene,
     sensor_samples,
@@ -139,15 +139,16 @@ def test_the_metadata_reads_back(tmp_path: Path, kind: str) -> None:
 
 
 @needs_exiftool
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["DNG", *KINDS])
 def test_exiftool_reads_the_makers_layout(tmp_path: Path, kind: str) -> None:
-    # ExifTool takes a TIFF-based RAW's type from its name (CR2 from its "CR" mark); what
-    # it proves is that it finds the maker note, the serial and the preview where the
-    # maker's files keep them, without a warning.
+    # ExifTool takes a TIFF-based RAW's type from its name (CR2 from its "CR" mark, DNG from
+    # DNGVersion); what it proves is that it finds the maker note, the serial and the preview
+    # where the maker's files keep them, and that its validation of the file's structure
+    # (offsets, tag types and order, overlaps) finds nothing.
     path = tmp_path / f"frame.{kind.lower()}"
-    path.write_bytes(camera_raw_bytes(kind, camera_spec(kind, serial="3021234")))
+    path.write_bytes(any_raw_bytes(kind, serial="3021234"))
     assert EXIFTOOL is not None
-    tags = ["-FileType", "-SerialNumber", "-PreviewImage", "-JpgFromRaw", "-Warning"]
+    tags = ["-FileType", "-SerialNumber", "-PreviewImage", "-JpgFromRaw", "-Warning", "-Validate"]
     out = subprocess.run(
         [EXIFTOOL, "-j", *tags, str(path)],
         capture_output=True,
@@ -158,6 +159,7 @@ def test_exiftool_reads_the_makers_layout(tmp_path: Path, kind: str) -> None:
     assert read["FileType"] == kind
     assert str(read["SerialNumber"]).lstrip("0") == "3021234"
     assert "Warning" not in read
+    assert read["Validate"] == "OK"
     preview = read.get("PreviewImage") or read.get("JpgFromRaw")
     assert isinstance(preview, str)
     assert preview.startswith("(Binary data")
