@@ -108,6 +108,8 @@ EYE_HALF_POINT = 120.0
 # a face smaller than FACE_MIN_SIDE / FACE_SIDE of the frame is not what a culler decides by.
 FACE_SIDE = 320
 FACE_MIN_SIDE = 24
+# Each size searched is this much larger than the one before.
+FACE_SCALE_STEP = 1.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +143,16 @@ class QualityScores:
 def assess_quality(img: Image.Image) -> QualityScores:
     """Score an oriented 8-bit RGB image of any size (the one decoded for the thumbnail)."""
     grey = quality_grey(img)
-    tiles = tile_sharpness(grey)
+    # The frame's noise, measured once: the tiles, the faces and the eyes are all corrected by it.
+    noise = noise_variance(grey)
+    tiles = tile_sharpness(grey, noise)
     region = subject_region_value(tiles)
     faces = detect_faces(grey)
-    each_face = face_sharpness_each(grey, faces)
+    each_face = face_sharpness_each(grey, faces, noise)
     face_value = faces_sharpness(each_face, faces)
     read = read_eyes(img, faces, grey.shape[1] / img.width) if faces else []
     eyes = [face.state for face in read]
-    each_eye = eye_sharpness_each(grey, read)
+    each_eye = eye_sharpness_each(grey, read, noise)
     sharpness = subject_sharpness(sharpness_score(region, SUBJECT_HALF_POINT), face_value)
     motion = motion_blur_score(grey)
     exposure = exposure_score(grey)
@@ -218,12 +222,14 @@ def face_entry(
     }
 
 
-def eye_sharpness_each(grey: NDArray[np.float32], read: Sequence[FaceEyes]) -> list[float | None]:
+def eye_sharpness_each(
+    grey: NDArray[np.float32], read: Sequence[FaceEyes], noise: float
+) -> list[float | None]:
     """Each face's eye sharpness in [0, 1]: the region around both eyes (from the mesh's eye
-    corners), noise-corrected; None where the eyes were not placed or the region is too small."""
+    corners), less `noise` (noise_variance); None where the eyes were not placed or the region
+    is too small."""
     if not read:
         return []
-    noise = noise_variance(grey)
     values: list[float | None] = []
     for face in read:
         if face.eyes_box is None:
@@ -319,13 +325,13 @@ def noise_variance(grey: NDArray[np.float32]) -> float:
     return NOISE_MARGIN * 20.0 * sigma * sigma
 
 
-def tile_sharpness(grey: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Noise-corrected Laplacian variance of each TILE x TILE tile (rows x columns)."""
+def tile_sharpness(grey: NDArray[np.float32], noise: float) -> NDArray[np.float64]:
+    """Laplacian variance of each TILE x TILE tile (rows x columns), less `noise`
+    (noise_variance)."""
     if grey.shape[0] < 3 or grey.shape[1] < 3:
         return np.zeros((1, 1))
     laplacian = _laplacian(grey)
     energy = _tile_means(laplacian * laplacian, TILE)
-    noise = noise_variance(grey)
     detail = energy - noise
     # What stays within the noise estimate's own error of zero is grain, not detail.
     return np.where(detail > NOISE_DETAIL_SHARE * noise, detail, 0.0)
@@ -393,18 +399,24 @@ def _face_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_faces(grey: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
-    """Frontal faces as (x, y, width, height) in `grey`'s pixels."""
+def detect_faces(
+    grey: NDArray[np.float32],
+    side: int = FACE_SIDE,
+    step: float = FACE_SCALE_STEP,
+    smallest: int = FACE_MIN_SIDE,
+) -> list[tuple[int, int, int, int]]:
+    """Frontal faces as (x, y, width, height) in `grey`'s pixels, searched on a copy `side`
+    pixels long, at sizes from `smallest` up by `step` (bench.judge_cost tries others)."""
     height, width = grey.shape
-    if min(height, width) < FACE_MIN_SIDE:
+    if min(height, width) < smallest:
         return []
-    scale = min(1.0, FACE_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     small: NDArray[Any] = grey.astype(np.uint8)
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
     found = _face_cascade().detectMultiScale(
-        small, scaleFactor=1.2, minNeighbors=4, minSize=(FACE_MIN_SIDE, FACE_MIN_SIDE)
+        small, scaleFactor=step, minNeighbors=4, minSize=(smallest, smallest)
     )
     return [
         (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
@@ -413,13 +425,12 @@ def detect_faces(grey: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
 
 
 def face_sharpness_each(
-    grey: NDArray[np.float32], faces: list[tuple[int, int, int, int]]
+    grey: NDArray[np.float32], faces: list[tuple[int, int, int, int]], noise: float
 ) -> list[float | None]:
-    """Each face's sharpness in [0, 1] (its inner part, noise-corrected); None for a face too
-    small to measure."""
+    """Each face's sharpness in [0, 1] (its inner part, less `noise`: noise_variance); None
+    for a face too small to measure."""
     if not faces:
         return []
-    noise = noise_variance(grey)
     values: list[float | None] = []
     for x, y, w, h in faces:
         # The inner part: eyes, nose and mouth, not the hair or background at the box's edge.

@@ -215,10 +215,18 @@ class HashingSpool:
 # --- Thumbnails ------------------------------------------------------------------------------
 
 
+# Bicubic, not Lanczos: on the worker's decode (1-2x the thumbnail's side) it costs 0.65x the
+# CPU (4000x3000 q92 photo: 4.9 against 7.6 ms) for a picture that differs from the Lanczos one
+# by 0.37 levels on average, at most 20, over 8 on 0.02% of the pixels, and keeps 83% of its
+# Laplacian energy (33 real photographs of 1680-6028 px; bilinear keeps 58%, so thumbnails would
+# look softer than the photo is, which a culler judges focus by).
+THUMBNAIL_RESAMPLE = Image.Resampling.BICUBIC
+
+
 def make_thumbnail(img: Image.Image, size: int) -> Image.Image:
     """A copy of `img` whose longest side is at most `size`, aspect ratio kept."""
     thumb = img.copy()
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    thumb.thumbnail((size, size), THUMBNAIL_RESAMPLE, reducing_gap=3.0)
     return thumb
 
 

@@ -1,5 +1,6 @@
-"""Camera RAWs and videos through HTTP: a DNG is stored as a DNG and judged on its preview
-(or a half-size development), never on its IFD0 thumbnail; a video is a 415."""
+"""Camera RAWs and videos through HTTP: a DNG, NEF, CR2, ARW, PEF, RAF, CR3, ORF or RW2 is
+stored in its own format and judged on its preview (or a half-size development), never on its
+IFD0 thumbnail; a video is a 415."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ import io
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from processing.sniff import RAW_FORMATS
 from tests.factories import jpeg_bytes
-from tests.raw_factory import DngSpec, dng_bytes
+from tests.raw_factory import DngSpec
+from tests.raw_factory_more import CAMERAS, any_raw_bytes
+
+RAW_KINDS = ["DNG", *CAMERAS]
+# The picture LibRaw develops from each (it crops the D700's 600 x 400 by 2 columns a side;
+# Sony's rows are 608 wide, Panasonic's 612).
+DEVELOPED = dict.fromkeys(RAW_KINDS, (600, 400)) | {
+    "NEF": (596, 400),
+    "ARW": (608, 400),
+    "RW2": (612, 408),
+}
+_DNG_BODY = (DngSpec.make, DngSpec.model)
 
 
 def _upload(
@@ -24,14 +38,15 @@ def _stored(storage_root: Path) -> list[str]:
     return sorted(p.name for p in (storage_root / "images").glob("*"))
 
 
-def test_a_dng_is_stored_as_a_dng_and_judged_on_its_preview(
-    client: TestClient, storage_root: Path
+@pytest.mark.parametrize("kind", RAW_KINDS)
+def test_a_raw_is_stored_in_its_format_and_judged_on_its_preview(
+    client: TestClient, storage_root: Path, kind: str
 ) -> None:
-    data = dng_bytes(DngSpec(size=(600, 400), preview_size=(1500, 1000), orientation=8))
-    response = _upload(client, "IMG_0001.DNG", data)
+    data = any_raw_bytes(kind, preview_size=(1500, 1000), orientation=8, serial="3021234")
+    response = _upload(client, "frame", data)  # no extension: recognised by its content
     assert response.status_code == 200, response.text
     [item] = response.json()
-    assert item["filename"].endswith(".dng")
+    assert item["filename"].endswith(f".{kind.lower()}")
 
     [shown] = client.get("/images/").json()
     assert shown["processing_error"] is None
@@ -41,33 +56,38 @@ def test_a_dng_is_stored_as_a_dng_and_judged_on_its_preview(
 
     original = client.get(f"/images/{item['id']}")
     assert original.content == data
-    assert original.headers["content-type"] == "image/x-adobe-dng"
+    assert original.headers["content-type"] == RAW_FORMATS[kind][1]
     thumbnail = client.get(f"/images/thumbnail/{item['id']}")
     with Image.open(io.BytesIO(thumbnail.content)) as thumb:
         # From the 1500 x 1000 preview, turned upright (orientation 8): portrait, 512 long.
         assert thumb.size == (341, 512)
 
     metadata = client.get(f"/images/metadata/{item['id']}").json()
-    assert (metadata["width"], metadata["height"]) == (600, 400)  # not the IFD0 thumbnail's
-    assert metadata["camera_serial"] == "SN-4242"
-    assert metadata["camera_model"] == "Raw Body X1"
+    # The sensor's size, not the IFD0 thumbnail's.
+    assert (metadata["width"], metadata["height"]) == DEVELOPED[kind]
+    assert metadata["camera_serial"].lstrip("0") == "3021234"  # Canon's: 10 digits
+    make, model = (CAMERAS[kind].make, CAMERAS[kind].model) if kind in CAMERAS else _DNG_BODY
+    assert (metadata["camera_make"], metadata["camera_model"]) == (make, model)
     assert metadata["orientation"] == 8
     assert metadata["shot_at_local"].startswith("2024-05-06T07:08:09.25")
     assert metadata["shot_at_offset"] == "+02:00"
     assert _stored(storage_root) == [item["filename"]]
 
 
-def test_a_dng_without_a_preview_is_developed_at_half_size(client: TestClient) -> None:
-    response = _upload(client, "IMG_0002.dng", dng_bytes(DngSpec(preview_size=None)))
+@pytest.mark.parametrize("kind", RAW_KINDS)
+def test_a_raw_without_a_preview_is_developed_at_half_size(client: TestClient, kind: str) -> None:
+    response = _upload(client, f"frame.{kind.lower()}", any_raw_bytes(kind, preview_size=None))
     assert response.status_code == 200, response.text
     [item] = response.json()
     [shown] = client.get("/images/").json()
     assert shown["processing_error"] is None
     assert shown["has_thumbnail"]
     assert shown["has_embedding"]
+    assert shown["quality_score"] is not None
     thumbnail = client.get(f"/images/thumbnail/{item['id']}")
     with Image.open(io.BytesIO(thumbnail.content)) as thumb:
-        assert thumb.size == (300, 200)  # half of the 600 x 400 sensor; never upscaled
+        # Half of the sensor, never upscaled.
+        assert thumb.size == (DEVELOPED[kind][0] // 2, DEVELOPED[kind][1] // 2)
 
 
 def test_a_video_is_refused_as_not_a_photo(client: TestClient, storage_root: Path) -> None:

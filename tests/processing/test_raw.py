@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
+from processing.metadata_extraction import ImageMetadata
 from processing.photo import load_oriented_rgb
 from processing.raw import PREVIEW_MIN_SIDE, RawHeader, load_raw_rgb, raw_kind
 from processing.raw_metadata import extract_raw_metadata
@@ -90,13 +91,13 @@ def test_dng_is_inspected_as_a_raw_with_its_metadata(tmp_path: Path) -> None:
     assert (meta.camera_make, meta.camera_model) == ("Testmaker", "Raw Body X1")
     assert meta.camera_serial == "SN-4242"
     assert meta.lens_model == "Test 50mm F1.8"
-    assert (meta.iso, meta.exposure_time, meta.f_number, meta.focal_length) == (
-        400,
-        "1/250",
-        2.8,
-        "50mm",
-    )
+    assert exposure(meta) == (400, "1/250", 2.8, "50mm")
     assert meta.caption is None
+
+
+def exposure(meta: ImageMetadata) -> tuple[object, ...]:
+    """ISO, shutter, aperture and focal length as read."""
+    return (meta.iso, meta.exposure_time, meta.f_number, meta.focal_length)
 
 
 def test_a_raw_larger_than_the_pixel_limit_is_refused(tmp_path: Path) -> None:
