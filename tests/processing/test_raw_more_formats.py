@@ -15,12 +15,8 @@ import pytest
 import rawpy
 from PIL import Image
 
-from processing.photo import load_oriented_rgb
-from processing.raw import load_raw_rgb
-from processing.sniff import RAW_FORMATS, sniff_file
 from processing.validation import inspect_image_file
 from tests.api.test_xmp_export import EXIFTOOL, needs_exiftool
-from tests.processing.test_raw import likeness
 from tests.raw_factory import _cfa, scene
 from tests.raw_factory_more import MORE_CAMERAS as CAMERAS
 from tests.raw_factory_more import camera_raw_bytes as raw_bytes
@@ -42,68 +38,6 @@ TURNS = [
 def _write(path: Path, kind: str, **changes: object) -> Path:
     path.write_bytes(raw_bytes(kind, camera_spec(kind, **changes)))
     return path
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_recognised_by_content_and_kept_with_its_own_extension(tmp_path: Path, kind: str) -> None:
-    path = _write(tmp_path / "upload", kind)  # no name to go by
-    assert sniff_file(path).raw_kind == kind
-    inspected = inspect_image_file(path, MAX_PIXELS)
-    assert (inspected.format, inspected.extension, inspected.mime_type) == (
-        kind,
-        *RAW_FORMATS[kind],
-    )
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_large_preview_is_what_is_decoded(tmp_path: Path, kind: str) -> None:
-    # The preview shows another picture than the sensor data: which one comes out tells
-    # which path ran.
-    spec = camera_spec(kind, preview_size=(1200, 800), seed=1, preview_seed=2)
-    path = tmp_path / "a"
-    path.write_bytes(raw_bytes(kind, spec))
-    picture = load_raw_rgb(path, 512)
-    assert picture.mode == "RGB"
-    assert 512 <= max(picture.size) <= 1200
-    assert likeness(picture, scene(spec.size, 2)) > 0.9
-    assert likeness(picture, scene(spec.size, 1)) < 0.5
-
-
-@pytest.mark.parametrize("preview", [None, (900, 600)], ids=["no-preview", "small-preview"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_without_a_large_preview_the_sensor_is_developed_at_half_size(
-    tmp_path: Path, kind: str, preview: tuple[int, int] | None
-) -> None:
-    spec = camera_spec(kind, preview_size=preview, seed=1, preview_seed=2)
-    path = tmp_path / "a"
-    path.write_bytes(raw_bytes(kind, spec))
-    picture = load_raw_rgb(path, 128)
-    assert picture.size == (spec.size[0] // 2, spec.size[1] // 2)
-    assert likeness(picture, scene(spec.size, 1)) > DEVELOPED_LIKENESS
-    assert likeness(picture, scene(spec.size, 2)) < 0.5
-
-
-@pytest.mark.parametrize(("orientation", "turn"), TURNS)
-@pytest.mark.parametrize(
-    ("kind", "preview"),
-    [(kind, (1200, 800)) for kind in KINDS] + [(kind, None) for kind in KINDS],
-    ids=[f"{kind}-preview" for kind in KINDS] + [f"{kind}-half-size" for kind in KINDS],
-)
-def test_the_raw_orientation_is_applied(
-    tmp_path: Path,
-    kind: str,
-    preview: tuple[int, int] | None,
-    orientation: int,
-    turn: Image.Transpose,
-) -> None:
-    spec = camera_spec(kind, preview_size=preview, orientation=orientation, seed=4)
-    path = tmp_path / "a"
-    path.write_bytes(raw_bytes(kind, spec))
-    picture = load_oriented_rgb(path, 256)  # the entry point every consumer uses
-    upright = scene(spec.size, 4).transpose(turn)
-    assert (picture.width > picture.height) == (upright.width > upright.height)
-    assert likeness(picture, upright) > (0.9 if preview else DEVELOPED_LIKENESS)
-    assert likeness(picture, upright.transpose(Image.Transpose.ROTATE_180)) < 0.5
 
 
 @pytest.mark.parametrize("kind", KINDS)
