@@ -278,12 +278,15 @@ def delete_batch(session: Session, batch_id: int) -> None:
 
 
 @retry_on_lost_race
-def add_images(session: Session, batch_id: int, image_ids: Collection[int]) -> ImageBatch:
-    """Add images; members already in the batch keep their labels."""
+def add_images(
+    session: Session, batch_id: int, image_ids: Collection[int], image_columns: Sequence[str]
+) -> BatchMembers:
+    """Add images; members already in the batch keep their labels. Answers the batch's page
+    as plain rows (100k members read back as ORM objects took 4.7 s)."""
     _lock_batch(session, batch_id)
     _existing_images(session, image_ids)
     crud_batch.add_members(session, batch_id, image_ids)
-    return get_batch(session, batch_id)
+    return batch_page(session, batch_id, image_columns)
 
 
 @retry_on_lock_conflict

@@ -64,7 +64,7 @@ def test_an_image_deleted_between_the_check_and_the_insert_is_404(
 
     def write(session: Session) -> object:
         if adding:
-            return batch_service.add_images(session, batch_id, ids)
+            return batch_service.add_images(session, batch_id, ids, ["id"])
         return batch_service.create_batch(session, "race", ids, "summary", ["id"], None)
 
     monkeypatch.setattr(crud_batch, "add_members", delete_then_insert)
