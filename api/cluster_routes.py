@@ -187,7 +187,8 @@ def add_images_to_batch(
     batch_id: RowId, body: ImageIds, session: SessionDep, present: PresenterDep
 ) -> Response:
     """Add existing images to a batch; members keep their labels."""
-    return present.batch(batch_service.add_images(session, batch_id, body.image_ids))
+    page = batch_service.add_images(session, batch_id, body.image_ids, present.image_columns())
+    return present.batch_page(page)
 
 
 @router.delete(

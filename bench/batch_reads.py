@@ -14,10 +14,7 @@ import argparse
 import io
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +23,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +31,7 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy import insert, select
 
+from bench import scratch
 from bench.scratch import scratch_postgres
 from database.database import create_db_engine
 from database.migrations import upgrade_to_head
@@ -45,25 +42,12 @@ LIBRARY = 5_000
 LIST_BATCHES, LIST_BATCH_SIZE = 20, 2_500
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_server(
     database_url: str, storage: Path, checkout: Path = PROJECT_ROOT
-) -> Iterator[Server]:
-    """`uvicorn api.main:app` of `checkout` (default this one) on a free port."""
-    port = _free_port()
+) -> Iterator[str]:
+    """The URL of `uvicorn api.main:app` of `checkout` (default this one) with the offline
+    encoder on `database_url`, once its model is loaded (bench.scratch.running_server)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -72,37 +56,9 @@ def running_server(
         "EMBEDDING_DEVICE": "cpu",
         "TORCH_THREADS": "1",
         "API_KEY": "",
-        "PYTHONUNBUFFERED": "1",
     }
-    log = storage.parent / "server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)],
-            cwd=checkout,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with scratch.running_server(checkout, env, storage.parent / "server.log") as url:
+        yield url
 
 
 @contextmanager
@@ -275,8 +231,8 @@ def run(kind: str, quick: bool) -> None:
     repeats = 8 if quick else 25
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        with fresh_database(kind, tmp) as url, running_server(url, tmp / "assets") as server:
-            health = httpx.get(f"{server.url}/health", timeout=30).json()
+        with fresh_database(kind, tmp) as url, running_server(url, tmp / "assets") as base:
+            health = httpx.get(f"{base}/health", timeout=30).json()
             model = health["model"]["active_model"] or health["model"]["configured_model"]
             ids = insert_library(url, model)
             for n in range(LIST_BATCHES):
@@ -286,7 +242,7 @@ def run(kind: str, quick: bool) -> None:
                 f"\n== {kind}: {LIBRARY} images, {LIST_BATCHES} batches x {LIST_BATCH_SIZE}"
                 f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
             )
-            with httpx.Client(base_url=server.url, timeout=300) as client:
+            with httpx.Client(base_url=base, timeout=300) as client:
                 full, size = sequential(client, "/batches/", 2 if quick else 4)
                 per_k = statistics.median(full) / (LIST_BATCHES * LIST_BATCH_SIZE / 1000)
                 line(
@@ -309,7 +265,7 @@ def run(kind: str, quick: bool) -> None:
 
             batch_2k = insert_batch(url, "wedding 2k", ids[:2000])
             batch_5k = insert_batch(url, "wedding 5k", ids)
-            with httpx.Client(base_url=server.url, timeout=300) as client:
+            with httpx.Client(base_url=base, timeout=300) as client:
                 for label, batch_id in (("2k", batch_2k), ("5k", batch_5k)):
                     times, size = sequential(client, f"/batches/{batch_id}", repeats)
                     line(
@@ -319,9 +275,7 @@ def run(kind: str, quick: bool) -> None:
                         "p50 <= 100 ms at 5k",
                     )
             for label, batch_id in (("2k", batch_2k), ("5k", batch_5k)):
-                lat, rate, failed = concurrent(
-                    server.url, f"/batches/{batch_id}", 8, 2 if quick else 4
-                )
+                lat, rate, failed = concurrent(base, f"/batches/{batch_id}", 8, 2 if quick else 4)
                 line(
                     f"GET /batches/{{id}} {label}, 8 clients, p50, req/s",
                     f"{ms(statistics.median(lat)) if lat else '-'}, {rate:.1f} req/s"
@@ -329,7 +283,7 @@ def run(kind: str, quick: bool) -> None:
                     "(issue: 1.86 s p50, 3.9 req/s at 2k)",
                 )
 
-            with httpx.Client(base_url=server.url, timeout=60) as client:
+            with httpx.Client(base_url=base, timeout=60) as client:
                 quiet, _ = sequential(client, "/images/?limit=100", 100)
                 line(
                     "GET /images/?limit=100 idle, p50 / p99",
@@ -337,7 +291,7 @@ def run(kind: str, quick: bool) -> None:
                     "-",
                 )
                 busy, uploads = while_uploading(
-                    server.url, lambda: sequential(client, "/images/?limit=100", 200)[0]
+                    base, lambda: sequential(client, "/images/?limit=100", 200)[0]
                 )
                 line(
                     f"GET /images/?limit=100 during uploads ({uploads} files), p50 / p99",

@@ -35,15 +35,16 @@ from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from bench.analyze_scale import insert_photo_like
-from bench.batch_reads import PROJECT_ROOT, Server, running_server
+from bench.batch_reads import PROJECT_ROOT, running_server
 from bench.scratch import scratch_postgres
 from crud import crud_image
 from database.database import create_db_engine
 from database.models import Image, ImageBatchAssociation
 
-# The revision measured as 'before' by default: main before the second round of issue 22
-# point 5 (the first round started from ab876e0).
-BEFORE = "64b818e"
+# The revision measured as 'before' by default: main before the third round of issue 22
+# point 5 (memberships checked per statement; the first round started from ab876e0, the
+# second from 64b818e).
+BEFORE = "b96635d"
 TARGETS = {
     "list": "GET /images/?limit=100 p50 <= 15 ms at 100k rows",
     "create": "POST /batches/ with 100k ids <= 2 s",
@@ -77,15 +78,15 @@ def migrate(checkout: Path, url: str) -> None:
 
 
 @contextmanager
-def side(checkout: Path, tmp: Path, rows: int) -> Iterator[tuple[Server, str, list[int]]]:
-    """A server of `checkout` on a fresh database holding `rows` images."""
+def side(checkout: Path, tmp: Path, rows: int) -> Iterator[tuple[str, str, list[int]]]:
+    """A server of `checkout` (its URL) on a fresh database (its URL) holding `rows` images."""
     tmp.mkdir(parents=True, exist_ok=True)
     with scratch_postgres() as url:
         migrate(checkout, url)
-        with running_server(url, tmp / "assets", checkout) as server:
-            health = httpx.get(f"{server.url}/health", timeout=60).json()
+        with running_server(url, tmp / "assets", checkout) as base:
+            health = httpx.get(f"{base}/health", timeout=60).json()
             model = health["model"]["active_model"] or health["model"]["configured_model"]
-            yield server, url, insert_photo_like(url, rows, model)
+            yield base, url, insert_photo_like(url, rows, model)
 
 
 def timed(client: httpx.Client, method: str, path: str, **kwargs: object) -> tuple[float, bytes]:
@@ -167,8 +168,8 @@ def run(rows: int, revision: str, rounds: int, analyze: bool) -> None:
         )
         line("figure", "before", "after", "target")
         clients = {
-            name: stack.enter_context(httpx.Client(base_url=server.url, timeout=3600))
-            for name, server in (("before", old), ("after", new))
+            name: stack.enter_context(httpx.Client(base_url=base, timeout=3600))
+            for name, base in (("before", old), ("after", new))
         }
         lists: dict[str, list[float]] = {"before": [], "after": []}
         for round_ in range(rounds):

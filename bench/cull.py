@@ -68,8 +68,8 @@ def run(kind: str, images: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, fresh_database(kind, Path(tmp)) as url:
         batch_id = prepare(url, images)
         with (
-            running_server(url, Path(tmp) / "assets") as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
+            running_server(url, Path(tmp) / "assets") as base,
+            httpx.Client(base_url=base, timeout=60) as client,
         ):
             for label, body in (
                 ("share 15%", {"share": 0.15}),

@@ -1,6 +1,7 @@
 """Decode 24 MP RAWs of each format to a thumbnail: preview vs half-size, vs the same JPEG.
 
-Formats: DNG, NEF, CR2, ARW, PEF (the synthetic files of tests/raw_factory.py).
+Formats: DNG, NEF, CR2, ARW, PEF, RAF, CR3, ORF, RW2 (the synthetic files of
+tests/raw_factory.py and tests/raw_factory_more.py).
 Run by hand, never in tests:  python -m bench.raw_decode [--repeats N] [--kinds DNG,NEF,...]
 (from the repo root). Target (issue 21): a 24 MP RAW with a full-size preview -> thumbnail
 <= 1.5x the same-size JPEG.
@@ -18,11 +19,16 @@ from pathlib import Path
 
 from processing.photo import load_oriented_rgb
 from tests.factories import gradient_image
-from tests.raw_factory import CAMERAS, any_raw_bytes
+from tests.raw_factory_more import CAMERAS, any_raw_bytes
 from utils.file_handling import make_thumbnail
 
 WIDTH, HEIGHT = 6000, 4000  # 24 MP
-ARW_SIZE = (6048, 4000)  # Sony's rows are a multiple of 32 wide (the ILCE-7M3's: 6048)
+# Sony's rows are a multiple of 32 wide (the ILCE-7M3's: 6048); Panasonic's RawFormat 5 rows
+# whole 9-sample blocks.
+SIZES = {"ARW": (6048, 4000), "RW2": (6003, 4002)}
+# The test factory's CRX coder runs in Python (a minute or more for 24 MP): a CR3 is
+# timed on its preview only, over a 600 x 400 sensor (the preview path never reads it).
+SMALL_SENSOR = {"CR3": (600, 400)}
 THUMB_SIDE = 512
 TARGET_RATIO = 1.5
 KINDS = ["DNG", *CAMERAS]
@@ -58,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         previews = []
         for kind in kinds:
             for preview, label in [(full, "full-size preview"), (None, "half-size")]:
+                if kind in SMALL_SENSOR and preview is None:
+                    continue
                 path = root / f"{label[:4]}.{kind.lower()}"
-                size = ARW_SIZE if kind == "ARW" else full
+                size = SMALL_SENSOR.get(kind, SIZES.get(kind, full))
                 path.write_bytes(any_raw_bytes(kind, size=size, preview_size=preview))
                 ms = _ms(_thumbnail(path), args.repeats)
                 path.unlink()

@@ -216,6 +216,9 @@ class ImageBatch(Base):
 class ImageBatchAssociation(Base):
     __tablename__ = "image_batch_association"
 
+    # On PostgreSQL these two foreign keys are statement-level triggers (migration
+    # membership_checks: the same checks and cascades, once per statement, not per row);
+    # SQLite keeps them as foreign keys.
     batch_id: Mapped[int] = mapped_column(
         ForeignKey(f"{SCHEMA}.image_batches.id", ondelete="CASCADE"), primary_key=True
     )

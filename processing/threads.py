@@ -2,8 +2,12 @@
 
 Chosen once, at start-up, from the cores this process may run on and `TORCH_THREADS`:
 
-- **decode**: 1 thread, the worker's decode stage (decode, thumbnail, quality of the next
-  batch while the model runs); uploads are decoded on the request threads.
+- **decode**: one thread per usable core, the worker's decode stage (decode, thumbnail,
+  quality of the next batch while the model runs), a batch's images spread over them; uploads
+  are decoded on the request threads. One decode thread left a core idle whenever the model
+  waited for the next batch (on 2 cores the decode side is the slower one for the offline
+  encoder): with one per core, the decode side takes both cores while the model waits and
+  shares them while it runs (README "Threads", the measured A/B).
 - **model**: `TORCH_THREADS` when set, else every usable core but one (at least 1). torch's
   own default takes every core; its threads meet at a barrier after each operation, so one
   thread that loses its core to a decode, a request or another process stalls them all: the
@@ -18,8 +22,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-DECODE_THREADS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,5 +42,5 @@ def usable_cores() -> int:
 def thread_policy(torch_threads: int | None, cores: int | None = None) -> ThreadPolicy:
     """The threads of each kind for a machine of `cores` (default: this process's)."""
     cores = cores if cores is not None else usable_cores()
-    model = torch_threads if torch_threads is not None else max(1, cores - DECODE_THREADS)
-    return ThreadPolicy(cores=cores, model=model, decode=DECODE_THREADS)
+    model = torch_threads if torch_threads is not None else max(1, cores - 1)
+    return ThreadPolicy(cores=cores, model=model, decode=cores)

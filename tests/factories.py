@@ -10,6 +10,25 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, TiffImagePlugin
 
+from database.models import Image as ImageRow
+
+
+def image_row(tag: str, n: int, model: str | None = None, **columns: Any) -> ImageRow:
+    """An image row named `tag` + `n` whose files are never read (a unique hash; a 16-byte
+    vector when it has an embedding `model`)."""
+    return ImageRow(
+        filename=f"{tag}{n}.jpg",
+        original_filename=f"{tag}{n}.jpg",
+        file_path=f"images/{tag}{n}.jpg",
+        image_hash=f"{tag}{n:x}".rjust(64, "0"),
+        file_size=1,
+        mime_type="image/jpeg",
+        embedding_model=model,
+        features=None if model is None else b"\0" * 16,
+        **columns,
+    )
+
+
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
 

@@ -51,8 +51,10 @@ class ProcessingWorker(PendingIds):
         on_start: StartupFn | None = None,
         backoff: Backoff | None = None,
         finish: FinishFn | None = None,
+        on_stop: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
+        self._on_stop = on_stop
         self._process = process
         self._finish = finish
         self._batch_size = batch_size
@@ -81,6 +83,8 @@ class ProcessingWorker(PendingIds):
         self._stop_thread(self._thread, timeout)
         if self._model_thread.is_alive():
             self._model_thread.join(max(0.0, deadline - time.monotonic()))
+        if self._on_stop is not None:
+            self._on_stop()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is queued or running (for tests and benchmarks)."""

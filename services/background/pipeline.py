@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Executor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,9 +167,11 @@ def prepare_images(
     settings: StorageLayout,
     embedder: Embedder | None,
     image_ids: list[int],
+    decode_pool: Executor | None = None,
 ) -> PreparedImages:
-    """The decode side: decode (or take the upload's decode), thumbnail, quality. The inline
-    worker runs it for the next batch while the model runs `finish_images` on this one."""
+    """The decode side: decode (or take the upload's decode), thumbnail, quality, the batch's
+    images spread over `decode_pool`'s threads. The inline worker runs it for the next batch
+    while the model runs `finish_images` on this one."""
     model_id = embedder.model_id if embedder is not None else None
     with session_factory() as session:
         images = crud_image.get_images(session, image_ids)
@@ -179,28 +182,47 @@ def prepare_images(
     prepared = PreparedImages(jobs, embedder)
     embed_side = embedder.input_size if embedder is not None else 0
     with _thumbnails_kept_only_if_recorded(session_factory, jobs):
-        _prepare_each(settings, prepared, embed_side)
+        _prepare_each(settings, prepared, embed_side, decode_pool)
     return prepared
 
 
-def _prepare_each(settings: StorageLayout, prepared: PreparedImages, embed_side: int) -> None:
-    for job in prepared.jobs:
-        try:
-            img = _decode(settings, job, embed_side)
-        except DecodeBusy:
-            raise  # others hold the decode budget: the batch stays queued and is tried again
-        except Exception as exc:
-            if _storage_fault(settings, exc):
-                raise  # not the file's fault: the batch stays queued and is tried again
-            # The file itself is broken: record it, and never block its batch-mates.
-            logger.warning("image %s could not be decoded: %s", job.image_id, exc)
-            job.values["processing_error"] = f"could not be decoded: {exc}"[:500]
-            continue
-        # A failure to write the thumbnail (storage full or away) is not the image's fault:
-        # it propagates, nothing is recorded, and the image stays pending for a retry.
-        _thumbnail_and_quality(settings, job, img)
-        if job.needs_embedding:
-            prepared.to_embed.append((job, model_input(img, embed_side)))
+def _prepare_each(
+    settings: StorageLayout,
+    prepared: PreparedImages,
+    embed_side: int,
+    pool: Executor | None,
+) -> None:
+    """Each job's decode, thumbnail and quality, on `pool`'s threads when given (Pillow,
+    OpenCV and numpy release the GIL in them). Every job ends before a failure propagates, so
+    the batch's clean-up sees every thumbnail written; the model's inputs keep the batch order."""
+    if pool is None:
+        inputs = [_prepare_one(settings, job, embed_side) for job in prepared.jobs]
+    else:
+        futures = [pool.submit(_prepare_one, settings, job, embed_side) for job in prepared.jobs]
+        wait(futures)
+        inputs = [future.result() for future in futures]
+    prepared.to_embed.extend(
+        (job, img) for job, img in zip(prepared.jobs, inputs, strict=True) if img is not None
+    )
+
+
+def _prepare_one(settings: StorageLayout, job: _Job, embed_side: int) -> PILImage.Image | None:
+    """Decode, thumbnail and judge one image; its model input when it needs a vector."""
+    try:
+        img = _decode(settings, job, embed_side)
+    except DecodeBusy:
+        raise  # others hold the decode budget: the batch stays queued and is tried again
+    except Exception as exc:
+        if _storage_fault(settings, exc):
+            raise  # not the file's fault: the batch stays queued and is tried again
+        # The file itself is broken: record it, and never block its batch-mates.
+        logger.warning("image %s could not be decoded: %s", job.image_id, exc)
+        job.values["processing_error"] = f"could not be decoded: {exc}"[:500]
+        return None
+    # A failure to write the thumbnail (storage full or away) is not the image's fault:
+    # it propagates, nothing is recorded, and the image stays pending for a retry.
+    _thumbnail_and_quality(settings, job, img)
+    return model_input(img, embed_side) if job.needs_embedding else None
 
 
 def finish_images(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,8 +94,12 @@ def _build_queue(
     if not threaded:
         return _inline_worker(settings, session_factory, embedder)
 
+    decode_threads = thread_policy(settings.torch_threads).decode
+    pool = ThreadPoolExecutor(decode_threads, "decode") if decode_threads > 1 else None
+
     def prepare(image_ids: list[int]) -> PreparedImages:
-        return prepare_images(session_factory, settings, loaded_embedder(embedder), image_ids)
+        embedder_now = loaded_embedder(embedder)
+        return prepare_images(session_factory, settings, embedder_now, image_ids, pool)
 
     def finish(prepared: PreparedImages) -> None:
         finish_images(session_factory, prepared)
@@ -105,7 +110,11 @@ def _build_queue(
         return find_pending_image_ids(session_factory, active.model_id if active else None)
 
     return ProcessingWorker(
-        prepare, settings.embedding_batch_size, on_start=backfill, finish=finish
+        prepare,
+        settings.embedding_batch_size,
+        on_start=backfill,
+        finish=finish,
+        on_stop=pool.shutdown if pool is not None else None,
     )
 
 

@@ -101,6 +101,8 @@ def test_add_images_keeps_existing_labels(client: TestClient, db: Session) -> No
     assert response.status_code == 200
     labels = {a["image"]["id"]: a["group_label"] for a in response.json()["image_associations"]}
     assert labels == {ids[0]: "Group 1", ids[1]: None, ids[2]: None}
+    # The answer is the batch's page, as GET answers it.
+    assert response.json() == client.get(f"/batches/{batch['id']}").json()
 
 
 def test_add_unknown_images_is_404(client: TestClient) -> None:

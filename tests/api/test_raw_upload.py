@@ -1,6 +1,6 @@
-"""Camera RAWs and videos through HTTP: a DNG, NEF, CR2, ARW or PEF is stored in its own
-format and judged on its preview (or a half-size development), never on its IFD0 thumbnail;
-a video is a 415."""
+"""Camera RAWs and videos through HTTP: a DNG, NEF, CR2, ARW, PEF, RAF, CR3, ORF or RW2 is
+stored in its own format and judged on its preview (or a half-size development), never on its
+IFD0 thumbnail; a video is a 415."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ from PIL import Image
 
 from processing.sniff import RAW_FORMATS
 from tests.factories import jpeg_bytes
-from tests.raw_factory import CAMERAS, DngSpec, any_raw_bytes
+from tests.raw_factory import DngSpec
+from tests.raw_factory_more import CAMERAS, any_raw_bytes
 
 RAW_KINDS = ["DNG", *CAMERAS]
 # The picture LibRaw develops from each (it crops the D700's 600 x 400 by 2 columns a side;
-# Sony's rows are 608 wide).
-DEVELOPED = dict.fromkeys(RAW_KINDS, (600, 400)) | {"NEF": (596, 400), "ARW": (608, 400)}
+# Sony's rows are 608 wide, Panasonic's 612).
+DEVELOPED = dict.fromkeys(RAW_KINDS, (600, 400)) | {
+    "NEF": (596, 400),
+    "ARW": (608, 400),
+    "RW2": (612, 408),
+}
 _DNG_BODY = (DngSpec.make, DngSpec.model)
 
 

@@ -12,6 +12,7 @@ from crud import crud_batch, crud_image
 from database import readiness
 from database.models import Image, ImageBatch, ImageBatchAssociation
 from processing.quality import QUALITY_VERSION
+from tests.factories import image_row
 
 MODELS = (None, "model-a", "model-b")
 
@@ -21,18 +22,7 @@ def _images(db: Session) -> list[Image]:
     combos = itertools.product((False, True), (None, QUALITY_VERSION - 1, QUALITY_VERSION), MODELS)
     images = []
     for n, (thumbnail, version, model) in enumerate(combos):
-        image = Image(
-            filename=f"r{n}.jpg",
-            original_filename=f"r{n}.jpg",
-            file_path=f"images/r{n}.jpg",
-            image_hash=f"{n:064x}",
-            file_size=1,
-            mime_type="image/jpeg",
-            has_thumbnail=thumbnail,
-            quality_version=version,
-            embedding_model=model,
-            features=None if model is None else b"\0" * 16,
-        )
+        image = image_row("r", n, model, has_thumbnail=thumbnail, quality_version=version)
         images.append(crud_image.add_image(db, image))
     return images
 

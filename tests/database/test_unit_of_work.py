@@ -14,20 +14,8 @@ from database import unit_of_work
 from database.database import create_session_factory
 from database.models import Image, VectorVersion
 from database.vector_version import current_version
+from tests.factories import image_row
 from utils.file_handling import StorageUnavailable
-
-
-def _image(n: int, model: str | None = None) -> Image:
-    return Image(
-        filename=f"u{n}.jpg",
-        original_filename=f"u{n}.jpg",
-        file_path=f"images/u{n}.jpg",
-        image_hash=f"u{n:063x}",
-        file_size=1,
-        mime_type="image/jpeg",
-        embedding_model=model,
-        features=None if model is None else b"\0" * 16,
-    )
 
 
 def test_every_new_factory_gets_its_hooks(engine: Engine, tmp_path: Path) -> None:
@@ -58,7 +46,7 @@ def test_effects_run_in_the_stated_order(
 
     with session_factory() as session:
         start = current_version(session)
-        image = crud_image.add_image(session, _image(1))
+        image = crud_image.add_image(session, image_row("u", 1))
 
         def observe(ids: list[int]) -> tuple[list[int], bool, bool, int]:
             version = connection.scalar(select(VectorVersion.version))
@@ -86,7 +74,7 @@ def test_a_rollback_forgets_everything(
     kept.write_bytes(b"y")
     with session_factory() as session:
         start = current_version(session)
-        image = crud_image.add_image(session, _image(2, "m"))
+        image = crud_image.add_image(session, image_row("u", 2, "m"))
         unit_of_work.move_after_commit(session, source, tmp_path / "b.jpg")
         unit_of_work.remove_after_commit(session, kept)
         unit_of_work.process_after_commit(session, [image.id])
@@ -127,7 +115,7 @@ def test_version_moves_once_per_transaction_that_changes_vectors(
 ) -> None:
     unit_of_work.install(session_factory)
     with session_factory() as session:
-        image = crud_image.add_image(session, _image(3))
+        image = crud_image.add_image(session, image_row("u", 3))
         session.commit()
         start = current_version(session)
         crud_image.update_processed_image(session, image.id, has_thumbnail=True, rating=5)
@@ -140,7 +128,7 @@ def test_version_moves_once_per_transaction_that_changes_vectors(
         image.embedding_model = "n"  # through the ORM
         session.commit()
         assert current_version(session) == start + 2
-        session.add(_image(4, "m"))  # a new image with a vector
+        session.add(image_row("u", 4, "m"))  # a new image with a vector
         session.commit()
         assert current_version(session) == start + 3
         crud_image.delete_image(session, image)
@@ -176,7 +164,7 @@ def test_a_destination_that_cannot_be_written_fails_the_commit_and_keeps_nothing
     source = tmp_path / "e.part"
     source.write_bytes(b"x")
     with session_factory() as session:
-        crud_image.add_image(session, _image(5))
+        crud_image.add_image(session, image_row("u", 5))
         unit_of_work.move_after_commit(session, source, tmp_path / "images" / "e.jpg")
         with pytest.raises(StorageUnavailable, match="'images'"):
             session.commit()

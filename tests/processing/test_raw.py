@@ -13,7 +13,7 @@ from PIL import Image, TiffImagePlugin
 
 from processing.metadata_extraction import ImageMetadata
 from processing.photo import load_oriented_rgb
-from processing.raw import PREVIEW_MIN_SIDE, RawHeader, load_raw_rgb, raw_kind
+from processing.raw import RawHeader, load_raw_rgb, raw_kind
 from processing.raw_metadata import extract_raw_metadata
 from processing.sniff import sniff_file
 from processing.validation import InvalidImage, NotAPhoto, inspect_image_file
@@ -28,54 +28,6 @@ def likeness(image: Image.Image, reference: Image.Image) -> float:
     a = np.asarray(image.convert("L").resize((96, 64)), dtype=np.float64).ravel()
     b = np.asarray(reference.convert("L").resize((96, 64)), dtype=np.float64).ravel()
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def test_dng_with_a_large_preview_is_decoded_from_the_preview(tmp_path: Path) -> None:
-    # The preview shows another picture than the sensor data: which one comes out tells
-    # which path ran.
-    spec = DngSpec(preview_size=(1200, 800), seed=1, preview_seed=2)
-    path = write_dng(tmp_path / "a.dng", spec)
-    picture = load_raw_rgb(path, 512)
-    assert picture.mode == "RGB"
-    assert 512 <= max(picture.size) <= 1200
-    assert likeness(picture, scene(spec.size, 2)) > 0.9
-    assert likeness(picture, scene(spec.size, 1)) < 0.5
-
-
-@pytest.mark.parametrize("preview", [None, (900, 600)], ids=["no-preview", "small-preview"])
-def test_dng_without_a_large_preview_is_developed_at_half_size(
-    tmp_path: Path, preview: tuple[int, int] | None
-) -> None:
-    assert preview is None or max(preview) < PREVIEW_MIN_SIDE
-    spec = DngSpec(size=(600, 400), preview_size=preview, seed=1, preview_seed=2)
-    path = write_dng(tmp_path / "a.dng", spec)
-    picture = load_raw_rgb(path, 128)
-    assert picture.size == (300, 200)  # half of the sensor's 600 x 400
-    assert likeness(picture, scene(spec.size, 1)) > 0.9
-    assert likeness(picture, scene(spec.size, 2)) < 0.5
-
-
-@pytest.mark.parametrize("preview", [(1200, 800), None], ids=["preview", "half-size"])
-@pytest.mark.parametrize(
-    ("orientation", "turn"),
-    [
-        (6, Image.Transpose.ROTATE_270),
-        (8, Image.Transpose.ROTATE_90),
-        (3, Image.Transpose.ROTATE_180),
-    ],
-)
-def test_the_raw_orientation_is_applied(
-    tmp_path: Path,
-    preview: tuple[int, int] | None,
-    orientation: int,
-    turn: Image.Transpose,
-) -> None:
-    spec = DngSpec(preview_size=preview, orientation=orientation, seed=4)
-    path = write_dng(tmp_path / "a.dng", spec)
-    picture = load_oriented_rgb(path, 256)  # the entry point every consumer uses
-    upright = scene(spec.size, 4).transpose(turn)
-    assert (picture.width > picture.height) == (upright.width > upright.height)
-    assert likeness(picture, upright) > 0.9
 
 
 def test_dng_is_inspected_as_a_raw_with_its_metadata(tmp_path: Path) -> None:

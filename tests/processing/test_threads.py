@@ -1,4 +1,5 @@
-"""The thread policy: TORCH_THREADS wins; otherwise the model leaves a core to the rest."""
+"""The thread policy: TORCH_THREADS wins; otherwise the model leaves a core to the rest, and
+the decode stage has a thread per core (it takes the cores the model leaves idle)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from processing.threads import thread_policy, usable_cores
 @pytest.mark.parametrize(("cores", "model"), [(1, 1), (2, 1), (4, 3), (16, 15)])
 def test_the_model_leaves_one_core_to_decoding_and_requests(cores: int, model: int) -> None:
     policy = thread_policy(None, cores)
-    assert (policy.model, policy.decode, policy.cores) == (model, 1, cores)
+    assert (policy.model, policy.decode, policy.cores) == (model, cores, cores)
 
 
 def test_torch_threads_is_taken_as_it_is() -> None:

@@ -397,3 +397,64 @@ def test_the_model_gets_the_shared_decode_reduced_to_twice_its_input(
     assert pixels.size == (-(-decoded[0] // factor), -(-decoded[1] // factor))
     assert min(pixels.size) >= 224
     assert max(pixels.size) >= 2 * 224
+
+
+class _NamingPool(ThreadPoolExecutor):
+    """A real two-thread pool that notes which of its threads ran each task."""
+
+    def __init__(self) -> None:
+        super().__init__(2, "decode")
+        self.ran_on: set[str] = set()
+        self._noted = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        def noted():  # type: ignore[no-untyped-def]
+            with self._noted:
+                self.ran_on.add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+
+        return super().submit(noted)
+
+
+def test_a_batch_spread_over_decode_threads_makes_what_one_thread_makes(
+    live_client: TestClient, settings: Settings, engine: Engine, storage_root: Path
+) -> None:
+    """Issue 22, overlap: the decode stage spreads a batch over its threads (one per core);
+    each image gets the same thumbnail and quality as on one thread, the model's inputs keep
+    the batch's order, and a broken file is marked failed without costing its batch-mates."""
+    items = post_files(
+        live_client, *[(f"{i}.jpg", jpeg_bytes((640, 480), seed=500 + i)) for i in range(6)]
+    )
+    wait_for_worker(live_client)
+    ids = [item["id"] for item in items]
+    (storage_root / items[2]["file_path"]).write_bytes(b"\xff\xd8 broken on disk")
+    factory = sessionmaker(engine)
+    embedder = cast("Embedder", _SizeOnlyEmbedder())
+    made = {}
+    for pool in (None, _NamingPool()):
+        with Session(engine) as session, session.begin():
+            session.execute(
+                update(Image).values(has_thumbnail=False, quality_score=None, quality_version=None)
+            )
+        for thumbnail in (storage_root / "thumbnails").iterdir():
+            thumbnail.unlink()
+        prepared = prepare_images(factory, settings, embedder, ids, pool)
+        made[pool is None] = (
+            [job.image_id for job, _ in prepared.to_embed],
+            [img.tobytes() for _, img in prepared.to_embed],
+            [
+                {k: v for k, v in job.values.items() if k != "processing_error"}
+                for job in prepared.jobs
+            ],
+            [job.values.get("processing_error") is not None for job in prepared.jobs],
+            sorted(p.read_bytes() for p in (storage_root / "thumbnails").iterdir()),
+        )
+        if pool is not None:
+            pool.shutdown()
+            assert pool.ran_on == {"decode_0", "decode_1"}
+
+    assert made[False] == made[True]
+    in_order, _, _, failed, thumbnails = made[False]
+    assert in_order == [i for i in ids if i != ids[2]]
+    assert failed == [i == ids[2] for i in ids]
+    assert len(thumbnails) == 5
